@@ -1,0 +1,106 @@
+/* Run-time choice of the SIMD path, thread count and build information. */
+#define _POSIX_C_SOURCE 200112L /* posix_memalign under -std=c11 */
+#include <stdlib.h>
+#include <string.h>
+#include "tt_internal.h"
+
+#ifndef TT_BUILD_INFO
+#define TT_BUILD_INFO "unknown"
+#endif
+
+static int detected_level = -1;
+static int active_level = -1;
+static int num_threads = 0; /* 0: not set yet, use OpenMP's default */
+
+int tt_simd_detected(void) {
+    if (detected_level < 0) {
+        int level = TT_SIMD_GENERIC;
+#if TT_X86_SIMD
+        __builtin_cpu_init();
+        if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) level = TT_SIMD_AVX2;
+        if (level == TT_SIMD_AVX2 && __builtin_cpu_supports("avx512f") &&
+            __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl") &&
+            __builtin_cpu_supports("avx512bw"))
+            level = TT_SIMD_AVX512;
+#endif
+        detected_level = level;
+    }
+    return detected_level;
+}
+
+int tt_simd_level(void) {
+    if (active_level < 0) {
+        int level = tt_simd_detected();
+        const char *env = getenv("TINYTAPE_SIMD");
+        if (env != NULL) {
+            int want = level;
+            if (strcmp(env, "generic") == 0) want = TT_SIMD_GENERIC;
+            else if (strcmp(env, "avx2") == 0) want = TT_SIMD_AVX2;
+            if (want < level) level = want;
+        }
+        active_level = level;
+    }
+    return active_level;
+}
+
+int tt_set_simd_level(int level) {
+    int best = tt_simd_detected();
+    if (level < TT_SIMD_GENERIC) level = TT_SIMD_GENERIC;
+    active_level = level > best ? best : level;
+    return active_level;
+}
+
+const char *tt_simd_name(int level) {
+    switch (level) {
+        case TT_SIMD_AVX512: return "avx512";
+        case TT_SIMD_AVX2: return "avx2";
+        default: return "generic";
+    }
+}
+
+int tt_have_openmp(void) {
+#ifdef _OPENMP
+    return 1;
+#else
+    return 0;
+#endif
+}
+
+void tt_set_num_threads(int n) { num_threads = n < 1 ? 1 : n; }
+
+int tt_get_num_threads(void) {
+#ifdef _OPENMP
+    if (num_threads == 0) num_threads = omp_get_max_threads();
+    return num_threads;
+#else
+    return 1;
+#endif
+}
+
+int tt_threads_for(double work) {
+    int n = tt_get_num_threads();
+    if (work < 32768.0) return 1;
+    return n;
+}
+
+const char *tt_build_info(void) { return TT_BUILD_INFO; }
+
+void *tt_aligned_alloc(size_t bytes) {
+    void *p = NULL;
+    if (bytes == 0) bytes = TT_ALIGN;
+    bytes = (bytes + TT_ALIGN - 1) / TT_ALIGN * TT_ALIGN;
+#if defined(_WIN32)
+    p = _aligned_malloc(bytes, TT_ALIGN);
+#else
+    if (posix_memalign(&p, TT_ALIGN, bytes) != 0) p = NULL;
+#endif
+    return p;
+}
+
+void tt_aligned_free(void *p) {
+#if defined(_WIN32)
+    _aligned_free(p);
+#else
+    free(p);
+#endif
+}

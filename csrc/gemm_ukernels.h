@@ -1,0 +1,281 @@
+/* GEMM microkernels and packing routines: internal interface between the
+ * blocked driver (gemm.c, gemm_impl.inc) and the per-ISA files
+ * gemm_ukr_{generic,avx2,avx512}.c. Not part of the public API.
+ *
+ * Packed formats (all zero-padded to full micro-panels, 64-byte aligned):
+ *   A block (mc x kc): ceil(mc/MR) micro-panels, each kc steps of MR values,
+ *                      pa[panel*MR*kc + p*MR + i] = op(A)[panel*MR + i][p]
+ *   B block (kc x nc): ceil(nc/NR) micro-panels, each kc steps of NR values,
+ *                      pb[panel*NR*kc + p*NR + j] = op(B)[p][panel*NR + j]
+ * The microkernel computes one MR x NR tile, vectors along N (C is row-major):
+ *   C = alpha * pa_panel @ pb_panel + beta * C   (beta == 0: C is not read).
+ */
+#ifndef TT_GEMM_UKERNELS_H
+#define TT_GEMM_UKERNELS_H
+
+#include <stdint.h>
+#include <string.h>
+#include "tt_internal.h"
+
+/* Largest MR * NR of any kernel: the driver's edge-tile buffer. */
+#define TT_GEMM_MAX_TILE 512
+
+typedef void (*tt_ukr_f32)(int64_t k, const float *a, const float *b, float *c, int64_t ldc,
+                           float alpha, float beta);
+typedef void (*tt_ukr_f64)(int64_t k, const double *a, const double *b, double *c, int64_t ldc,
+                           double alpha, double beta);
+
+/* Optional kernel for a partial tile (mr <= MR rows, nr <= NR columns) that
+ * works on C directly; without one the driver runs the full kernel into a
+ * local tile and copies the valid part. */
+typedef void (*tt_ukr_edge_f32)(int64_t mr, int64_t nr, int64_t k, const float *a, const float *b,
+                                float *c, int64_t ldc, float alpha, float beta);
+typedef void (*tt_ukr_edge_f64)(int64_t mr, int64_t nr, int64_t k, const double *a,
+                                const double *b, double *c, int64_t ldc, double alpha,
+                                double beta);
+
+/* Pack `len` rows of a micro-panel direction into W-wide micro-panels over kc
+ * steps. Element (x, p) of the source is src[x*ld + p] when `pcontig` (each x
+ * is a contiguous row along k) else src[p*ld + x] (each k step is contiguous). */
+typedef void (*tt_pack_f32)(int pcontig, int64_t len, int64_t kc, const float *src, int64_t ld,
+                            float *dst);
+typedef void (*tt_pack_f64)(int pcontig, int64_t len, int64_t kc, const double *src, int64_t ld,
+                            double *dst);
+
+/* A kernel set: tile shape, cache blocking and the routines to use them. */
+typedef struct {
+    int mr, nr;   /* register tile */
+    int kc;       /* depth of a packed block: MR*kc + NR*kc fits L1 (roughly) */
+    int mc;       /* rows of A packed per block (lives in L3) */
+    int nc;       /* columns of B packed per block (lives in L2) */
+    tt_ukr_f32 ukr;
+    tt_ukr_edge_f32 ukr_edge; /* may be NULL */
+    tt_pack_f32 pack_a, pack_b;
+} tt_gemm_kernels_f32;
+
+typedef struct {
+    int mr, nr, kc, mc, nc;
+    tt_ukr_f64 ukr;
+    tt_ukr_edge_f64 ukr_edge;
+    tt_pack_f64 pack_a, pack_b;
+} tt_gemm_kernels_f64;
+
+const tt_gemm_kernels_f32 *tt_gemm_kernels_generic_f32(void);
+const tt_gemm_kernels_f64 *tt_gemm_kernels_generic_f64(void);
+#if TT_X86_SIMD
+const tt_gemm_kernels_f32 *tt_gemm_kernels_avx2_f32(void);
+const tt_gemm_kernels_f64 *tt_gemm_kernels_avx2_f64(void);
+const tt_gemm_kernels_f32 *tt_gemm_kernels_avx512_f32(void);
+const tt_gemm_kernels_f64 *tt_gemm_kernels_avx512_f64(void);
+#endif
+
+#if defined(__GNUC__) || defined(__clang__)
+#define TT_INLINE static inline __attribute__((always_inline))
+#else
+#define TT_INLINE static inline
+#endif
+
+#if defined(__GNUC__) || defined(__clang__)
+#define TT_PREFETCH(p) __builtin_prefetch(p)
+#else
+#define TT_PREFETCH(p) ((void)0)
+#endif
+
+/* Generic packing bodies. W is a compile-time constant at every call site (the
+ * per-ISA wrappers inline these under their own target attribute), so the
+ * fixed-width copies compile to plain vector moves. */
+#define TT_DEFINE_PACK(T, NAME)                                                          \
+    TT_INLINE void NAME(int pcontig, int64_t len, int64_t kc, const T *src, int64_t ld, \
+                        T *dst, const int W) {                                          \
+        for (int64_t x0 = 0; x0 < len; x0 += W) {                                       \
+            const int64_t w = len - x0 < W ? len - x0 : W;                              \
+            T *d = dst + x0 * kc;                                                       \
+            if (!pcontig) {                                                             \
+                /* each k step is w contiguous values: a row copy */                   \
+                const T *s = src + x0;                                                  \
+                if (w == W) {                                                           \
+                    for (int64_t p = 0; p < kc; p++, s += ld, d += W) {                 \
+                        TT_PREFETCH(s + 8 * ld);                                        \
+                        TT_PREFETCH(s + 8 * ld + W - 1);                                \
+                        for (int x = 0; x < W; x++) d[x] = s[x];                        \
+                    }                                                                   \
+                } else {                                                                \
+                    for (int64_t p = 0; p < kc; p++, s += ld, d += W) {                 \
+                        int x = 0;                                                      \
+                        for (; x < w; x++) d[x] = s[x];                                 \
+                        for (; x < W; x++) d[x] = (T)0;                                 \
+                    }                                                                   \
+                }                                                                       \
+            } else {                                                                    \
+                /* each x is a contiguous run along k: transpose in 8-step strips */   \
+                const T *s = src + x0 * ld;                                             \
+                int64_t p = 0;                                                          \
+                for (; p + 8 <= kc; p += 8) {                                           \
+                    for (int64_t x = 0; x < w; x++) {                                   \
+                        const T *sx = s + x * ld + p;                                   \
+                        for (int q = 0; q < 8; q++) d[(p + q) * W + x] = sx[q];         \
+                    }                                                                   \
+                    for (int64_t x = w; x < W; x++)                                     \
+                        for (int q = 0; q < 8; q++) d[(p + q) * W + x] = (T)0;          \
+                }                                                                       \
+                for (; p < kc; p++) {                                                   \
+                    for (int64_t x = 0; x < w; x++) d[p * W + x] = s[x * ld + p];       \
+                    for (int64_t x = w; x < W; x++) d[p * W + x] = (T)0;                \
+                }                                                                       \
+            }                                                                           \
+        }                                                                               \
+    }
+
+TT_DEFINE_PACK(float, tt_pack_body_f32)
+TT_DEFINE_PACK(double, tt_pack_body_f64)
+
+#if TT_X86_SIMD
+#include <immintrin.h>
+
+/* x86 packing for the transposing case (pcontig): 8x8 float / 4x4 double
+ * register transposes instead of one scalar move per element. AVX2-level
+ * helpers, inlined into both the AVX2 and the AVX-512 pack wrappers. */
+
+TT_TARGET_AVX2 TT_INLINE void tt_tr8x8_ps(__m256 r[8]) {
+    const __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+    const __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+    const __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+    const __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+    const __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+    const __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+    const __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+    const __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+    r[0] = _mm256_permute2f128_ps(u0, u4, 0x20);
+    r[1] = _mm256_permute2f128_ps(u1, u5, 0x20);
+    r[2] = _mm256_permute2f128_ps(u2, u6, 0x20);
+    r[3] = _mm256_permute2f128_ps(u3, u7, 0x20);
+    r[4] = _mm256_permute2f128_ps(u0, u4, 0x31);
+    r[5] = _mm256_permute2f128_ps(u1, u5, 0x31);
+    r[6] = _mm256_permute2f128_ps(u2, u6, 0x31);
+    r[7] = _mm256_permute2f128_ps(u3, u7, 0x31);
+}
+
+TT_TARGET_AVX2 TT_INLINE void tt_tr4x4_pd(__m256d r[4]) {
+    const __m256d t0 = _mm256_unpacklo_pd(r[0], r[1]), t1 = _mm256_unpackhi_pd(r[0], r[1]);
+    const __m256d t2 = _mm256_unpacklo_pd(r[2], r[3]), t3 = _mm256_unpackhi_pd(r[2], r[3]);
+    r[0] = _mm256_permute2f128_pd(t0, t2, 0x20);
+    r[1] = _mm256_permute2f128_pd(t1, t3, 0x20);
+    r[2] = _mm256_permute2f128_pd(t0, t2, 0x31);
+    r[3] = _mm256_permute2f128_pd(t1, t3, 0x31);
+}
+
+/* Store the first n (constant) lanes of v. */
+TT_TARGET_AVX2 TT_INLINE void tt_store_lanes_ps(float *d, __m256 v, const int n) {
+    if (n == 8) {
+        _mm256_storeu_ps(d, v);
+        return;
+    }
+    int rem = n;
+    __m128 part = _mm256_castps256_ps128(v);
+    if (rem >= 4) {
+        _mm_storeu_ps(d, part);
+        part = _mm256_extractf128_ps(v, 1);
+        d += 4;
+        rem -= 4;
+    }
+    if (rem >= 2) {
+        _mm_storel_pi((__m64 *)d, part);
+        part = _mm_movehl_ps(part, part);
+        d += 2;
+        rem -= 2;
+    }
+    if (rem) _mm_store_ss(d, part);
+}
+
+TT_TARGET_AVX2 TT_INLINE void tt_store_lanes_pd(double *d, __m256d v, const int n) {
+    if (n == 4) {
+        _mm256_storeu_pd(d, v);
+        return;
+    }
+    __m128d part = _mm256_castpd256_pd128(v);
+    if (n >= 2) {
+        _mm_storeu_pd(d, part);
+        if (n == 3) _mm_store_sd(d + 2, _mm256_extractf128_pd(v, 1));
+    } else {
+        _mm_store_sd(d, part);
+    }
+}
+
+/* One W-wide micro-panel of the transposing pack (w <= W valid rows; rows
+ * past w are zeros and never read). W is a constant; so is w for full panels. */
+TT_TARGET_AVX2 TT_INLINE void tt_pack_panel_x86_f32(const float *s, int64_t ld, int64_t kc,
+                                                    float *d, const int W, const int w) {
+    int64_t p = 0;
+    for (; p + 8 <= kc; p += 8) {
+#pragma GCC unroll 4
+        for (int g = 0; g < W; g += 8) {
+            const int gw = W - g < 8 ? W - g : 8;
+            __m256 r[8];
+#pragma GCC unroll 8
+            for (int i = 0; i < 8; i++) {
+                if (i < gw && g + i < w && (p & 15) == 0) TT_PREFETCH(s + (g + i) * ld + p + 64);
+                r[i] = i < gw && g + i < w ? _mm256_loadu_ps(s + (g + i) * ld + p)
+                                           : _mm256_setzero_ps();
+            }
+            tt_tr8x8_ps(r);
+#pragma GCC unroll 8
+            for (int q = 0; q < 8; q++) tt_store_lanes_ps(d + (p + q) * W + g, r[q], gw);
+        }
+    }
+    for (; p < kc; p++)
+        for (int x = 0; x < W; x++) d[p * W + x] = x < w ? s[x * ld + p] : 0.0f;
+}
+
+TT_TARGET_AVX2 TT_INLINE void tt_pack_panel_x86_f64(const double *s, int64_t ld, int64_t kc,
+                                                    double *d, const int W, const int w) {
+    int64_t p = 0;
+    for (; p + 4 <= kc; p += 4) {
+#pragma GCC unroll 8
+        for (int g = 0; g < W; g += 4) {
+            const int gw = W - g < 4 ? W - g : 4;
+            __m256d r[4];
+#pragma GCC unroll 4
+            for (int i = 0; i < 4; i++) {
+                if (i < gw && g + i < w && (p & 7) == 0) TT_PREFETCH(s + (g + i) * ld + p + 32);
+                r[i] = i < gw && g + i < w ? _mm256_loadu_pd(s + (g + i) * ld + p)
+                                           : _mm256_setzero_pd();
+            }
+            tt_tr4x4_pd(r);
+#pragma GCC unroll 4
+            for (int q = 0; q < 4; q++) tt_store_lanes_pd(d + (p + q) * W + g, r[q], gw);
+        }
+    }
+    for (; p < kc; p++)
+        for (int x = 0; x < W; x++) d[p * W + x] = x < w ? s[x * ld + p] : 0.0;
+}
+
+TT_TARGET_AVX2 TT_INLINE void tt_pack_x86_f32(int pcontig, int64_t len, int64_t kc,
+                                              const float *src, int64_t ld, float *dst,
+                                              const int W) {
+    if (!pcontig) {
+        tt_pack_body_f32(0, len, kc, src, ld, dst, W);
+        return;
+    }
+    const int64_t full = len / W * W;
+    for (int64_t x0 = 0; x0 < full; x0 += W)
+        tt_pack_panel_x86_f32(src + x0 * ld, ld, kc, dst + x0 * kc, W, W);
+    if (full < len)
+        tt_pack_panel_x86_f32(src + full * ld, ld, kc, dst + full * kc, W, (int)(len - full));
+}
+
+TT_TARGET_AVX2 TT_INLINE void tt_pack_x86_f64(int pcontig, int64_t len, int64_t kc,
+                                              const double *src, int64_t ld, double *dst,
+                                              const int W) {
+    if (!pcontig) {
+        tt_pack_body_f64(0, len, kc, src, ld, dst, W);
+        return;
+    }
+    const int64_t full = len / W * W;
+    for (int64_t x0 = 0; x0 < full; x0 += W)
+        tt_pack_panel_x86_f64(src + x0 * ld, ld, kc, dst + x0 * kc, W, W);
+    if (full < len)
+        tt_pack_panel_x86_f64(src + full * ld, ld, kc, dst + full * kc, W, (int)(len - full));
+}
+#endif /* TT_X86_SIMD */
+
+#endif /* TT_GEMM_UKERNELS_H */

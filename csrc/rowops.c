@@ -1,0 +1,249 @@
+/* Row kernels (softmax, log-softmax, cross-entropy, layer norm): the public
+ * entry points declared in tinytape.h.
+ *
+ * Each entry point handles empty shapes and argument checks, splits the rows
+ * into one contiguous chunk per OpenMP thread (static schedule; serial for
+ * small inputs), and runs the chunk on the SIMD path tt_simd_level() names at
+ * the time of the call. The per-row work lives in rowops_impl.inc.
+ */
+#include <math.h>
+#include <string.h>
+#include "rowops.h"
+
+/* Work per element in tt_threads_for units, so small inputs stay serial: an
+ * exp costs about as much as a dozen plain flops. */
+#define RO_COST_EXP 8.0
+#define RO_COST_PLAIN 3.0
+
+/* Cross-entropy keeps one partial loss per thread on the stack. */
+#define RO_MAX_THREADS 256
+
+static const struct tt_rowops *ro_ops(void) {
+#if TT_X86_SIMD
+    switch (tt_simd_level()) {
+        case TT_SIMD_AVX512: return &tt_rowops_avx512;
+        case TT_SIMD_AVX2: return &tt_rowops_avx2;
+        default: break;
+    }
+#endif
+    return &tt_rowops_generic;
+}
+
+static int ro_threads(int64_t rows, int64_t cols, double cost) {
+    int nt = tt_threads_for((double)rows * (double)cols * cost);
+    if (nt > rows) nt = (int)rows;
+    if (nt > RO_MAX_THREADS) nt = RO_MAX_THREADS;
+    return nt < 1 ? 1 : nt;
+}
+
+/* Rows [*r0, *r0 + *nr) of thread tid out of nt: contiguous, sizes differ by <= 1. */
+static void ro_chunk(int64_t rows, int tid, int nt, int64_t *r0, int64_t *nr) {
+    const int64_t base = rows / nt, extra = rows % nt;
+    *r0 = tid * base + (tid < extra ? tid : extra);
+    *nr = base + (tid < extra ? 1 : 0);
+}
+
+/* Runs BODY once per chunk with tid, r0 (first row) and nr (row count) set. */
+#ifdef _OPENMP
+#define RO_FOR_CHUNKS(nthreads, rows, BODY)                                  \
+    do {                                                                     \
+        const int ro_nt = (nthreads);                                        \
+        if (ro_nt > 1) {                                                     \
+            _Pragma("omp parallel num_threads(ro_nt)")                       \
+            {                                                                \
+                const int tid = omp_get_thread_num();                        \
+                int64_t r0, nr;                                              \
+                ro_chunk((rows), tid, omp_get_num_threads(), &r0, &nr);      \
+                (void)tid;                                                   \
+                if (nr > 0) { BODY; }                                        \
+            }                                                                \
+        } else {                                                             \
+            const int tid = 0;                                               \
+            const int64_t r0 = 0, nr = (rows);                               \
+            (void)tid;                                                       \
+            BODY;                                                            \
+        }                                                                    \
+    } while (0)
+#else
+#define RO_FOR_CHUNKS(nthreads, rows, BODY)                                  \
+    do {                                                                     \
+        const int tid = 0;                                                   \
+        const int64_t r0 = 0, nr = (rows);                                   \
+        (void)(nthreads);                                                    \
+        (void)tid;                                                           \
+        BODY;                                                                \
+    } while (0)
+#endif
+
+/* ------------------------------------------------ softmax and log-softmax */
+
+#define RO_DEFINE_FWD(name, field, T, cost)                                           \
+    void name(const T *x, T *y, int64_t rows, int64_t cols) {                        \
+        if (rows <= 0 || cols <= 0) return;                                          \
+        const struct tt_rowops *ops = ro_ops();                                      \
+        RO_FOR_CHUNKS(ro_threads(rows, cols, cost), rows,                            \
+                      ops->field(x + r0 * cols, y + r0 * cols, nr, cols));           \
+    }
+
+#define RO_DEFINE_BWD(name, field, T, cost)                                           \
+    void name(const T *y, const T *dy, T *dx, int64_t rows, int64_t cols) {          \
+        if (rows <= 0 || cols <= 0) return;                                          \
+        const struct tt_rowops *ops = ro_ops();                                      \
+        RO_FOR_CHUNKS(ro_threads(rows, cols, cost), rows,                            \
+                      ops->field(y + r0 * cols, dy + r0 * cols, dx + r0 * cols, nr,  \
+                                 cols));                                             \
+    }
+
+RO_DEFINE_FWD(tt_softmax_fwd_f32, softmax_fwd_f32, float, RO_COST_EXP)
+RO_DEFINE_FWD(tt_softmax_fwd_f64, softmax_fwd_f64, double, RO_COST_EXP)
+RO_DEFINE_BWD(tt_softmax_bwd_f32, softmax_bwd_f32, float, RO_COST_PLAIN)
+RO_DEFINE_BWD(tt_softmax_bwd_f64, softmax_bwd_f64, double, RO_COST_PLAIN)
+RO_DEFINE_FWD(tt_log_softmax_fwd_f32, log_softmax_fwd_f32, float, RO_COST_EXP)
+RO_DEFINE_FWD(tt_log_softmax_fwd_f64, log_softmax_fwd_f64, double, RO_COST_EXP)
+RO_DEFINE_BWD(tt_log_softmax_bwd_f32, log_softmax_bwd_f32, float, RO_COST_EXP)
+RO_DEFINE_BWD(tt_log_softmax_bwd_f64, log_softmax_bwd_f64, double, RO_COST_EXP)
+
+/* --------------------------------------------------------- cross-entropy */
+
+/* First row whose target is neither ignore nor in [0, cols), else -1; counts
+ * the other rows. Checked up front so the kernels never index with a bad
+ * target and the answer does not depend on the thread split. */
+static int64_t ro_check_targets(const int64_t *targets, int64_t rows, int64_t cols,
+                                int64_t ignore, int64_t *count) {
+    int64_t n = 0;
+    for (int64_t r = 0; r < rows; r++) {
+        const int64_t t = targets[r];
+        if (t == ignore) continue;
+        if (t < 0 || t >= cols) return r;
+        n++;
+    }
+    *count = n;
+    return -1;
+}
+
+#define RO_DEFINE_CE_FWD(name, field, T)                                               \
+    int64_t name(const T *logits, const int64_t *targets, int64_t rows, int64_t cols,  \
+                 int64_t ignore_index, T *lse, double *loss_sum, int64_t *count) {     \
+        int64_t n = 0;                                                                 \
+        *loss_sum = 0.0;                                                               \
+        *count = 0;                                                                    \
+        if (rows <= 0) return -1;                                                      \
+        const int64_t bad = ro_check_targets(targets, rows, cols, ignore_index, &n);   \
+        if (bad >= 0) return bad;                                                      \
+        if (cols == 0) { /* every row is ignored; logsumexp of nothing */              \
+            for (int64_t r = 0; r < rows; r++) lse[r] = -(T)INFINITY;                  \
+            return -1;                                                                 \
+        }                                                                              \
+        const struct tt_rowops *ops = ro_ops();                                        \
+        double part[RO_MAX_THREADS] = {0}; /* summed in thread order: deterministic */ \
+        const int nt = ro_threads(rows, cols, RO_COST_EXP);                            \
+        RO_FOR_CHUNKS(nt, rows,                                                        \
+                      part[tid] = ops->field(logits + r0 * cols, targets + r0, nr,     \
+                                             cols, ignore_index, lse + r0));           \
+        double sum = 0.0;                                                              \
+        for (int t = 0; t < nt; t++) sum += part[t];                                   \
+        *loss_sum = sum;                                                               \
+        *count = n;                                                                    \
+        return -1;                                                                     \
+    }
+
+#define RO_DEFINE_CE_BWD(name, field, T)                                               \
+    int64_t name(const T *logits, const int64_t *targets, const T *lse, int64_t rows,  \
+                 int64_t cols, int64_t ignore_index, T scale, T *dlogits) {            \
+        int64_t n = 0;                                                                 \
+        if (rows <= 0) return -1;                                                      \
+        const int64_t bad = ro_check_targets(targets, rows, cols, ignore_index, &n);   \
+        if (bad >= 0) return bad;                                                      \
+        if (cols == 0) return -1;                                                      \
+        const struct tt_rowops *ops = ro_ops();                                        \
+        RO_FOR_CHUNKS(ro_threads(rows, cols, RO_COST_EXP), rows,                       \
+                      ops->field(logits + r0 * cols, targets + r0, lse + r0, nr, cols, \
+                                 ignore_index, scale, dlogits + r0 * cols));           \
+        return -1;                                                                     \
+    }
+
+RO_DEFINE_CE_FWD(tt_cross_entropy_fwd_f32, ce_fwd_f32, float)
+RO_DEFINE_CE_FWD(tt_cross_entropy_fwd_f64, ce_fwd_f64, double)
+RO_DEFINE_CE_BWD(tt_cross_entropy_bwd_f32, ce_bwd_f32, float)
+RO_DEFINE_CE_BWD(tt_cross_entropy_bwd_f64, ce_bwd_f64, double)
+
+/* ------------------------------------------------------------ layer norm */
+
+#define RO_DEFINE_LN_FWD(name, field, T)                                                \
+    void name(const T *x, const T *gamma, const T *beta, T *y, T *mean, T *rstd,        \
+              int64_t rows, int64_t cols, T eps) {                                      \
+        if (rows <= 0) return;                                                          \
+        if (cols == 0) { /* statistics of nothing, as numpy gives them */               \
+            for (int64_t r = 0; r < rows; r++) mean[r] = rstd[r] = (T)NAN;              \
+            return;                                                                     \
+        }                                                                               \
+        const struct tt_rowops *ops = ro_ops();                                         \
+        RO_FOR_CHUNKS(ro_threads(rows, cols, RO_COST_PLAIN), rows,                      \
+                      ops->field(x + r0 * cols, gamma, beta, y + r0 * cols, mean + r0,  \
+                                 rstd + r0, nr, cols, eps));                            \
+    }
+
+RO_DEFINE_LN_FWD(tt_layer_norm_fwd_f32, ln_fwd_f32, float)
+RO_DEFINE_LN_FWD(tt_layer_norm_fwd_f64, ln_fwd_f64, double)
+
+/* Backward: each thread sums dgamma/dbeta over its rows into its own buffers
+ * (double totals, see TT_LN_BLOCK_ROWS); the totals are then added in thread
+ * order, so the result depends on the thread count but not on timing. */
+#ifdef _OPENMP
+#define RO_LN_PARALLEL_REGION _Pragma("omp parallel num_threads(nt)")
+#define RO_LN_TID omp_get_thread_num()
+#define RO_LN_TEAM omp_get_num_threads()
+#else
+#define RO_LN_PARALLEL_REGION
+#define RO_LN_TID 0
+#define RO_LN_TEAM 1
+#endif
+
+#define RO_DEFINE_LN_BWD(name, field, T)                                                 \
+    void name(const T *dy, const T *x, const T *gamma, const T *mean, const T *rstd,     \
+              T *dx, T *dgamma, T *dbeta, int64_t rows, int64_t cols) {                  \
+        if (cols <= 0) return;                                                           \
+        if (rows <= 0) {                                                                 \
+            for (int64_t j = 0; j < cols; j++) dgamma[j] = dbeta[j] = 0;                 \
+            return;                                                                      \
+        }                                                                                \
+        const struct tt_rowops *ops = ro_ops();                                          \
+        int nt = ro_threads(rows, cols, RO_COST_PLAIN);                                  \
+        /* per thread: part_g, part_b (T), tot_g, tot_b (double), 64-byte aligned */    \
+        const int64_t cpad = (cols + 15) / 16 * 16;                                       \
+        const int64_t stride = 2 * cpad * (int64_t)sizeof(T) + 2 * cpad * 8;             \
+        char *buf = (char *)tt_aligned_alloc((size_t)(nt * stride));                     \
+        if (buf == NULL) { /* serial, summing straight into the outputs */              \
+            ops->field(dy, x, gamma, mean, rstd, dx, rows, cols, dgamma, dbeta, NULL,    \
+                       NULL);                                                            \
+            return;                                                                      \
+        }                                                                                \
+        int team = 1;                                                                    \
+        RO_LN_PARALLEL_REGION                                                            \
+        {                                                                                \
+            const int tid = RO_LN_TID, tn = RO_LN_TEAM;                                  \
+            int64_t r0, nr;                                                              \
+            ro_chunk(rows, tid, tn, &r0, &nr);                                           \
+            if (tid == 0) team = tn;                                                     \
+            char *mine = buf + tid * stride;                                             \
+            T *pg = (T *)mine, *pb = pg + cpad;                                          \
+            double *tg = (double *)(pb + cpad), *tb = tg + cpad;                         \
+            /* also with nr == 0: zeroes this thread's totals */                        \
+            ops->field(dy + r0 * cols, x + r0 * cols, gamma, mean + r0, rstd + r0,       \
+                       dx + r0 * cols, nr, cols, pg, pb, tg, tb);                        \
+        }                                                                                \
+        /* add the totals into thread 0's, in thread order */                            \
+        double *tot0 = (double *)(buf + 2 * cpad * (int64_t)sizeof(T));                 \
+        for (int t = 1; t < team; t++) {                                                 \
+            const double *tot = (const double *)((char *)tot0 + t * stride);             \
+            for (int64_t j = 0; j < 2 * cpad; j++) tot0[j] += tot[j];                    \
+        }                                                                                \
+        for (int64_t j = 0; j < cols; j++) {                                             \
+            dgamma[j] = (T)tot0[j];                                                      \
+            dbeta[j] = (T)tot0[cpad + j];                                                \
+        }                                                                                \
+        tt_aligned_free(buf);                                                            \
+    }
+
+RO_DEFINE_LN_BWD(tt_layer_norm_bwd_f32, ln_bwd_f32, float)
+RO_DEFINE_LN_BWD(tt_layer_norm_bwd_f64, ln_bwd_f64, double)

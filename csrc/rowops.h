@@ -1,0 +1,83 @@
+/* Row kernels, internal: the per-path function tables that rowops.c dispatches to.
+ *
+ * rowops_impl.inc is compiled once per SIMD path (rowops_generic.c,
+ * rowops_avx2.c, rowops_avx512.c); each path exports one table. The table
+ * functions process a contiguous block of rows on the calling thread and trust
+ * their arguments: rowops.c splits rows over threads, checks targets, and
+ * handles empty shapes.
+ *
+ * Every output may be the same buffer as an input of the same shape (in place);
+ * partial overlap is not allowed.
+ */
+#ifndef TT_ROWOPS_H
+#define TT_ROWOPS_H
+
+#include <stdint.h>
+#include "tt_internal.h"
+
+/* Layer-norm backward sums dgamma/dbeta rows in blocks of this many rows in the
+ * element type, then adds each block into a double total: float sums of 4096
+ * rows would lose ~3 digits, and a double add per element per row would cost. */
+#define TT_LN_BLOCK_ROWS 32
+
+struct tt_rowops {
+    void (*softmax_fwd_f32)(const float *x, float *y, int64_t rows, int64_t cols);
+    void (*softmax_fwd_f64)(const double *x, double *y, int64_t rows, int64_t cols);
+    void (*softmax_bwd_f32)(const float *y, const float *dy, float *dx, int64_t rows,
+                            int64_t cols);
+    void (*softmax_bwd_f64)(const double *y, const double *dy, double *dx, int64_t rows,
+                            int64_t cols);
+    void (*log_softmax_fwd_f32)(const float *x, float *y, int64_t rows, int64_t cols);
+    void (*log_softmax_fwd_f64)(const double *x, double *y, int64_t rows, int64_t cols);
+    void (*log_softmax_bwd_f32)(const float *y, const float *dy, float *dx, int64_t rows,
+                                int64_t cols);
+    void (*log_softmax_bwd_f64)(const double *y, const double *dy, double *dx, int64_t rows,
+                                int64_t cols);
+    /* Writes lse for every row; returns the sum over rows whose target is not
+     * ignore of lse - logits[t]. Targets must already be valid. */
+    double (*ce_fwd_f32)(const float *logits, const int64_t *targets, int64_t rows,
+                         int64_t cols, int64_t ignore, float *lse);
+    double (*ce_fwd_f64)(const double *logits, const int64_t *targets, int64_t rows,
+                         int64_t cols, int64_t ignore, double *lse);
+    void (*ce_bwd_f32)(const float *logits, const int64_t *targets, const float *lse,
+                       int64_t rows, int64_t cols, int64_t ignore, float scale, float *dlogits);
+    void (*ce_bwd_f64)(const double *logits, const int64_t *targets, const double *lse,
+                       int64_t rows, int64_t cols, int64_t ignore, double scale,
+                       double *dlogits);
+    void (*ln_fwd_f32)(const float *x, const float *gamma, const float *beta, float *y,
+                       float *mean, float *rstd, int64_t rows, int64_t cols, float eps);
+    void (*ln_fwd_f64)(const double *x, const double *gamma, const double *beta, double *y,
+                       double *mean, double *rstd, int64_t rows, int64_t cols, double eps);
+    /* Writes dx; overwrites part_g/part_b (length cols) with sum over rows of
+     * dy*xhat and dy. With tot_g/tot_b non-NULL the sums go to those (double)
+     * in blocks of TT_LN_BLOCK_ROWS rows and part_* are scratch; with NULL all
+     * rows are summed straight into part_*. */
+    void (*ln_bwd_f32)(const float *dy, const float *x, const float *gamma, const float *mean,
+                       const float *rstd, float *dx, int64_t rows, int64_t cols,
+                       float *part_g, float *part_b, double *tot_g, double *tot_b);
+    void (*ln_bwd_f64)(const double *dy, const double *x, const double *gamma,
+                       const double *mean, const double *rstd, double *dx, int64_t rows,
+                       int64_t cols, double *part_g, double *part_b, double *tot_g,
+                       double *tot_b);
+};
+
+/* The table of a path whose kernels rowops_impl.inc defined with suffix _<path>. */
+#define TT_ROWOPS_TABLE(path)                                                             \
+    {                                                                                     \
+        tt_ro_softmax_fwd_f32_##path, tt_ro_softmax_fwd_f64_##path,                       \
+        tt_ro_softmax_bwd_f32_##path, tt_ro_softmax_bwd_f64_##path,                       \
+        tt_ro_log_softmax_fwd_f32_##path, tt_ro_log_softmax_fwd_f64_##path,               \
+        tt_ro_log_softmax_bwd_f32_##path, tt_ro_log_softmax_bwd_f64_##path,               \
+        tt_ro_ce_fwd_f32_##path, tt_ro_ce_fwd_f64_##path,                                 \
+        tt_ro_ce_bwd_f32_##path, tt_ro_ce_bwd_f64_##path,                                 \
+        tt_ro_ln_fwd_f32_##path, tt_ro_ln_fwd_f64_##path,                                 \
+        tt_ro_ln_bwd_f32_##path, tt_ro_ln_bwd_f64_##path                                  \
+    }
+
+extern const struct tt_rowops tt_rowops_generic;
+#if TT_X86_SIMD
+extern const struct tt_rowops tt_rowops_avx2;
+extern const struct tt_rowops tt_rowops_avx512;
+#endif
+
+#endif /* TT_ROWOPS_H */

@@ -1,0 +1,108 @@
+/* tinytape C kernels: the public C API.
+ *
+ * Plain C (no Python.h). All matrices are row-major with an explicit row stride
+ * ("leading dimension", in elements). Callers (the Cython layer) guarantee that
+ * every pointer covers the extent the sizes and strides describe; the kernels
+ * never read or write outside it.
+ *
+ * Each kernel exists for float (f32) and double (f64). The public functions
+ * below dispatch to the SIMD path chosen at run time (AVX-512, AVX2+FMA or
+ * plain C) and split work over OpenMP threads where the build has OpenMP.
+ */
+#ifndef TINYTAPE_H
+#define TINYTAPE_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---------------------------------------------------------------- config */
+enum tt_simd { TT_SIMD_GENERIC = 0, TT_SIMD_AVX2 = 1, TT_SIMD_AVX512 = 2 };
+
+int tt_simd_detected(void);        /* best path this CPU and build support */
+int tt_simd_level(void);           /* path in use */
+int tt_set_simd_level(int level);  /* force a path (<= detected); returns the one in use */
+const char *tt_simd_name(int level);
+int tt_have_openmp(void);
+void tt_set_num_threads(int n);
+int tt_get_num_threads(void);
+const char *tt_build_info(void);   /* compiler and flags the kernels were built with */
+
+/* ------------------------------------------------------------------ GEMM */
+/* C = alpha * op(A) @ op(B) + beta * C, with op(A) m x k and op(B) k x n.
+ * A is stored m x k (lda >= k) or, with trans_a, k x m (lda >= m); B likewise.
+ * beta == 0 overwrites C without reading it (NaNs in C do not propagate). */
+void tt_gemm_f32(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k,
+                 float alpha, const float *A, int64_t lda, const float *B, int64_t ldb,
+                 float beta, float *C, int64_t ldc);
+void tt_gemm_f64(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k,
+                 double alpha, const double *A, int64_t lda, const double *B, int64_t ldb,
+                 double beta, double *C, int64_t ldc);
+
+/* The same for `batch` independent products; matrix i starts at A + i*stride_a
+ * (likewise B, C). A stride of 0 broadcasts one matrix over the batch. */
+void tt_gemm_batched_f32(int trans_a, int trans_b, int64_t batch, int64_t m, int64_t n, int64_t k,
+                         float alpha, const float *A, int64_t lda, int64_t stride_a,
+                         const float *B, int64_t ldb, int64_t stride_b,
+                         float beta, float *C, int64_t ldc, int64_t stride_c);
+void tt_gemm_batched_f64(int trans_a, int trans_b, int64_t batch, int64_t m, int64_t n, int64_t k,
+                         double alpha, const double *A, int64_t lda, int64_t stride_a,
+                         const double *B, int64_t ldb, int64_t stride_b,
+                         double beta, double *C, int64_t ldc, int64_t stride_c);
+
+/* ------------------------------------------------------------- row kernels */
+/* All row kernels work on contiguous (rows x cols) buffers, one row at a time. */
+
+/* y = softmax(x) per row.  dx = y * (dy - sum(dy * y)) from the saved output y. */
+void tt_softmax_fwd_f32(const float *x, float *y, int64_t rows, int64_t cols);
+void tt_softmax_fwd_f64(const double *x, double *y, int64_t rows, int64_t cols);
+void tt_softmax_bwd_f32(const float *y, const float *dy, float *dx, int64_t rows, int64_t cols);
+void tt_softmax_bwd_f64(const double *y, const double *dy, double *dx, int64_t rows, int64_t cols);
+
+/* y = x - logsumexp(x) per row.  dx = dy - exp(y) * sum(dy) from the saved output y. */
+void tt_log_softmax_fwd_f32(const float *x, float *y, int64_t rows, int64_t cols);
+void tt_log_softmax_fwd_f64(const double *x, double *y, int64_t rows, int64_t cols);
+void tt_log_softmax_bwd_f32(const float *y, const float *dy, float *dx, int64_t rows, int64_t cols);
+void tt_log_softmax_bwd_f64(const double *y, const double *dy, double *dx, int64_t rows, int64_t cols);
+
+/* Softmax cross-entropy with integer targets. Rows whose target equals
+ * ignore_index do not count. Forward writes lse[r] = logsumexp(logits[r]) (saved
+ * for backward) and *loss_sum = sum over counted rows of lse[r] - logits[r, t],
+ * accumulated in double; *count = number of counted rows.
+ * Backward: dlogits[r] = scale * (softmax(logits[r]) - onehot(t)), zero for
+ * ignored rows; the caller passes scale = grad_loss / count.
+ * Both return -1, or the first row whose target is neither ignore_index nor in
+ * [0, cols): then nothing past that row is read through the target. */
+int64_t tt_cross_entropy_fwd_f32(const float *logits, const int64_t *targets, int64_t rows,
+                                 int64_t cols, int64_t ignore_index, float *lse,
+                                 double *loss_sum, int64_t *count);
+int64_t tt_cross_entropy_fwd_f64(const double *logits, const int64_t *targets, int64_t rows,
+                                 int64_t cols, int64_t ignore_index, double *lse,
+                                 double *loss_sum, int64_t *count);
+int64_t tt_cross_entropy_bwd_f32(const float *logits, const int64_t *targets, const float *lse,
+                                 int64_t rows, int64_t cols, int64_t ignore_index, float scale,
+                                 float *dlogits);
+int64_t tt_cross_entropy_bwd_f64(const double *logits, const int64_t *targets, const double *lse,
+                                 int64_t rows, int64_t cols, int64_t ignore_index, double scale,
+                                 double *dlogits);
+
+/* Layer norm over each row: y = (x - mean) * rstd * gamma + beta, with
+ * rstd = 1 / sqrt(var + eps) (biased variance). Saves mean[rows], rstd[rows].
+ * Backward gives dx, and dgamma/dbeta (length cols, overwritten) in one pass. */
+void tt_layer_norm_fwd_f32(const float *x, const float *gamma, const float *beta, float *y,
+                           float *mean, float *rstd, int64_t rows, int64_t cols, float eps);
+void tt_layer_norm_fwd_f64(const double *x, const double *gamma, const double *beta, double *y,
+                           double *mean, double *rstd, int64_t rows, int64_t cols, double eps);
+void tt_layer_norm_bwd_f32(const float *dy, const float *x, const float *gamma, const float *mean,
+                           const float *rstd, float *dx, float *dgamma, float *dbeta,
+                           int64_t rows, int64_t cols);
+void tt_layer_norm_bwd_f64(const double *dy, const double *x, const double *gamma,
+                           const double *mean, const double *rstd, double *dx, double *dgamma,
+                           double *dbeta, int64_t rows, int64_t cols);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* TINYTAPE_H */

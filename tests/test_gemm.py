@@ -1,0 +1,218 @@
+"""GEMM against float64 numpy on awkward shapes, layouts, batches and bad inputs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from tolerances import assert_gemm_close
+
+from tinytape import backend
+
+DTYPES = [np.float32, np.float64]
+# 0, 1, primes, sizes around the register tiles (6/8/14/16/32) and cache blocks.
+SIZES = [0, 1, 2, 7, 13, 15, 16, 17, 31, 33, 97, 130]
+
+
+def _operand(rng, rows, cols, dtype, layout):
+    """A (rows, cols) matrix in the given memory layout: contiguous, transposed view,
+    row slice of a wider array, or a strided (non-contiguous) view."""
+    if layout == "contiguous":
+        return rng.standard_normal((rows, cols)).astype(dtype)
+    if layout == "transposed":
+        return rng.standard_normal((cols, rows)).astype(dtype).T
+    if layout == "padded":
+        return rng.standard_normal((rows, cols + 5)).astype(dtype)[:, 2 : cols + 2]
+    return rng.standard_normal((2 * rows, 3 * cols)).astype(dtype)[::2, ::3]
+
+
+def _check(a, b, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, c=None):
+    a64, b64 = a.astype(np.float64), b.astype(np.float64)
+    op_a = np.swapaxes(a64, -1, -2) if trans_a else a64
+    op_b = np.swapaxes(b64, -1, -2) if trans_b else b64
+    want = alpha * (op_a @ op_b)
+    magnitude = abs(alpha) * (np.abs(op_a) @ np.abs(op_b))
+    if c is not None and beta != 0.0:
+        want = want + beta * c.astype(np.float64)
+        magnitude = magnitude + abs(beta) * np.abs(c.astype(np.float64))
+    fn = backend.gemm_batched if a.ndim == 3 else backend.gemm
+    c_in = None if c is None else c.copy()
+    got = fn(a, b, trans_a=trans_a, trans_b=trans_b, alpha=alpha, beta=beta, c=c_in)
+    assert got.dtype == a.dtype
+    if c_in is not None:
+        assert got is c_in, "gemm must update c in place and return it"
+    assert_gemm_close(got, want, magnitude, op_a.shape[-1])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("m", SIZES)
+@pytest.mark.parametrize("n", [0, 1, 17, 33, 130])
+@pytest.mark.parametrize("k", [0, 1, 13, 97, 300])
+def test_gemm_shapes(simd, rng, dtype, m, n, k):
+    _check(rng.standard_normal((m, k)).astype(dtype), rng.standard_normal((k, n)).astype(dtype))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("trans_a", [False, True])
+@pytest.mark.parametrize("trans_b", [False, True])
+@pytest.mark.parametrize("alpha,beta", [(1.0, 0.0), (0.5, 1.0), (-2.0, 0.25), (0.0, 3.0)])
+def test_gemm_transpose_alpha_beta(simd, rng, dtype, trans_a, trans_b, alpha, beta):
+    m, n, k = 37, 29, 53
+    a = rng.standard_normal((k, m) if trans_a else (m, k)).astype(dtype)
+    b = rng.standard_normal((n, k) if trans_b else (k, n)).astype(dtype)
+    c = rng.standard_normal((m, n)).astype(dtype)
+    _check(a, b, trans_a, trans_b, alpha, beta, c)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("layout_a", ["contiguous", "transposed", "padded", "strided"])
+@pytest.mark.parametrize("layout_b", ["contiguous", "transposed", "padded", "strided"])
+def test_gemm_layouts(simd, rng, dtype, layout_a, layout_b):
+    a = _operand(rng, 41, 23, dtype, layout_a)
+    b = _operand(rng, 23, 19, dtype, layout_b)
+    _check(a, b)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_gemm_beta_zero_ignores_nan_in_c(simd, rng, dtype):
+    a, b = rng.standard_normal((9, 5)).astype(dtype), rng.standard_normal((5, 7)).astype(dtype)
+    c = np.full((9, 7), np.nan, dtype)
+    got = backend.gemm(a, b, beta=0.0, c=c)
+    np.testing.assert_allclose(got, a.astype(np.float64) @ b, rtol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_gemm_into_non_contiguous_c(simd, rng, dtype):
+    a, b = rng.standard_normal((8, 6)).astype(dtype), rng.standard_normal((6, 10)).astype(dtype)
+    base = rng.standard_normal((10, 8)).astype(dtype)
+    c = base.T  # a transposed view: the result must land in it
+    before = c.astype(np.float64)
+    got = backend.gemm(a, b, alpha=1.0, beta=1.0, c=c)
+    assert got is c
+    np.testing.assert_allclose(base.T, before + a.astype(np.float64) @ b, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_gemm_large(simd, rng, dtype):
+    a = rng.standard_normal((1000, 1000)).astype(dtype)
+    b = rng.standard_normal((1000, 1000)).astype(dtype)
+    _check(a, b)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_gemm_large_transposed_multithreaded(rng, dtype, simd):
+    import tinytape
+
+    saved = tinytape.get_num_threads()
+    tinytape.set_num_threads(2)
+    try:
+        a = rng.standard_normal((611, 389)).astype(dtype)
+        b = rng.standard_normal((757, 611)).astype(dtype)
+        _check(a, b, trans_a=True, trans_b=True)
+        _check(rng.standard_normal((1, 700)).astype(dtype),
+               rng.standard_normal((700, 900)).astype(dtype))
+    finally:
+        tinytape.set_num_threads(saved)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("batch_a,batch_b", [(6, 6), (1, 5), (4, 1), (0, 0), (1, 1)])
+@pytest.mark.parametrize("trans_a,trans_b", [(False, False), (True, False), (False, True)])
+def test_gemm_batched(simd, rng, dtype, batch_a, batch_b, trans_a, trans_b):
+    m, n, k = 11, 18, 9
+    a = rng.standard_normal((batch_a,) + ((k, m) if trans_a else (m, k))).astype(dtype)
+    b = rng.standard_normal((batch_b,) + ((n, k) if trans_b else (k, n))).astype(dtype)
+    _check(a, b, trans_a, trans_b)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_gemm_batched_beta_and_views(simd, rng, dtype):
+    a = rng.standard_normal((3, 20, 7)).astype(dtype)
+    b = rng.standard_normal((3, 9, 7)).astype(dtype).transpose(0, 2, 1)  # per-batch transposed
+    c = rng.standard_normal((3, 20, 9)).astype(dtype)
+    _check(a, b, alpha=0.5, beta=-1.0, c=c)
+    _check(a[:, ::2], rng.standard_normal((3, 7, 4)).astype(dtype))  # strided rows: copied
+    _check(a[::-1], b)  # negative batch stride: copied
+
+
+def test_gemm_many_small_batches_threaded(simd, rng):
+    import tinytape
+
+    saved = tinytape.get_num_threads()
+    tinytape.set_num_threads(2)
+    try:
+        a = rng.standard_normal((64, 64, 64)).astype(np.float32)
+        b = rng.standard_normal((64, 64, 64)).astype(np.float32)
+        _check(a, b)
+    finally:
+        tinytape.set_num_threads(saved)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    m=st.integers(0, 70), n=st.integers(0, 70), k=st.integers(0, 70),
+    trans_a=st.booleans(), trans_b=st.booleans(),
+    dtype=st.sampled_from(DTYPES), seed=st.integers(0, 2**32 - 1),
+    beta=st.sampled_from([0.0, 1.0, -0.5]),
+)
+def test_gemm_hypothesis(m, n, k, trans_a, trans_b, dtype, seed, beta):
+    rng = np.random.default_rng(seed)
+    a = rng.standard_normal((k, m) if trans_a else (m, k)).astype(dtype)
+    b = rng.standard_normal((n, k) if trans_b else (k, n)).astype(dtype)
+    c = rng.standard_normal((m, n)).astype(dtype)
+    for name in backend.available():
+        with backend.use(name):
+            _check(a, b, trans_a, trans_b, 1.5, beta, c)
+
+
+def test_gemm_backends_agree(rng):
+    if "c" not in backend.available():
+        pytest.skip("the C extension is not built")
+    a, b = rng.standard_normal((50, 40)), rng.standard_normal((40, 30))
+    with backend.use("c"):
+        got = backend.gemm(a, b, trans_a=False)
+    with backend.use("numpy"):
+        want = backend.gemm(a, b)
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+
+
+# ------------------------------------------------------------------ errors
+def test_gemm_errors(any_backend):
+    f32 = np.ones((3, 4), np.float32)
+    with pytest.raises(ValueError, match=r"inner dimensions differ.*\(3, 4\).*\(5, 2\)"):
+        backend.gemm(f32, np.ones((5, 2), np.float32))
+    with pytest.raises(TypeError, match="mixed dtypes.*float32.*float64"):
+        backend.gemm(f32, np.ones((4, 2)))
+    with pytest.raises(TypeError, match="float32 or float64, got dtype int64"):
+        backend.gemm(np.ones((3, 4), np.int64), f32.T)
+    with pytest.raises(ValueError, match=r"must be 2-D, got shape \(4,\)"):
+        backend.gemm(f32, np.ones(4, np.float32))
+    with pytest.raises(ValueError, match=r"c has shape \(2, 2\), expected \(3, 2\)"):
+        backend.gemm(f32, np.ones((4, 2), np.float32), c=np.ones((2, 2), np.float32))
+    with pytest.raises(TypeError, match="mixed dtypes"):
+        backend.gemm(f32, np.ones((4, 2), np.float32), c=np.ones((3, 2)))
+    with pytest.raises(ValueError, match="read-only"):
+        backend.gemm(f32, np.ones((4, 2), np.float32),
+                     c=np.broadcast_to(np.ones(2, np.float32), (3, 2)))
+    with pytest.raises(ValueError, match=r"batch sizes differ"):
+        backend.gemm_batched(np.ones((2, 3, 4)), np.ones((3, 4, 5)))
+    with pytest.raises(ValueError, match=r"must be 3-D"):
+        backend.gemm_batched(np.ones((3, 4)), np.ones((4, 5)))
+
+
+def test_c_binding_rejects_inconsistent_buffers():
+    """The Cython layer itself refuses extents that do not match, so C never runs past them."""
+    if "c" not in backend.available():
+        pytest.skip("the C extension is not built")
+    from tinytape import _C
+
+    a, b = np.ones((3, 4)), np.ones((5, 2))
+    with pytest.raises(ValueError, match="internal"):
+        _C.gemm(False, False, 1.0, a, b, 0.0, np.ones((3, 2)))
+    with pytest.raises(ValueError, match="internal"):
+        _C.gemm(False, False, 1.0, a, np.ones((4, 2), np.float32), 0.0, np.ones((3, 2)))
+    with pytest.raises(ValueError, match="internal"):
+        _C.softmax_fwd(np.ones((3, 4)), np.ones((3, 3)))
+    with pytest.raises(ValueError, match="internal"):
+        _C.cross_entropy_fwd(np.ones((3, 4)), np.zeros(2, np.int64), -100, np.ones(3))

@@ -1,0 +1,412 @@
+# cython: language_level=3, boundscheck=False, wraparound=False
+"""Cython bindings of the C kernels in csrc/ (private: use tinytape.backend).
+
+Each function takes numpy arrays that tinytape.backend has already validated
+and laid out (float32 or float64, rows with unit stride). The checks here are
+the last line of defence that keeps C inside its buffers: they compare the
+extents the C call will touch with the arrays it was given, and raise
+ValueError("internal: ...") on a mismatch. The GIL is released around every
+kernel call.
+"""
+
+from libc.stdint cimport int64_t
+
+cimport numpy as cnp
+
+cnp.import_array()
+
+
+cdef extern from "tinytape.h" nogil:
+    int tt_simd_detected()
+    int tt_simd_level()
+    int tt_set_simd_level(int level)
+    const char *tt_simd_name(int level)
+    int tt_have_openmp()
+    void tt_set_num_threads(int n)
+    int tt_get_num_threads()
+    const char *tt_build_info()
+
+    void tt_gemm_f32(int, int, int64_t, int64_t, int64_t, float, const float *, int64_t,
+                     const float *, int64_t, float, float *, int64_t)
+    void tt_gemm_f64(int, int, int64_t, int64_t, int64_t, double, const double *, int64_t,
+                     const double *, int64_t, double, double *, int64_t)
+    void tt_gemm_batched_f32(int, int, int64_t, int64_t, int64_t, int64_t, float,
+                             const float *, int64_t, int64_t, const float *, int64_t, int64_t,
+                             float, float *, int64_t, int64_t)
+    void tt_gemm_batched_f64(int, int, int64_t, int64_t, int64_t, int64_t, double,
+                             const double *, int64_t, int64_t, const double *, int64_t, int64_t,
+                             double, double *, int64_t, int64_t)
+
+    void tt_softmax_fwd_f32(const float *, float *, int64_t, int64_t)
+    void tt_softmax_fwd_f64(const double *, double *, int64_t, int64_t)
+    void tt_softmax_bwd_f32(const float *, const float *, float *, int64_t, int64_t)
+    void tt_softmax_bwd_f64(const double *, const double *, double *, int64_t, int64_t)
+    void tt_log_softmax_fwd_f32(const float *, float *, int64_t, int64_t)
+    void tt_log_softmax_fwd_f64(const double *, double *, int64_t, int64_t)
+    void tt_log_softmax_bwd_f32(const float *, const float *, float *, int64_t, int64_t)
+    void tt_log_softmax_bwd_f64(const double *, const double *, double *, int64_t, int64_t)
+
+    int64_t tt_cross_entropy_fwd_f32(const float *, const int64_t *, int64_t, int64_t, int64_t,
+                                     float *, double *, int64_t *)
+    int64_t tt_cross_entropy_fwd_f64(const double *, const int64_t *, int64_t, int64_t, int64_t,
+                                     double *, double *, int64_t *)
+    int64_t tt_cross_entropy_bwd_f32(const float *, const int64_t *, const float *, int64_t,
+                                     int64_t, int64_t, float, float *)
+    int64_t tt_cross_entropy_bwd_f64(const double *, const int64_t *, const double *, int64_t,
+                                     int64_t, int64_t, double, double *)
+
+    void tt_layer_norm_fwd_f32(const float *, const float *, const float *, float *, float *,
+                               float *, int64_t, int64_t, float)
+    void tt_layer_norm_fwd_f64(const double *, const double *, const double *, double *,
+                               double *, double *, int64_t, int64_t, double)
+    void tt_layer_norm_bwd_f32(const float *, const float *, const float *, const float *,
+                               const float *, float *, float *, float *, int64_t, int64_t)
+    void tt_layer_norm_bwd_f64(const double *, const double *, const double *, const double *,
+                               const double *, double *, double *, double *, int64_t, int64_t)
+
+
+# ----------------------------------------------------------------- config
+
+def simd_detected() -> int:
+    return tt_simd_detected()
+
+
+def simd_level() -> int:
+    return tt_simd_level()
+
+
+def set_simd_level(int level) -> int:
+    return tt_set_simd_level(level)
+
+
+def simd_name(int level) -> str:
+    return tt_simd_name(level).decode()
+
+
+def have_openmp() -> bool:
+    return bool(tt_have_openmp())
+
+
+def set_num_threads(int n) -> None:
+    tt_set_num_threads(n)
+
+
+def get_num_threads() -> int:
+    return tt_get_num_threads()
+
+
+def build_info() -> str:
+    return tt_build_info().decode()
+
+
+# ----------------------------------------------------------------- checks
+
+cdef inline int _is_f32(cnp.ndarray a) except -1:
+    cdef int t = cnp.PyArray_TYPE(a)
+    if t == cnp.NPY_FLOAT32:
+        return 1
+    if t == cnp.NPY_FLOAT64:
+        return 0
+    raise ValueError(f"internal: kernel got dtype {a.dtype}")
+
+
+cdef inline void _same_type(cnp.ndarray ref, cnp.ndarray a) except *:
+    if cnp.PyArray_TYPE(a) != cnp.PyArray_TYPE(ref):
+        raise ValueError(f"internal: kernel got dtypes {ref.dtype} and {a.dtype}")
+
+
+cdef inline void _contig(cnp.ndarray a, int64_t size, bint writable=False) except *:
+    """a is C-contiguous with exactly `size` elements (and writable when asked)."""
+    if not cnp.PyArray_IS_C_CONTIGUOUS(a) or cnp.PyArray_SIZE(a) != size:
+        raise ValueError(f"internal: kernel buffer of shape {(<object>a).shape} is not a contiguous "
+                         f"block of {size} elements")
+    if writable and not cnp.PyArray_ISWRITEABLE(a):
+        raise ValueError("internal: kernel output is read-only")
+
+
+cdef inline int64_t _row_stride(cnp.ndarray a, int64_t rows, int64_t cols,
+                                bint writable=False) except -1:
+    """Leading dimension (elements) of a 2-D array with unit-stride rows."""
+    if a.ndim != 2 or a.shape[0] != rows or a.shape[1] != cols:
+        raise ValueError(f"internal: kernel got shape {(<object>a).shape}, expected ({rows}, {cols})")
+    cdef int64_t item = cnp.PyArray_ITEMSIZE(a)
+    cdef int64_t s0 = cnp.PyArray_STRIDE(a, 0)
+    cdef int64_t s1 = cnp.PyArray_STRIDE(a, 1)
+    if cols > 1 and s1 != item:
+        raise ValueError("internal: kernel rows must have unit stride")
+    if rows <= 1:
+        return cols if cols > 1 else 1
+    if s0 % item != 0 or s0 < cols * item:
+        raise ValueError(f"internal: kernel row stride {s0} does not cover {cols} columns")
+    if writable and not cnp.PyArray_ISWRITEABLE(a):
+        raise ValueError("internal: kernel output is read-only")
+    return s0 // item
+
+
+cdef inline int64_t _batch_stride(cnp.ndarray a, int64_t batch, int64_t rows, int64_t cols,
+                                  int64_t ld, bint writable=False) except -1:
+    """Batch stride (elements) of a 3-D array whose matrices have unit-stride rows."""
+    if a.ndim != 3 or a.shape[0] != batch:
+        raise ValueError(f"internal: kernel got batch shape {(<object>a).shape}, expected batch {batch}")
+    cdef int64_t item = cnp.PyArray_ITEMSIZE(a)
+    cdef int64_t s = cnp.PyArray_STRIDE(a, 0)
+    if batch <= 1:
+        return 0
+    if s < 0 or s % item != 0:
+        raise ValueError(f"internal: kernel batch stride {s} is not usable")
+    s //= item
+    if writable and s < (rows - 1) * ld + cols:
+        raise ValueError("internal: kernel output matrices overlap")
+    return s
+
+
+# ----------------------------------------------------------------- GEMM
+
+def gemm(bint trans_a, bint trans_b, double alpha, cnp.ndarray a, cnp.ndarray b,
+         double beta, cnp.ndarray c) -> None:
+    """c = alpha * op(a) @ op(b) + beta * c, in place. 2-D arrays with unit-stride rows."""
+    cdef bint f32 = _is_f32(c)
+    _same_type(c, a)
+    _same_type(c, b)
+    cdef int64_t m = c.shape[0], n = c.shape[1]
+    cdef int64_t k = a.shape[0] if trans_a else a.shape[1]
+    cdef int64_t lda = _row_stride(a, k if trans_a else m, m if trans_a else k)
+    cdef int64_t ldb = _row_stride(b, n if trans_b else k, k if trans_b else n)
+    cdef int64_t ldc = _row_stride(c, m, n, True)
+    cdef void *pa = cnp.PyArray_DATA(a)
+    cdef void *pb = cnp.PyArray_DATA(b)
+    cdef void *pc = cnp.PyArray_DATA(c)
+    with nogil:
+        if f32:
+            tt_gemm_f32(trans_a, trans_b, m, n, k, <float>alpha, <const float *>pa, lda,
+                        <const float *>pb, ldb, <float>beta, <float *>pc, ldc)
+        else:
+            tt_gemm_f64(trans_a, trans_b, m, n, k, alpha, <const double *>pa, lda,
+                        <const double *>pb, ldb, beta, <double *>pc, ldc)
+
+
+def gemm_batched(bint trans_a, bint trans_b, double alpha, cnp.ndarray a, cnp.ndarray b,
+                 double beta, cnp.ndarray c) -> None:
+    """The batched form of gemm on 3-D arrays; a batch stride of 0 broadcasts a or b."""
+    cdef bint f32 = _is_f32(c)
+    _same_type(c, a)
+    _same_type(c, b)
+    if a.ndim != 3 or b.ndim != 3 or c.ndim != 3:
+        raise ValueError("internal: gemm_batched needs 3-D arrays")
+    cdef int64_t batch = c.shape[0], m = c.shape[1], n = c.shape[2]
+    if batch == 0:
+        return
+    cdef int64_t k = a.shape[1] if trans_a else a.shape[2]
+    cdef int64_t ar = k if trans_a else m, ac = m if trans_a else k
+    cdef int64_t br = n if trans_b else k, bc = k if trans_b else n
+    cdef int64_t lda = _row_stride(a[0], ar, ac)
+    cdef int64_t ldb = _row_stride(b[0], br, bc)
+    cdef int64_t ldc = _row_stride(c[0], m, n, True)
+    cdef int64_t sa = _batch_stride(a, batch, ar, ac, lda)
+    cdef int64_t sb = _batch_stride(b, batch, br, bc, ldb)
+    cdef int64_t sc = _batch_stride(c, batch, m, n, ldc, True)
+    cdef void *pa = cnp.PyArray_DATA(a)
+    cdef void *pb = cnp.PyArray_DATA(b)
+    cdef void *pc = cnp.PyArray_DATA(c)
+    with nogil:
+        if f32:
+            tt_gemm_batched_f32(trans_a, trans_b, batch, m, n, k, <float>alpha,
+                                <const float *>pa, lda, sa, <const float *>pb, ldb, sb,
+                                <float>beta, <float *>pc, ldc, sc)
+        else:
+            tt_gemm_batched_f64(trans_a, trans_b, batch, m, n, k, alpha,
+                                <const double *>pa, lda, sa, <const double *>pb, ldb, sb,
+                                beta, <double *>pc, ldc, sc)
+
+
+# ----------------------------------------------------------------- row kernels
+
+cdef inline void _rows_cols(cnp.ndarray x, int64_t *rows, int64_t *cols) except *:
+    if x.ndim != 2:
+        raise ValueError(f"internal: row kernel needs a 2-D array, got shape {(<object>x).shape}")
+    rows[0] = x.shape[0]
+    cols[0] = x.shape[1]
+
+
+def softmax_fwd(cnp.ndarray x, cnp.ndarray y) -> None:
+    cdef int64_t rows = 0, cols = 0
+    _rows_cols(x, &rows, &cols)
+    cdef bint f32 = _is_f32(x)
+    _same_type(x, y)
+    _contig(x, rows * cols)
+    _contig(y, rows * cols, True)
+    cdef void *px = cnp.PyArray_DATA(x)
+    cdef void *py = cnp.PyArray_DATA(y)
+    with nogil:
+        if f32:
+            tt_softmax_fwd_f32(<const float *>px, <float *>py, rows, cols)
+        else:
+            tt_softmax_fwd_f64(<const double *>px, <double *>py, rows, cols)
+
+
+def log_softmax_fwd(cnp.ndarray x, cnp.ndarray y) -> None:
+    cdef int64_t rows = 0, cols = 0
+    _rows_cols(x, &rows, &cols)
+    cdef bint f32 = _is_f32(x)
+    _same_type(x, y)
+    _contig(x, rows * cols)
+    _contig(y, rows * cols, True)
+    cdef void *px = cnp.PyArray_DATA(x)
+    cdef void *py = cnp.PyArray_DATA(y)
+    with nogil:
+        if f32:
+            tt_log_softmax_fwd_f32(<const float *>px, <float *>py, rows, cols)
+        else:
+            tt_log_softmax_fwd_f64(<const double *>px, <double *>py, rows, cols)
+
+
+def softmax_bwd(cnp.ndarray y, cnp.ndarray dy, cnp.ndarray dx) -> None:
+    _row_bwd(y, dy, dx, False)
+
+
+def log_softmax_bwd(cnp.ndarray y, cnp.ndarray dy, cnp.ndarray dx) -> None:
+    _row_bwd(y, dy, dx, True)
+
+
+cdef void _row_bwd(cnp.ndarray y, cnp.ndarray dy, cnp.ndarray dx, bint log) except *:
+    cdef int64_t rows = 0, cols = 0
+    _rows_cols(y, &rows, &cols)
+    cdef bint f32 = _is_f32(y)
+    _same_type(y, dy)
+    _same_type(y, dx)
+    _contig(y, rows * cols)
+    _contig(dy, rows * cols)
+    _contig(dx, rows * cols, True)
+    cdef void *py = cnp.PyArray_DATA(y)
+    cdef void *pdy = cnp.PyArray_DATA(dy)
+    cdef void *pdx = cnp.PyArray_DATA(dx)
+    with nogil:
+        if f32 and log:
+            tt_log_softmax_bwd_f32(<const float *>py, <const float *>pdy, <float *>pdx, rows, cols)
+        elif f32:
+            tt_softmax_bwd_f32(<const float *>py, <const float *>pdy, <float *>pdx, rows, cols)
+        elif log:
+            tt_log_softmax_bwd_f64(<const double *>py, <const double *>pdy, <double *>pdx,
+                                   rows, cols)
+        else:
+            tt_softmax_bwd_f64(<const double *>py, <const double *>pdy, <double *>pdx,
+                               rows, cols)
+
+
+cdef inline void _targets(cnp.ndarray targets, int64_t rows) except *:
+    if cnp.PyArray_TYPE(targets) != cnp.NPY_INT64:
+        raise ValueError(f"internal: targets must be int64, got {targets.dtype}")
+    _contig(targets, rows)
+
+
+def cross_entropy_fwd(cnp.ndarray logits, cnp.ndarray targets, int64_t ignore_index,
+                      cnp.ndarray lse) -> tuple:
+    """Returns (loss_sum, count, bad_row); bad_row is -1 when every target is valid."""
+    cdef int64_t rows = 0, cols = 0, bad, count = 0
+    cdef double loss_sum = 0.0
+    _rows_cols(logits, &rows, &cols)
+    cdef bint f32 = _is_f32(logits)
+    _same_type(logits, lse)
+    _contig(logits, rows * cols)
+    _contig(lse, rows, True)
+    _targets(targets, rows)
+    cdef void *px = cnp.PyArray_DATA(logits)
+    cdef const int64_t *pt = <const int64_t *>cnp.PyArray_DATA(targets)
+    cdef void *pl = cnp.PyArray_DATA(lse)
+    with nogil:
+        if f32:
+            bad = tt_cross_entropy_fwd_f32(<const float *>px, pt, rows, cols, ignore_index,
+                                           <float *>pl, &loss_sum, &count)
+        else:
+            bad = tt_cross_entropy_fwd_f64(<const double *>px, pt, rows, cols, ignore_index,
+                                           <double *>pl, &loss_sum, &count)
+    return loss_sum, count, bad
+
+
+def cross_entropy_bwd(cnp.ndarray logits, cnp.ndarray targets, cnp.ndarray lse,
+                      int64_t ignore_index, double scale, cnp.ndarray dlogits) -> int:
+    """Writes dlogits; returns the first bad row or -1."""
+    cdef int64_t rows = 0, cols = 0, bad
+    _rows_cols(logits, &rows, &cols)
+    cdef bint f32 = _is_f32(logits)
+    _same_type(logits, lse)
+    _same_type(logits, dlogits)
+    _contig(logits, rows * cols)
+    _contig(dlogits, rows * cols, True)
+    _contig(lse, rows)
+    _targets(targets, rows)
+    cdef void *px = cnp.PyArray_DATA(logits)
+    cdef const int64_t *pt = <const int64_t *>cnp.PyArray_DATA(targets)
+    cdef void *pl = cnp.PyArray_DATA(lse)
+    cdef void *pd = cnp.PyArray_DATA(dlogits)
+    with nogil:
+        if f32:
+            bad = tt_cross_entropy_bwd_f32(<const float *>px, pt, <const float *>pl, rows, cols,
+                                           ignore_index, <float>scale, <float *>pd)
+        else:
+            bad = tt_cross_entropy_bwd_f64(<const double *>px, pt, <const double *>pl, rows,
+                                           cols, ignore_index, scale, <double *>pd)
+    return bad
+
+
+def layer_norm_fwd(cnp.ndarray x, cnp.ndarray gamma, cnp.ndarray beta, double eps,
+                   cnp.ndarray y, cnp.ndarray mean, cnp.ndarray rstd) -> None:
+    cdef int64_t rows = 0, cols = 0
+    _rows_cols(x, &rows, &cols)
+    cdef bint f32 = _is_f32(x)
+    for a in (gamma, beta, y, mean, rstd):
+        _same_type(x, a)
+    _contig(x, rows * cols)
+    _contig(gamma, cols)
+    _contig(beta, cols)
+    _contig(y, rows * cols, True)
+    _contig(mean, rows, True)
+    _contig(rstd, rows, True)
+    cdef void *px = cnp.PyArray_DATA(x)
+    cdef void *pg = cnp.PyArray_DATA(gamma)
+    cdef void *pb = cnp.PyArray_DATA(beta)
+    cdef void *py = cnp.PyArray_DATA(y)
+    cdef void *pm = cnp.PyArray_DATA(mean)
+    cdef void *pr = cnp.PyArray_DATA(rstd)
+    with nogil:
+        if f32:
+            tt_layer_norm_fwd_f32(<const float *>px, <const float *>pg, <const float *>pb,
+                                  <float *>py, <float *>pm, <float *>pr, rows, cols, <float>eps)
+        else:
+            tt_layer_norm_fwd_f64(<const double *>px, <const double *>pg, <const double *>pb,
+                                  <double *>py, <double *>pm, <double *>pr, rows, cols, eps)
+
+
+def layer_norm_bwd(cnp.ndarray dy, cnp.ndarray x, cnp.ndarray gamma, cnp.ndarray mean,
+                   cnp.ndarray rstd, cnp.ndarray dx, cnp.ndarray dgamma,
+                   cnp.ndarray dbeta) -> None:
+    cdef int64_t rows = 0, cols = 0
+    _rows_cols(x, &rows, &cols)
+    cdef bint f32 = _is_f32(x)
+    for a in (dy, gamma, mean, rstd, dx, dgamma, dbeta):
+        _same_type(x, a)
+    _contig(dy, rows * cols)
+    _contig(x, rows * cols)
+    _contig(gamma, cols)
+    _contig(mean, rows)
+    _contig(rstd, rows)
+    _contig(dx, rows * cols, True)
+    _contig(dgamma, cols, True)
+    _contig(dbeta, cols, True)
+    cdef void *pdy = cnp.PyArray_DATA(dy)
+    cdef void *px = cnp.PyArray_DATA(x)
+    cdef void *pg = cnp.PyArray_DATA(gamma)
+    cdef void *pm = cnp.PyArray_DATA(mean)
+    cdef void *pr = cnp.PyArray_DATA(rstd)
+    cdef void *pdx = cnp.PyArray_DATA(dx)
+    cdef void *pdg = cnp.PyArray_DATA(dgamma)
+    cdef void *pdb = cnp.PyArray_DATA(dbeta)
+    with nogil:
+        if f32:
+            tt_layer_norm_bwd_f32(<const float *>pdy, <const float *>px, <const float *>pg,
+                                  <const float *>pm, <const float *>pr, <float *>pdx,
+                                  <float *>pdg, <float *>pdb, rows, cols)
+        else:
+            tt_layer_norm_bwd_f64(<const double *>pdy, <const double *>px, <const double *>pg,
+                                  <const double *>pm, <const double *>pr, <double *>pdx,
+                                  <double *>pdg, <double *>pdb, rows, cols)

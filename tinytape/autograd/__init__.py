@@ -1,0 +1,1 @@
+"""The tape: Function (recorded ops), the backward engine, grad mode and gradcheck."""

@@ -1,0 +1,43 @@
+"""Argument checks shared by every kernel, so both backends fail the same way
+with messages that name the operation, the shapes and the dtypes at fault."""
+
+from __future__ import annotations
+
+import numpy as np
+
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def as_float_array(op: str, name: str, x: object) -> np.ndarray:
+    """x as a float32/float64 numpy array; TypeError naming the dtype otherwise."""
+    arr = np.asarray(x)
+    if arr.dtype not in FLOAT_DTYPES:
+        raise TypeError(f"{op}: {name} must be float32 or float64, got dtype {arr.dtype}")
+    return arr
+
+
+def same_dtype(op: str, **arrays: np.ndarray) -> np.dtype:
+    """The common dtype of the named arrays; TypeError naming each when they differ."""
+    dtypes = {name: a.dtype for name, a in arrays.items()}
+    if len(set(dtypes.values())) > 1:
+        listed = ", ".join(f"{name} {dt}" for name, dt in dtypes.items())
+        raise TypeError(f"{op}: mixed dtypes ({listed}); convert them to one dtype first")
+    return next(iter(dtypes.values()))
+
+
+def same_shape(op: str, **arrays: np.ndarray) -> None:
+    shapes = {name: a.shape for name, a in arrays.items()}
+    if len(set(shapes.values())) > 1:
+        listed = ", ".join(f"{name} {shape}" for name, shape in shapes.items())
+        raise ValueError(f"{op}: shapes must match, got {listed}")
+
+
+def at_least_1d(op: str, name: str, x: np.ndarray) -> None:
+    if x.ndim == 0:
+        raise ValueError(f"{op}: {name} must have at least one dimension, got a 0-d array")
+
+
+def rows_2d(x: np.ndarray) -> np.ndarray:
+    """A C-contiguous (rows, last dim) view or copy of x."""
+    rows = int(np.prod(x.shape[:-1], dtype=np.int64))
+    return np.ascontiguousarray(x).reshape(rows, x.shape[-1])
