@@ -32,6 +32,7 @@ from .creation import (
 )
 from .ops import *  # noqa: F403
 from .ops import __all__ as _ops_all
+from . import nn, optim  # noqa: E402  (after the ops: they build on them)
 from .tensor import Tensor  # noqa: I001  (binds the ops to Tensor)
 
 float32 = np.float32
@@ -40,7 +41,7 @@ int64 = np.int64
 bool_ = np.bool_
 
 __all__ = [
-    "__version__", "backend", "config", "get_num_threads", "set_num_threads", "show_config",
+    "__version__", "backend", "nn", "optim", "config", "get_num_threads", "set_num_threads", "show_config",
     "Tensor", "Function", "no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled",
     "grad", "gradcheck", "gradgradcheck", "GradcheckError",
     "tensor", "from_numpy", "zeros", "ones", "full", "arange", "zeros_like", "ones_like",

@@ -1,15 +1,8 @@
-"""`python -m tinytape`: print the configuration and run the kernel self-check."""
+"""`python -m tinytape`: see tinytape.cli."""
 
 import sys
 
-from . import selfcheck, show_config
-
-
-def main() -> int:
-    show_config()
-    print("kernel self-check (C against the numpy references):")
-    return 0 if selfcheck.run() else 1
-
+from .cli import main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,207 @@
+"""Training-step throughput of a small GPT: tinytape against PyTorch eager.
+
+    python benches/train_step.py [--threads 1,2] [--steps 20] [--json PATH]
+
+One step = forward, loss, backward, AdamW update, for a GPT with vocab 96, d_model 128,
+2 layers, 4 heads, context 64, batch 16 (1,024 tokens a step), float32. Each library and
+thread count runs in its own process (OMP/OpenBLAS/MKL thread variables set, and
+torch.set_num_threads), reporting the median step time as tokens per second and the peak
+resident memory added by training (sampled from /proc while the steps run).
+Target: tinytape at least PyTorch eager's throughput.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+CONFIG = dict(vocab_size=96, context_length=64, d_model=128, n_layers=2, n_heads=4)
+BATCH = 16
+
+
+def rss_bytes() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+class PeakSampler(threading.Thread):
+    """Samples this process's resident memory every millisecond until stopped."""
+
+    def __init__(self) -> None:
+        super().__init__(daemon=True)
+        self.peak = rss_bytes()
+        self.running = True
+
+    def run(self) -> None:
+        while self.running:
+            self.peak = max(self.peak, rss_bytes())
+            time.sleep(0.001)
+
+
+def batches(steps: int):
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    for _ in range(steps):
+        data = rng.integers(0, CONFIG["vocab_size"], (BATCH, CONFIG["context_length"] + 1))
+        yield data[:, :-1], data[:, 1:]
+
+
+def tinytape_steps(steps: int) -> list[float]:
+    import tinytape as tt
+    from tinytape.models import GPT, GPTConfig
+    from tinytape.optim import AdamW
+
+    model = GPT(GPTConfig(**CONFIG), generator=0)
+    opt = AdamW(model.parameters(), lr=3e-4, weight_decay=0.1)
+    times = []
+    for x, y in batches(steps):
+        t0 = time.perf_counter()
+        _, loss = model(x, y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        times.append(time.perf_counter() - t0)
+    del tt
+    return times
+
+
+def torch_steps(steps: int) -> list[float]:
+    import torch
+    import torch.nn as tnn
+    import torch.nn.functional as F
+
+    c = CONFIG
+    torch.manual_seed(0)
+
+    class Block(tnn.Module):
+        def __init__(self):
+            super().__init__()
+            d = c["d_model"]
+            self.ln1, self.ln2 = tnn.LayerNorm(d), tnn.LayerNorm(d)
+            self.qkv, self.proj = tnn.Linear(d, 3 * d), tnn.Linear(d, d)
+            self.fc, self.out = tnn.Linear(d, 4 * d), tnn.Linear(4 * d, d)
+
+        def forward(self, x):
+            b, t, d = x.shape
+            h = c["n_heads"]
+            q, k, v = self.qkv(self.ln1(x)).view(b, t, 3, h, d // h).permute(2, 0, 3, 1, 4)
+            a = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+            x = x + self.proj(a.transpose(1, 2).reshape(b, t, d))
+            return x + self.out(F.gelu(self.fc(self.ln2(x)), approximate="tanh"))
+
+    class GPT(tnn.Module):
+        def __init__(self):
+            super().__init__()
+            self.wte = tnn.Embedding(c["vocab_size"], c["d_model"])
+            self.wpe = tnn.Embedding(c["context_length"], c["d_model"])
+            self.blocks = tnn.ModuleList([Block() for _ in range(c["n_layers"])])
+            self.ln_f = tnn.LayerNorm(c["d_model"])
+
+        def forward(self, idx, targets):
+            x = self.wte(idx) + self.wpe(torch.arange(idx.shape[1]))
+            for blk in self.blocks:
+                x = blk(x)
+            logits = self.ln_f(x) @ self.wte.weight.T
+            return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
+
+    model = GPT()
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-4, weight_decay=0.1)
+    times = []
+    for x, y in batches(steps):
+        xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+        t0 = time.perf_counter()
+        loss = model(xt, yt)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        times.append(time.perf_counter() - t0)
+    return times
+
+
+def worker(lib: str, threads: int, steps: int) -> dict:
+    if lib == "torch":
+        import torch
+
+        torch.set_num_threads(threads)
+        run = torch_steps
+    else:
+        import tinytape
+
+        tinytape.set_num_threads(threads)
+        run = tinytape_steps
+    base = rss_bytes()
+    sampler = PeakSampler()
+    sampler.start()
+    times = run(steps)
+    sampler.running = False
+    sampler.join()
+    warm = sorted(times[3:] or times)
+    median = warm[len(warm) // 2]
+    tokens = BATCH * CONFIG["context_length"]
+    return {"lib": lib, "threads": threads, "median_step_ms": median * 1e3,
+            "tokens_per_s": tokens / median, "peak_mem_mb": (sampler.peak - base) / 2**20}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--threads", default="1,2")
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--json", metavar="PATH")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--out", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.steps < 4:
+        parser.error("--steps must be at least 4 (3 are warm-up)")
+    if args.worker:
+        lib, threads = args.worker.split(":")
+        with open(args.out, "w") as f:
+            json.dump(worker(lib, int(threads), args.steps), f)
+        return 0
+    try:
+        counts = [int(t) for t in args.threads.split(",")]
+    except ValueError:
+        parser.error(f"--threads must be integers separated by commas, got {args.threads!r}")
+    libs = ["tinytape"]
+    try:
+        import torch  # noqa: F401
+
+        libs.append("torch")
+    except ImportError:
+        print("PyTorch is not installed: tinytape only", file=sys.stderr)
+    rows = []
+    for threads in counts:
+        for lib in libs:
+            env = {**os.environ, "OMP_NUM_THREADS": str(threads),
+                   "OPENBLAS_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+            print(f"{lib} at {threads} thread(s)...", file=sys.stderr, flush=True)
+            with tempfile.NamedTemporaryFile(suffix=".json") as out:
+                subprocess.run([sys.executable, __file__, "--worker", f"{lib}:{threads}",
+                                "--out", out.name, "--steps", str(args.steps)], env=env,
+                               check=True)
+                rows.append(json.load(open(out.name)))
+    print(f"{'library':<10}{'threads':>8}{'step ms':>10}{'tokens/s':>12}{'peak MB':>10}")
+    for r in rows:
+        print(f"{r['lib']:<10}{r['threads']:>8}{r['median_step_ms']:>10.1f}"
+              f"{r['tokens_per_s']:>12.0f}{r['peak_mem_mb']:>10.1f}")
+    for threads in counts:
+        ours = [r for r in rows if r["lib"] == "tinytape" and r["threads"] == threads]
+        theirs = [r for r in rows if r["lib"] == "torch" and r["threads"] == threads]
+        if ours and theirs:
+            ratio = ours[0]["tokens_per_s"] / theirs[0]["tokens_per_s"]
+            print(f"target @{threads}t: {'ok  ' if ratio >= 1 else 'MISS'} tinytape runs at "
+                  f"{ratio:.2f}x PyTorch eager's tokens/s (target >= 1)")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(rows, f, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

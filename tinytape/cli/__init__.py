@@ -1,0 +1,47 @@
+"""`python -m tinytape [command]`: the command-line entry point.
+
+Each command lives in its own module with `add_parser(subparsers)` (which sets
+`func` on its parser) and is listed in COMMANDS. Bad arguments get a one-line error and
+exit code 2 (argparse's convention), never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+#: command name -> module (imported lazily, so `python -m tinytape` starts fast)
+COMMANDS: dict[str, str] = {
+    "selfcheck": "tinytape.cli.selfcheck",
+}
+
+
+class UsageError(Exception):
+    """A bad argument found after parsing (a missing file, an empty folder...): exit 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tinytape",
+        description="tinytape: a tape-based autograd engine. Without a command: print the "
+                    "configuration and self-check the kernels.")
+    sub = parser.add_subparsers(dest="command", metavar="command")
+    for name, module in COMMANDS.items():
+        importlib.import_module(module).add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        args = parser.parse_args(["selfcheck", *(argv or [])])
+    try:
+        return int(args.func(args) or 0)
+    except UsageError as e:
+        print(f"tinytape {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
