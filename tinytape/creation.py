@@ -133,6 +133,15 @@ def _generator(generator: np.random.Generator | int | None) -> np.random.Generat
     raise TypeError(f"generator must be a numpy Generator or an int seed, got {generator!r}")
 
 
+def as_generator(generator: np.random.Generator | int | None) -> np.random.Generator | None:
+    """For modules that draw random numbers on every call (dropout): an int seed becomes
+    its own Generator once, so successive calls draw fresh numbers from that stream;
+    None stays None (tinytape's default generator, looked up at each call)."""
+    if generator is None or isinstance(generator, np.random.Generator):
+        return generator
+    return _generator(generator)
+
+
 def rand(*shape: Any, generator: np.random.Generator | int | None = None, dtype: Any = None,
          requires_grad: bool = False) -> Tensor:
     """Uniform [0, 1) samples from `generator` (a numpy Generator or a seed)."""

@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .autograd.engine import run_backward
 from .autograd.grad_mode import _mode
 
 if TYPE_CHECKING:
@@ -190,12 +189,10 @@ class Tensor:
         return self
 
     def _accumulate_grad(self, g: Tensor, create_graph: bool) -> None:
-        if not create_graph:
-            g = Tensor._wrap(np.array(g.data, copy=True)) if self.grad is None else g.detach()
-        if self.grad is None:
-            self.grad = g
-        elif create_graph:
-            self.grad = self.grad + g
+        if create_graph:
+            self.grad = g if self.grad is None else self.grad + g
+        elif self.grad is None:  # a copy: .grad never aliases another tensor's memory
+            self.grad = Tensor._wrap(np.array(g.data, copy=True))
         else:
             self.grad = Tensor._wrap(self.grad.data + g.data)
 
@@ -300,6 +297,7 @@ class Tensor:
         return self._augmented(other, np.true_divide, "/=", Tensor.__truediv__)
 
 
+from .autograd.engine import run_backward  # noqa: E402  (the engine needs Tensor first)
 from .ops import _bind_tensor_methods  # noqa: E402  (ops need the Tensor class first)
 
 _bind_tensor_methods(Tensor)

@@ -3,7 +3,8 @@
 Every recorded op has a sequence number, and an op's inputs were made before it, so
 popping nodes from a max-heap of sequence numbers visits each node only after every
 node that consumed its output: the gradient it receives is complete. No recursion,
-so a chain of 100,000 ops works.
+so a chain of 100,000 ops works. A leaf's gradient is summed over its uses and
+delivered once, at the end.
 """
 
 from __future__ import annotations
@@ -17,13 +18,10 @@ import numpy as np
 from .grad_mode import set_grad_enabled
 
 if TYPE_CHECKING:
-    from ..tensor import Tensor
     from .function import Function
 
 
 def _root_grad(op: str, t: Tensor, g: Tensor | np.ndarray | float | None) -> Tensor:
-    from ..tensor import Tensor
-
     if g is None:
         if t.data.size != 1:
             raise RuntimeError(
@@ -41,6 +39,26 @@ def _root_grad(op: str, t: Tensor, g: Tensor | np.ndarray | float | None) -> Ten
     return g
 
 
+def _send(t: Tensor, g: Tensor, pending: dict, heap: list[int], leaves: dict) -> None:
+    """Add g to what t has received: a leaf's sum (delivered once, at the end), or the
+    gradient of the node that made t, which waits in the heap. (The loop in run_backward
+    inlines this.)"""
+    node = t._node
+    if node is None:
+        entry = leaves.get(id(t))
+        if entry is None:
+            leaves[id(t)] = [t, g]
+        else:
+            entry[1] = entry[1] + g
+        return
+    prev = pending.get(node.seq)
+    if prev is None:
+        pending[node.seq] = (node, g)
+        heapq.heappush(heap, -node.seq)
+    else:
+        pending[node.seq] = (node, prev[1] + g)
+
+
 def run_backward(
     roots: Sequence[Tensor],
     root_grads: Sequence[Tensor | np.ndarray | float | None],
@@ -52,8 +70,9 @@ def run_backward(
     """Backpropagate from `roots`. Without `inputs`, gradients accumulate into the
     leaves' .grad (and retain_grad tensors); with `inputs`, their gradients are
     returned instead and no .grad is touched."""
-    grads: dict[Function, Tensor] = {}
-    heap: list[tuple[int, int, Function]] = []
+    pending: dict[int, tuple[Function, Tensor]] = {}  # seq -> (node, its gradient so far)
+    heap: list[int] = []  # -seq of the pending nodes: the latest op pops first
+    leaves: dict[int, list] = {}  # id(leaf) -> [leaf, its gradient so far]
     wanted_leaf: dict[int, int] = {}
     wanted_node: dict[Function, int] = {}
     found: list[Tensor | None] = []
@@ -65,63 +84,85 @@ def run_backward(
             else:
                 wanted_node[t._node] = i
 
-    def deliver_leaf(leaf: Tensor, g: Tensor) -> None:
-        if inputs is not None:
-            i = wanted_leaf.get(id(leaf))
-            if i is not None:
-                found[i] = g if found[i] is None else found[i] + g
-        else:
-            leaf._accumulate_grad(g, create_graph)
-
-    def push(node: Function, g: Tensor) -> None:
-        prev = grads.get(node)
-        if prev is None:
-            grads[node] = g
-            heapq.heappush(heap, (-node.seq, node.seq, node))
-        else:
-            grads[node] = prev + g
-
     for t, g in zip(roots, root_grads):
         if not t.requires_grad:
             raise RuntimeError(
                 f"{op}: a tensor of shape {t.shape} does not require grad and has no history; "
                 "was it computed under no_grad, or from tensors without requires_grad=True?"
             )
-        g = _root_grad(op, t, g)
-        if t._node is None:
-            deliver_leaf(t, g)
-        else:
-            push(t._node, g)
+        _send(t, _root_grad(op, t, g), pending, heap, leaves)
 
+    # Without create_graph the backward formulas (Tensor ops) run under no_grad, where
+    # elementwise arithmetic takes its unrecorded fast path.
+    heappush, heappop, wrap = heapq.heappush, heapq.heappop, Tensor._wrap
+    node, g = None, None  # the node to run next, when the last one handed it on
     with set_grad_enabled(create_graph):
-        while heap:
-            node = heapq.heappop(heap)[2]
-            g = grads.pop(node)
+        while node is not None or heap:
+            if node is None:
+                node, g = pending.pop(-heappop(heap))
             if inputs is not None:
                 i = wanted_node.get(node)
                 if i is not None:
                     found[i] = g
-            else:
-                node_retain = getattr(node, "retained", None)
-                if node_retain is not None:
-                    t = node_retain()
-                    if t is not None:
-                        t._accumulate_grad(g, create_graph)
+            elif node.retained is not None:
+                t = node.retained()
+                if t is not None:
+                    t._accumulate_grad(g, create_graph)
             if create_graph and not node.differentiable_backward:
                 raise RuntimeError(
                     f"{op}: {node.name} does not support create_graph=True (its backward is a "
                     "fused kernel that is not itself recorded)"
                 )
             input_grads = type(node).backward(node, g)
-            if not retain_graph:
-                node.release()
+            if not retain_graph:  # node.release(), inlined
+                node.freed = True
+                if node._saved:
+                    node._saved = ()
+                if node._out is not None:
+                    node._out = node._out_counter = None
+            # Send the gradients on (_send, inlined). A parent that would be the heap's only
+            # entry is the next node anyway: it is handed on directly, skipping the heap.
+            nxt = nxt_g = None
             for inp, ig, need in zip(node.inputs, input_grads, node.needs_input_grad):
                 if not need or ig is None:
                     continue
-                if ig.shape != inp.shape:
-                    ig = ig.sum_to_shape(inp.shape)
-                if inp._node is None:
-                    deliver_leaf(inp, ig)
+                if ig.data.shape != inp.data.shape:
+                    ig = ig.sum_to_shape(inp.data.shape)
+                parent = inp._node
+                if parent is None:
+                    entry = leaves.get(id(inp))
+                    if entry is None:
+                        leaves[id(inp)] = [inp, ig]
+                    elif create_graph:
+                        entry[1] = entry[1] + ig
+                    else:  # the array sum, as _accumulate_grad makes it
+                        entry[1] = wrap(entry[1].data + ig.data)
+                elif parent is nxt:
+                    nxt_g = nxt_g + ig
                 else:
-                    push(inp._node, ig)
+                    seq = parent.seq
+                    prev = pending.get(seq)
+                    if prev is not None:
+                        pending[seq] = (parent, prev[1] + ig)
+                    elif nxt is None and not heap:
+                        nxt, nxt_g = parent, ig
+                    else:
+                        pending[seq] = (parent, ig)
+                        heappush(heap, -seq)
+            if nxt is not None and heap:  # other nodes wait too: the heap orders them all
+                pending[nxt.seq] = (nxt, nxt_g)
+                heappush(heap, -nxt.seq)
+                nxt = None
+            node, g = nxt, nxt_g
+
+        for leaf, g in leaves.values():
+            if inputs is None:
+                leaf._accumulate_grad(g, create_graph)
+            else:
+                i = wanted_leaf.get(id(leaf))
+                if i is not None:
+                    found[i] = g
     return found if inputs is not None else None
+
+
+from ..tensor import Tensor  # noqa: E402  (an import cycle: tensor.py imports this module)

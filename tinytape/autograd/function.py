@@ -12,22 +12,25 @@ The graph is owned by the tensors that can still reach it, so an unused forward
 pass is freed as soon as its outputs are dropped.
 
 backward is written with Tensor ops, so with create_graph=True the backward pass
-is itself recorded and can be differentiated again.
+is itself recorded and can be differentiated again. Without create_graph it runs
+under no_grad, where an elementwise op's `kernel` (its forward on arrays alone) is
+called directly: Tensor arithmetic in a backward costs little more than numpy.
 """
 
 from __future__ import annotations
 
 import itertools
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from operator import attrgetter
+from typing import Any
 
 import numpy as np
 
 from .grad_mode import _mode
 
-if TYPE_CHECKING:
-    from ..tensor import Tensor
-
 _next_seq = itertools.count().__next__
+_requires_grad = attrgetter("requires_grad")
+_new_tensor = object.__new__
 
 
 class Function:
@@ -37,42 +40,59 @@ class Function:
     #: False for ops whose backward is a kernel call that is not itself recorded:
     #: create_graph=True through them raises instead of giving a wrong answer.
     differentiable_backward: bool = True
+    #: Elementwise ops: forward as a function of the input arrays alone (a numpy ufunc,
+    #: or staticmethod(f)). When nothing is recorded (under no_grad, and in a backward
+    #: pass without create_graph) the op's wrapper calls it directly: no node, no ctx.
+    kernel: Callable[..., np.ndarray] | None = None
+
+    # Class-level defaults: a ctx that records nothing sets no attribute at all.
+    record: bool = False
+    needs_input_grad: tuple[bool, ...] = ()
+    _saved: tuple[Tensor | None, ...] = ()  # save_for_backward's tensors
+    _saved_versions: tuple[int, ...] = ()  # their versions then
+    _save_out: bool = False
+    _out: np.ndarray | None = None  # the output's data, its version counter and version
+    _out_counter: list[int] | None = None
+    _out_version: int = 0
+    freed: bool = False
+    #: weakref to the output tensor when retain_grad() was called on it
+    retained: Callable[[], Tensor | None] | None = None
 
     inputs: tuple[Tensor, ...]
-    needs_input_grad: tuple[bool, ...]
     seq: int
-    record: bool
 
     @classmethod
     def apply(cls, *inputs: Tensor, **params: Any) -> Tensor:
-        from ..tensor import Tensor
-
         ctx = cls.__new__(cls)
-        record = _mode.enabled
-        if record:
-            needs = tuple(t.requires_grad for t in inputs)
-            record = True in needs
-            ctx.needs_input_grad = needs
-        ctx.record = record
-        ctx._saved = ()
-        ctx._save_out = False
-        data = cls.forward(ctx, *inputs, **params)
-        out = Tensor.__new__(Tensor)
-        out.data = data
+        out = _new_tensor(Tensor)
         out.grad = None
         out._retains_grad = False
+        if _mode.enabled:
+            n = len(inputs)  # which inputs need a gradient (one and two inputs written out)
+            if n == 2:
+                needs = (inputs[0].requires_grad, inputs[1].requires_grad)
+            elif n == 1:
+                needs = (True,) if inputs[0].requires_grad else (False,)
+            else:
+                needs = tuple(map(_requires_grad, inputs))
+            if True in needs:
+                ctx.record = True
+                ctx.needs_input_grad = needs
+                out.data = data = cls.forward(ctx, *inputs, **params)
+                out._version = version = inputs[0]._version if cls.is_view else [0]
+                out.requires_grad = True
+                out._node = ctx
+                ctx.inputs = inputs
+                ctx.seq = _next_seq()
+                if ctx._save_out:
+                    ctx._out = data
+                    ctx._out_counter = version
+                    ctx._out_version = version[0]
+                return out
+        out.data = cls.forward(ctx, *inputs, **params)
         out._version = inputs[0]._version if cls.is_view else [0]
-        if record:
-            ctx.inputs = inputs
-            ctx.seq = _next_seq()
-            ctx.freed = False
-            if ctx._save_out:
-                ctx._out = (data, out._version, out._version[0])
-            out.requires_grad = True
-            out._node = ctx
-        else:
-            out.requires_grad = False
-            out._node = None
+        out.requires_grad = False
+        out._node = None
         return out
 
     @staticmethod
@@ -88,9 +108,11 @@ class Function:
         """Keep input tensors for backward; an in-place change to one of them before
         backward runs is detected and raises instead of giving a wrong gradient."""
         if self.record:
-            self._saved = tuple(
-                None if t is None else (t, t._version[0]) for t in tensors
-            )
+            versions = []
+            for t in tensors:
+                versions.append(0 if t is None else t._version[0])
+            self._saved = tensors
+            self._saved_versions = tuple(versions)
 
     def save_output(self) -> None:
         """Keep the output for backward (without a reference cycle: see `output`)."""
@@ -98,53 +120,49 @@ class Function:
 
     @property
     def saved_tensors(self) -> tuple[Tensor | None, ...]:
-        self._check_alive()
-        out = []
-        for entry in self._saved:
-            if entry is None:
-                out.append(None)
-                continue
-            t, version = entry
-            if t._version[0] != version:
+        if self.freed:
+            self._raise_freed()
+        for t, version in zip(self._saved, self._saved_versions):
+            if t is not None and t._version[0] != version:
                 raise RuntimeError(
                     f"{self.name}: a tensor of shape {t.shape} that backward needs was "
                     f"modified in place after it was saved (version {version} when saved, "
                     f"{t._version[0]} now). Use an out-of-place op, or .clone() before editing."
                 )
-            out.append(t)
-        return tuple(out)
+        return self._saved
 
     @property
     def output(self) -> Tensor:
         """The saved output as a tensor whose history is this node (rebuilt on demand so
         that the node does not hold its own output alive)."""
-        from ..tensor import Tensor
-
-        self._check_alive()
-        data, version_box, version = self._out
-        if version_box[0] != version:
+        if self.freed:
+            self._raise_freed()
+        counter = self._out_counter
+        if counter[0] != self._out_version:
             raise RuntimeError(
-                f"{self.name}: its output (shape {data.shape}) was modified in place after "
-                f"it was saved for backward (version {version}, now {version_box[0]})."
+                f"{self.name}: its output (shape {self._out.shape}) was modified in place "
+                f"after it was saved for backward (version {self._out_version}, now "
+                f"{counter[0]})."
             )
         out = Tensor.__new__(Tensor)
-        out.data, out.grad, out._retains_grad = data, None, False
-        out._version, out.requires_grad, out._node = version_box, True, self
+        out.data, out.grad, out._retains_grad = self._out, None, False
+        out._version, out.requires_grad, out._node = counter, True, self
         return out
 
-    def _check_alive(self) -> None:
-        if self.freed:
-            raise RuntimeError(
-                f"{self.name}: trying to backward through the graph a second time; its saved "
-                "tensors were freed after the first backward. Pass retain_graph=True to the "
-                "first backward to keep them."
-            )
+    def _raise_freed(self) -> None:
+        raise RuntimeError(
+            f"{self.name}: trying to backward through the graph a second time; its saved "
+            "tensors were freed after the first backward. Pass retain_graph=True to the "
+            "first backward to keep them."
+        )
 
     def release(self) -> None:
         """Free what was saved for backward (after a backward without retain_graph)."""
-        self._saved = ()
-        self._out = None
         self.freed = True
+        if self._saved:
+            self._saved = ()
+        if self._out is not None:
+            self._out = self._out_counter = None
 
     @property
     def name(self) -> str:
@@ -152,3 +170,6 @@ class Function:
 
     def __repr__(self) -> str:
         return f"<{self.name} seq={getattr(self, 'seq', '-')}>"
+
+
+from ..tensor import Tensor  # noqa: E402  (an import cycle: tensor.py binds the ops)

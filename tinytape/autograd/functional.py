@@ -3,12 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 from .engine import run_backward
-
-if TYPE_CHECKING:
-    from ..tensor import Tensor
 
 
 def grad(outputs: Tensor | Sequence[Tensor], inputs: Tensor | Sequence[Tensor],
@@ -21,8 +17,6 @@ def grad(outputs: Tensor | Sequence[Tensor], inputs: Tensor | Sequence[Tensor],
     gradients). An input that does not influence the outputs raises unless
     allow_unused=True, which gives None for it.
     """
-    from ..tensor import Tensor
-
     outs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
     ins = [inputs] if isinstance(inputs, Tensor) else list(inputs)
     if grad_outputs is None:
@@ -48,3 +42,6 @@ def grad(outputs: Tensor | Sequence[Tensor], inputs: Tensor | Sequence[Tensor],
                 "pass allow_unused=True to get None for it"
             )
     return tuple(found)
+
+
+from ..tensor import Tensor  # noqa: E402  (an import cycle: tensor.py imports the engine)

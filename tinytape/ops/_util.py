@@ -38,6 +38,18 @@ def binary_operands(op: str, a: Any, b: Any) -> tuple[Tensor, Tensor]:
     return a, b
 
 
+def broadcasts_to(shape: tuple[int, ...], target: tuple[int, ...]) -> bool:
+    """Whether `shape` broadcasts to exactly `target` (np.broadcast_shapes(shape, target)
+    == target, without numpy's cost on small tuples)."""
+    lead = len(target) - len(shape)
+    if lead < 0 or min(target, default=0) < 0:
+        return False
+    for s, t in zip(shape, target[lead:]):
+        if s != t and s != 1:
+            return False
+    return True
+
+
 def broadcast_error(op: str, *tensors: Tensor) -> ValueError:
     shapes = " and ".join(str(t.shape) for t in tensors)
     return ValueError(f"{op}: shapes {shapes} cannot be broadcast together")

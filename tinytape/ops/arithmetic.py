@@ -4,24 +4,75 @@ centrally by the engine (Tensor.sum_to_shape)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from ..autograd.function import Function
+from ..autograd.grad_mode import _mode
 from ..tensor import Tensor
 from ._util import binary_operands, broadcast_error
 from .registry import BROADCAST_PAIRS, OpInfo, Sample, away_from_zero, positive, rand, register
 
+_new_tensor = object.__new__
 
-def _binary(cls: type[Function], op: str, a: Any, b: Any) -> Tensor:
-    a, b = binary_operands(op, a, b)
-    try:
-        return cls.apply(a, b)
-    except ValueError as e:
-        if "broadcast" in str(e):
-            raise broadcast_error(op, a, b) from None
-        raise
+
+def _binary_op(cls: type[Function], name: str, doc: str) -> Callable[[Any, Any], Tensor]:
+    """The function of a binary elementwise op (add, mul ...; also Tensor's operator):
+    a (op) b by the Function cls, whose kernel is a numpy ufunc, with broadcasting; a
+    Python number takes the dtype of the tensor operand."""
+    kernel = cls.kernel
+
+    def op(a: Any, b: Any) -> Tensor:
+        if not _mode.enabled:
+            # Nothing is recorded (no_grad, or a backward pass without create_graph): the
+            # kernel alone on the arrays, no node and no ctx. For two tensors of one dtype,
+            # or a float tensor and a Python number (converted as as_tensor does); other
+            # operands, and shapes that do not broadcast, take the general path, which
+            # raises the errors.
+            x = y = None
+            if isinstance(a, Tensor):
+                x = a.data
+                if isinstance(b, Tensor):
+                    y = b.data
+                    if y.dtype is not x.dtype:
+                        y = None
+                elif (type(b) is float or type(b) is int) and x.dtype.kind == "f":
+                    y = np.asarray(b, x.dtype)  # a 0-d array: numpy takes it faster
+            elif (type(a) is float or type(a) is int) and isinstance(b, Tensor) \
+                    and b.data.dtype.kind == "f":
+                y = b.data
+                x = np.asarray(a, y.dtype)
+            if y is not None:
+                try:
+                    data = kernel(x, y)
+                except ValueError:
+                    pass
+                else:
+                    out = _new_tensor(Tensor)  # Tensor._wrap(data), inlined: this is hot
+                    out.data = data
+                    out.grad = None
+                    out._node = None
+                    out._version = [0]
+                    out._retains_grad = False
+                    out.requires_grad = False
+                    return out
+        if isinstance(a, Tensor) and type(b) is float and a.data.dtype.kind == "f":
+            b = Tensor._wrap(np.asarray(b, a.data.dtype))  # t + 0.5: as_tensor would
+        elif not (isinstance(a, Tensor) and isinstance(b, Tensor)
+                  and a.data.dtype == b.data.dtype):
+            a, b = binary_operands(name, a, b)
+        try:
+            return cls.apply(a, b)
+        except ValueError as e:
+            if "broadcast" in str(e):
+                raise broadcast_error(name, a, b) from None
+            raise
+
+    op.__name__ = op.__qualname__ = name
+    op.__doc__ = doc
+    return op
 
 
 def _pair_samples(make_b=rand):
@@ -33,48 +84,48 @@ def _pair_samples(make_b=rand):
 
 # ------------------------------------------------------------------ add
 class Add(Function):
+    kernel = np.add
+
     @staticmethod
     def forward(ctx, a, b):
-        return a.data + b.data
+        return ctx.kernel(a.data, b.data)
 
     @staticmethod
     def backward(ctx, g):
         return g, g
 
 
-def add(a: Any, b: Any) -> Tensor:
-    """a + b (broadcasting)."""
-    return _binary(Add, "add", a, b)
-
+add = _binary_op(Add, "add", "a + b (broadcasting).")
 
 register(OpInfo("add", add, np.add, _pair_samples(), aliases=("__add__", "__radd__")))
 
 
 class Sub(Function):
+    kernel = np.subtract
+
     @staticmethod
     def forward(ctx, a, b):
-        return a.data - b.data
+        return ctx.kernel(a.data, b.data)
 
     @staticmethod
     def backward(ctx, g):
         return g, -g
 
 
-def sub(a: Any, b: Any) -> Tensor:
-    """a - b (broadcasting)."""
-    return _binary(Sub, "sub", a, b)
-
+sub = _binary_op(Sub, "sub", "a - b (broadcasting).")
 
 register(OpInfo("sub", sub, np.subtract, _pair_samples(), aliases=("__sub__", "__rsub__")))
 
 
 class Mul(Function):
+    kernel = np.multiply
+
     @staticmethod
     def forward(ctx, a, b):
         if ctx.record:
             ga, gb = ctx.needs_input_grad
             ctx.save_for_backward(a if gb else None, b if ga else None)
-        return a.data * b.data
+        return ctx.kernel(a.data, b.data)
 
     @staticmethod
     def backward(ctx, g):
@@ -82,19 +133,18 @@ class Mul(Function):
         return (g * b if b is not None else None), (g * a if a is not None else None)
 
 
-def mul(a: Any, b: Any) -> Tensor:
-    """a * b (broadcasting)."""
-    return _binary(Mul, "mul", a, b)
-
+mul = _binary_op(Mul, "mul", "a * b (broadcasting).")
 
 register(OpInfo("mul", mul, np.multiply, _pair_samples(), aliases=("__mul__", "__rmul__")))
 
 
 class Div(Function):
+    kernel = np.true_divide
+
     @staticmethod
     def forward(ctx, a, b):
         ctx.save_for_backward(a, b)
-        return a.data / b.data
+        return ctx.kernel(a.data, b.data)
 
     @staticmethod
     def backward(ctx, g):
@@ -103,19 +153,18 @@ class Div(Function):
         return (g / b if ga else None), (-g * a / (b * b) if gb else None)
 
 
-def div(a: Any, b: Any) -> Tensor:
-    """a / b (broadcasting)."""
-    return _binary(Div, "div", a, b)
-
+div = _binary_op(Div, "div", "a / b (broadcasting).")
 
 register(OpInfo("div", div, np.true_divide, _pair_samples(away_from_zero),
                 aliases=("__truediv__", "__rtruediv__")))
 
 
 class Neg(Function):
+    kernel = np.negative
+
     @staticmethod
     def forward(ctx, a):
-        return -a.data
+        return ctx.kernel(a.data)
 
     @staticmethod
     def backward(ctx, g):
@@ -124,6 +173,8 @@ class Neg(Function):
 
 def neg(a: Tensor) -> Tensor:
     """-a."""
+    if not _mode.enabled and isinstance(a, Tensor):
+        return Tensor._wrap(Neg.kernel(a.data))  # nothing recorded: no node, no ctx
     return Neg.apply(a)
 
 
@@ -154,11 +205,13 @@ class PowScalar(Function):
 
 
 class PowTensor(Function):
+    kernel = np.power
+
     @staticmethod
     def forward(ctx, a, b):
         ctx.save_for_backward(a, b)
         ctx.save_output()
-        return a.data ** b.data
+        return ctx.kernel(a.data, b.data)
 
     @staticmethod
     def backward(ctx, g):
@@ -168,13 +221,16 @@ class PowTensor(Function):
         return (g * b * a ** (b - 1.0) if ga else None), (g * y * a.log() if gb else None)
 
 
+_pow_tensor = _binary_op(PowTensor, "pow", "a ** b for a tensor exponent (positive base).")
+
+
 def pow(a: Any, exponent: Any) -> Tensor:
     """a ** exponent: a number exponent (any base), or a tensor one (positive base)."""
     if isinstance(exponent, (int, float, np.number)) and isinstance(a, Tensor):
         if a.data.dtype.kind != "f":
             raise TypeError(f"pow: base must be a float tensor, got {a.dtype}")
         return PowScalar.apply(a, exponent=float(exponent))
-    return _binary(PowTensor, "pow", a, exponent)
+    return _pow_tensor(a, exponent)
 
 
 def _pow_samples(rng, dtype):

@@ -9,13 +9,13 @@ import numpy as np
 
 from ..autograd.function import Function
 from ..tensor import Tensor
-from ._util import axis_arg, keepdims_arg, normalize_axes, require_float
+from ._util import axis_arg, broadcasts_to, keepdims_arg, normalize_axes, require_float
 from .registry import OpInfo, Sample, distinct, rand, register
 
 
 def _expand_back(g: Tensor, shape: tuple[int, ...], axes: tuple[int, ...], keepdims: bool):
     """Broadcast a reduced gradient back to `shape` (re-inserting reduced axes)."""
-    if not keepdims and axes:
+    if not keepdims and axes and len(axes) < len(shape):  # (all reduced: g is 0-d already)
         kept = list(shape)
         for a in axes:
             kept[a] = 1
@@ -233,7 +233,8 @@ def sum_to_shape_np(x: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
 def sum_to_shape(x: Tensor, shape: tuple[int, ...]) -> Tensor:
     """The reverse of broadcasting: sum x down to `shape` (which x's shape broadcasts from)."""
     shape = tuple(shape)
-    if np.broadcast_shapes(shape, x.shape) != x.shape:
+    if not broadcasts_to(shape, x.shape):
+        np.broadcast_shapes(shape, x.shape)  # numpy's error when they do not broadcast at all
         raise ValueError(f"sum_to_shape: shape {shape} does not broadcast to {x.shape}")
     if shape == x.shape:
         return x

@@ -5,6 +5,7 @@ and dtype conversion and clone. Reshape, transpose, permute, expand and
 from __future__ import annotations
 
 import builtins
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -12,7 +13,7 @@ import numpy as np
 
 from ..autograd.function import Function
 from ..tensor import Tensor
-from ._util import normalize_axes
+from ._util import broadcasts_to, normalize_axes
 from .registry import OpInfo, Sample, rand, register
 
 
@@ -47,15 +48,15 @@ def reshape(x: Tensor, *shape: Any) -> Tensor:
 
 
 def _resolve_reshape(old: tuple[int, ...], new: tuple[int, ...]) -> tuple[int, ...]:
-    n = int(np.prod(old, dtype=np.int64))
+    n = math.prod(old)
     if new.count(-1) > 1:
         raise ValueError
     if -1 in new:
-        rest = int(np.prod([s for s in new if s != -1], dtype=np.int64))
+        rest = math.prod([s for s in new if s != -1])
         if rest == 0 or n % rest:
             raise ValueError
         new = tuple(n // rest if s == -1 else s for s in new)
-    if int(np.prod(new, dtype=np.int64)) != n or builtins.min(new, default=0) < 0:
+    if math.prod(new) != n or builtins.min(new, default=0) < 0:
         raise ValueError
     return new
 
@@ -163,13 +164,9 @@ def expand(x: Tensor, *shape: Any) -> Tensor:
     shape = tuple(x.shape[i - lead] if s == -1 and i >= lead else s for i, s in enumerate(shape))
     if shape == x.shape:
         return x
-    try:
-        np.broadcast_shapes(x.shape, shape)
-        if np.broadcast_shapes(x.shape, shape) != shape:
-            raise ValueError
-    except ValueError:
+    if not broadcasts_to(x.shape, shape):
         raise ValueError(f"expand: a tensor of shape {x.shape} cannot be expanded to shape "
-                         f"{shape}") from None
+                         f"{shape}")
     return Expand.apply(x, shape=shape)
 
 
