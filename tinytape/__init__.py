@@ -8,7 +8,7 @@
 
 import numpy as np
 
-from . import backend
+from . import backend, nn, optim  # noqa: E402, I001  (they build on everything above)
 from ._version import __version__
 from .autograd.function import Function
 from .autograd.functional import grad
@@ -32,8 +32,7 @@ from .creation import (
 )
 from .ops import *  # noqa: F403
 from .ops import __all__ as _ops_all
-from . import nn, optim  # noqa: E402  (after the ops: they build on them)
-from .tensor import Tensor  # noqa: I001  (binds the ops to Tensor)
+from .tensor import Tensor
 
 float32 = np.float32
 float64 = np.float64
@@ -41,7 +40,8 @@ int64 = np.int64
 bool_ = np.bool_
 
 __all__ = [
-    "__version__", "backend", "nn", "optim", "config", "get_num_threads", "set_num_threads", "show_config",
+    "__version__", "backend", "nn", "optim", "config", "get_num_threads", "set_num_threads",
+    "show_config",
     "Tensor", "Function", "no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled",
     "grad", "gradcheck", "gradgradcheck", "GradcheckError",
     "tensor", "from_numpy", "zeros", "ones", "full", "arange", "zeros_like", "ones_like",

@@ -14,6 +14,7 @@ import sys
 #: command name -> module (imported lazily, so `python -m tinytape` starts fast)
 COMMANDS: dict[str, str] = {
     "selfcheck": "tinytape.cli.selfcheck",
+    "layerwise": "tinytape.cli.layerwise",
 }
 
 
@@ -27,7 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="tinytape: a tape-based autograd engine. Without a command: print the "
                     "configuration and self-check the kernels.")
     sub = parser.add_subparsers(dest="command", metavar="command")
-    for name, module in COMMANDS.items():
+    for module in COMMANDS.values():
         importlib.import_module(module).add_parser(sub)
     return parser
 

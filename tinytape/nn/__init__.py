@@ -2,12 +2,27 @@
 
 from . import functional, init
 from .attention import MultiHeadAttention
-from .layers import (GELU, Dropout, Embedding, Identity, LayerNorm, Linear, ReLU, Sigmoid,
-                     Softmax, Tanh)
+from .layers import (
+                     GELU,
+                     Dropout,
+                     Embedding,
+                     Identity,
+                     LayerNorm,
+                     Linear,
+                     ReLU,
+                     Sigmoid,
+                     Softmax,
+                     Tanh,
+)
 from .losses import BCEWithLogitsLoss, CrossEntropyLoss, MSELoss
 from .module import Module, ModuleList, Parameter, Sequential
-from .positional import (ALiBi, LearnedPositionalEmbedding, RelativePositionBias,
-                         RotaryEmbedding, SinusoidalPositionalEncoding)
+from .positional import (
+                     ALiBi,
+                     LearnedPositionalEmbedding,
+                     RelativePositionBias,
+                     RotaryEmbedding,
+                     SinusoidalPositionalEncoding,
+)
 from .transformer import FeedForward, TransformerBlock
 
 __all__ = [

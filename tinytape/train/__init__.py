@@ -1,0 +1,35 @@
+"""tinytape.train: the shared Trainer and the trainers built on it.
+
+- `Trainer` (trainer.py): seeded batches, progress, metrics.jsonl, validation, checkpoints
+  with resume; `Progress`, `MetricsLogger` and `BatchIterator` can be used on their own.
+- layer-wise pretraining (layerwise.py): greedy supervised or (denoising) autoencoder
+  pretraining of a stack of layers, one frozen layer at a time, then fine-tuning; and the
+  experiment behind `python -m tinytape layerwise`.
+"""
+
+from .layerwise import (
+    MLP,
+    ExperimentConfig,
+    accuracy,
+    build_mlp,
+    finetune,
+    pretrain_autoencoder,
+    pretrain_layerwise,
+    pretrain_supervised,
+    replace_head,
+    run_experiment,
+)
+from .trainer import (
+    BatchIterator,
+    MetricsLogger,
+    Progress,
+    Trainer,
+    TrainResult,
+    progress_mode,
+    read_metrics,
+)
+
+__all__ = ["Trainer", "TrainResult", "Progress", "MetricsLogger", "BatchIterator",
+           "progress_mode", "read_metrics", "MLP", "build_mlp", "replace_head",
+           "pretrain_layerwise", "pretrain_autoencoder", "pretrain_supervised", "finetune",
+           "accuracy", "ExperimentConfig", "run_experiment"]
