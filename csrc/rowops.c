@@ -1,19 +1,21 @@
 /* Row kernels (softmax, log-softmax, cross-entropy, layer norm): the public
  * entry points declared in tinytape.h.
  *
- * Each entry point handles empty shapes and argument checks, splits the rows
- * into one contiguous chunk per OpenMP thread (static schedule; serial for
- * small inputs), and runs the chunk on the SIMD path tt_simd_level() names at
- * the time of the call. The per-row work lives in rowops_impl.inc.
+ * Each entry point handles empty shapes and bad targets, splits the rows into
+ * one contiguous chunk per OpenMP thread (static schedule; serial for small
+ * inputs), and runs the chunks on the SIMD path tt_simd_level() names at the
+ * time of the call. The per-row work lives in rowops_impl.inc.
  */
 #include <math.h>
-#include <string.h>
 #include "rowops.h"
 
-/* Work per element in tt_threads_for units, so small inputs stay serial: an
- * exp costs about as much as a dozen plain flops. */
-#define RO_COST_EXP 8.0
-#define RO_COST_PLAIN 3.0
+/* Work per element in tt_threads_for units (serial below 32768), measured on
+ * AVX-512 with 2 threads: a second thread pays off from about 16K elements
+ * for the exp kernels, 32K for the plain ones and 64K for layer-norm backward
+ * (whose per-thread dgamma/dbeta buffers cost extra). */
+#define RO_COST_EXP 2.0
+#define RO_COST_PLAIN 1.0
+#define RO_COST_LN_BWD 0.5
 
 /* Cross-entropy keeps one partial loss per thread on the stack. */
 #define RO_MAX_THREADS 256
@@ -190,7 +192,7 @@ RO_DEFINE_LN_FWD(tt_layer_norm_fwd_f64, ln_fwd_f64, double)
  * (double totals, see TT_LN_BLOCK_ROWS); the totals are then added in thread
  * order, so the result depends on the thread count but not on timing. */
 #ifdef _OPENMP
-#define RO_LN_PARALLEL_REGION _Pragma("omp parallel num_threads(nt)")
+#define RO_LN_PARALLEL_REGION _Pragma("omp parallel num_threads(nt) if (nt > 1)")
 #define RO_LN_TID omp_get_thread_num()
 #define RO_LN_TEAM omp_get_num_threads()
 #else
@@ -208,7 +210,7 @@ RO_DEFINE_LN_FWD(tt_layer_norm_fwd_f64, ln_fwd_f64, double)
             return;                                                                      \
         }                                                                                \
         const struct tt_rowops *ops = ro_ops();                                          \
-        int nt = ro_threads(rows, cols, RO_COST_PLAIN);                                  \
+        const int nt = ro_threads(rows, cols, RO_COST_LN_BWD);                                 \
         /* per thread: part_g, part_b (T), tot_g, tot_b (double), 64-byte aligned */    \
         const int64_t cpad = (cols + 15) / 16 * 16;                                       \
         const int64_t stride = 2 * cpad * (int64_t)sizeof(T) + 2 * cpad * 8;             \

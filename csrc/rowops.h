@@ -20,6 +20,10 @@
  * rows would lose ~3 digits, and a double add per element per row would cost. */
 #define TT_LN_BLOCK_ROWS 32
 
+/* Cross-entropy backward trusts the saved lse while |lse| is below this: its
+ * rounding then moves the gradient by at most 2^-18 (float) relative. */
+#define TT_CE_LSE_EXACT 64.0
+
 struct tt_rowops {
     void (*softmax_fwd_f32)(const float *x, float *y, int64_t rows, int64_t cols);
     void (*softmax_fwd_f64)(const double *x, double *y, int64_t rows, int64_t cols);
