@@ -1,35 +1,54 @@
 /* GEMM: C = alpha * op(A) @ op(B) + beta * C for row-major float / double.
  *
  * Goto / BLIS style ("Anatomy of High-Performance Matrix Multiplication").
- * Because C is row-major the microkernel keeps vectors along N: it broadcasts
- * MR values of a packed A column and multiplies them into one row of a packed
+ * C is row-major, so the microkernel keeps vectors along N: per k step it
+ * broadcasts MR values of an A column and multiplies them into one row of a
  * B micro-panel, accumulating an MR x NR tile of C in registers. Loop nest on
- * one block of C (one per thread):
+ * one block of C:
  *
- *   for ic in 0..m step MC           A rows per block          (MC x KC: L3)
- *     for pc in 0..k step KC         depth; beta on pc == 0 only, then += 1
- *       pack A[ic:ic+MC, pc:pc+KC]   into MR-row micro-panels, k-major
+ *   for ic in 0..m step MC             A rows per block     (MC x KC: L3)
+ *     for pc in 0..k step KC           beta on pc == 0 only, then accumulate
+ *       pack A[ic:+MC, pc:+KC]         MR-row micro-panels, k-major
  *       for jc in 0..n step NC
- *         pack B[pc:pc+KC, jc:jc+NC] into NR-column micro-panels (KC x NC: L2)
- *         for ir in 0..MC step MR    A micro-panel MR x KC stays in L1
- *           for jr in 0..NC step NR  B micro-panels stream from L2
- *             microkernel (edge tiles go through a local tile buffer)
+ *         pack B[pc:+KC, jc:+NC]       NR-column micro-panels (KC x NC: L2)
+ *         for ir in 0..MC step MR      A micro-panel (MR x KC) stays in L1
+ *           for jr in 0..NC step NR    B micro-panels stream from L2
+ *             microkernel
  *
- * Transposes are absorbed by the packing routines; panels are zero-padded so
- * the microkernel always runs full tiles.
+ * Packing absorbs the transposes and zero-pads partial panels. Edge tiles
+ * either run a kernel variant for their exact size with masked accesses
+ * (AVX-512) or compute the full tile into a local buffer and copy the valid
+ * part (AVX2, generic). Register tiles and blocking (MR x NR, KC, MC, NC):
+ *   AVX-512  float 14x32, 384, 2016, 512     double 14x16, 256, 2016, 384
+ *   AVX2     float  6x16, 256, 2016, 512     double  6x8,  256, 1008, 256
+ *   generic  float  4x16, 256,  512, 256     double  4x8,  256,  256, 256
+ * (the values live with each kernel set in gemm_ukr_*.c). MC is large so
+ * that B is packed only once for m <= MC.
  *
- * Tile sizes and blocking (MR x NR, KC, MC, NC), per kernel set:
- *   AVX-512  float 14x32, KC 384, MC 1008, NC 512;  double 14x16, KC 256, MC 504, NC 256
- *   AVX2     float  6x16, KC 256, MC 1008, NC 512;  double  6x8,  KC 256, MC 504, NC 256
- *   generic  float  4x16, KC 256, MC  512, NC 256;  double  4x8,  KC 256, MC 256, NC 256
- * (the authoritative numbers live with each kernel in gemm_ukr_*.c.)
+ * Shapes that packing does not suit:
+ *   - m == 1 or n == 1: matrix-vector kernels (dots of rows, or sums of rows),
+ *     memory bound, no packing.
+ *   - small products, or n <= NR (packed A panels would be used once), with B
+ *     not transposed: the AVX-512 strided kernel reads A and B in place
+ *     (gemm_direct, see use_direct for the measured limits).
  *
- * Threads: C is cut into a tm x tn grid of whole micro-tiles (tm * tn = threads,
- * chosen to balance work and packing); each thread runs the serial blocked
- * algorithm on its block with private pack buffers. Small products stay serial.
- * Batched products give whole products to threads when there are enough of them.
+ * Threads (OpenMP): C is cut into a tm x tn grid of whole micro-tiles
+ * (tm * tn = threads, chosen for balanced work and little packing). When it
+ * is cut by rows only, the team shares each packed B block (every thread packs
+ * a slice, barrier, all compute their rows) and packs its own A rows; other
+ * grids give every thread a block with private buffers. Small products stay
+ * serial (tt_threads_for). Batched products give whole products to threads
+ * when there are enough of them and their C matrices do not overlap.
  */
 #include "gemm_ukernels.h"
+
+/* Limits of the unpacked (direct) path: m*n*k, and bytes of B per k block. */
+#ifndef TT_GEMM_DIRECT_MAX
+#define TT_GEMM_DIRECT_MAX (256.0 * 256.0 * 256.0)
+#endif
+#ifndef TT_GEMM_DIRECT_BBLOCK
+#define TT_GEMM_DIRECT_BBLOCK (512.0 * 1024.0)
+#endif
 
 #ifdef _OPENMP
 /* Pick a tm x tn grid with tm * tn == nth for an m x n x k product. The cost

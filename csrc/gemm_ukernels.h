@@ -25,14 +25,16 @@ typedef void (*tt_ukr_f32)(int64_t k, const float *a, const float *b, float *c, 
 typedef void (*tt_ukr_f64)(int64_t k, const double *a, const double *b, double *c, int64_t ldc,
                            double alpha, double beta);
 
-/* Optional kernel for a partial tile (mr <= MR rows, nr <= NR columns) that
- * works on C directly; without one the driver runs the full kernel into a
- * local tile and copies the valid part. */
-typedef void (*tt_ukr_edge_f32)(int64_t mr, int64_t nr, int64_t k, const float *a, const float *b,
-                                float *c, int64_t ldc, float alpha, float beta);
-typedef void (*tt_ukr_edge_f64)(int64_t mr, int64_t nr, int64_t k, const double *a,
-                                const double *b, double *c, int64_t ldc, double alpha,
-                                double beta);
+/* Optional strided kernel for any mr x nr (<= MR x NR) tile, working on C
+ * directly: A element (i, p) at a[i*rs + p*cs], B row p at b + p*ldb (B not
+ * transposed; nothing past column nr is touched). It handles edge tiles of
+ * packed panels (rs = 1, cs = MR, ldb = NR) and the unpacked direct path. */
+typedef void (*tt_ukr_strided_f32)(int64_t mr, int64_t nr, int64_t k, const float *a,
+                                   int64_t rs, int64_t cs, const float *b, int64_t ldb,
+                                   float *c, int64_t ldc, float alpha, float beta);
+typedef void (*tt_ukr_strided_f64)(int64_t mr, int64_t nr, int64_t k, const double *a,
+                                   int64_t rs, int64_t cs, const double *b, int64_t ldb,
+                                   double *c, int64_t ldc, double alpha, double beta);
 
 /* Pack `len` rows of a micro-panel direction into W-wide micro-panels over kc
  * steps. Element (x, p) of the source is src[x*ld + p] when `pcontig` (each x
@@ -42,6 +44,12 @@ typedef void (*tt_pack_f32)(int pcontig, int64_t len, int64_t kc, const float *s
 typedef void (*tt_pack_f64)(int pcontig, int64_t len, int64_t kc, const double *src, int64_t ld,
                             double *dst);
 
+/* Matrix-vector product, see TT_DEFINE_GEMV below. */
+typedef void (*tt_gemv_f32)(int trans, int64_t len, int64_t k, const float *X, int64_t ldx,
+                            const float *v, float *y);
+typedef void (*tt_gemv_f64)(int trans, int64_t len, int64_t k, const double *X, int64_t ldx,
+                            const double *v, double *y);
+
 /* A kernel set: tile shape, cache blocking and the routines to use them. */
 typedef struct {
     int mr, nr;   /* register tile */
@@ -49,15 +57,17 @@ typedef struct {
     int mc;       /* rows of A packed per block (lives in L3) */
     int nc;       /* columns of B packed per block (lives in L2) */
     tt_ukr_f32 ukr;
-    tt_ukr_edge_f32 ukr_edge; /* may be NULL */
+    tt_ukr_strided_f32 ukr_strided; /* may be NULL: edges via a tile buffer, no direct path */
     tt_pack_f32 pack_a, pack_b;
+    tt_gemv_f32 gemv;
 } tt_gemm_kernels_f32;
 
 typedef struct {
     int mr, nr, kc, mc, nc;
     tt_ukr_f64 ukr;
-    tt_ukr_edge_f64 ukr_edge;
+    tt_ukr_strided_f64 ukr_strided;
     tt_pack_f64 pack_a, pack_b;
+    tt_gemv_f64 gemv;
 } tt_gemm_kernels_f64;
 
 const tt_gemm_kernels_f32 *tt_gemm_kernels_generic_f32(void);
@@ -75,12 +85,6 @@ const tt_gemm_kernels_f64 *tt_gemm_kernels_avx512_f64(void);
 #define TT_INLINE static inline
 #endif
 
-#if defined(__GNUC__) || defined(__clang__)
-#define TT_PREFETCH(p) __builtin_prefetch(p)
-#else
-#define TT_PREFETCH(p) ((void)0)
-#endif
-
 /* Generic packing bodies. W is a compile-time constant at every call site (the
  * per-ISA wrappers inline these under their own target attribute), so the
  * fixed-width copies compile to plain vector moves. */
@@ -94,11 +98,8 @@ const tt_gemm_kernels_f64 *tt_gemm_kernels_avx512_f64(void);
                 /* each k step is w contiguous values: a row copy */                   \
                 const T *s = src + x0;                                                  \
                 if (w == W) {                                                           \
-                    for (int64_t p = 0; p < kc; p++, s += ld, d += W) {                 \
-                        TT_PREFETCH(s + 8 * ld);                                        \
-                        TT_PREFETCH(s + 8 * ld + W - 1);                                \
+                    for (int64_t p = 0; p < kc; p++, s += ld, d += W)                   \
                         for (int x = 0; x < W; x++) d[x] = s[x];                        \
-                    }                                                                   \
                 } else {                                                                \
                     for (int64_t p = 0; p < kc; p++, s += ld, d += W) {                 \
                         int x = 0;                                                      \
@@ -128,6 +129,55 @@ const tt_gemm_kernels_f64 *tt_gemm_kernels_avx512_f64(void);
 
 TT_DEFINE_PACK(float, tt_pack_body_f32)
 TT_DEFINE_PACK(double, tt_pack_body_f64)
+
+/* Matrix-vector products for m == 1 or n == 1 (memory bound: no packing).
+ * v and y are contiguous:
+ *   dots (trans == 0): y[i] = sum_p X[i*ldx + p] * v[p]   (i < len, p < k)
+ *   sums (trans == 1): y[j] = sum_p X[p*ldx + j] * v[p]   (j < len, p < k)
+ * Plain C whose fixed-width loops the compiler vectorizes for the target of
+ * the wrapper; partial sums are combined in a fixed order (reproducible).
+ * The x86 files replace the dots with intrinsics (FMA, masked tails). */
+#define TT_GEMV_LANES 16
+#define TT_GEMV_CHUNK 512
+#define TT_DEFINE_GEMV(T, NAME)                                                                \
+    TT_INLINE T NAME##_dot(const T *x, const T *v, int64_t k) {                               \
+        T a[TT_GEMV_LANES] = {0}, s = (T)0;                                                    \
+        int64_t p = 0;                                                                         \
+        for (; p + TT_GEMV_LANES <= k; p += TT_GEMV_LANES)                                     \
+            for (int j = 0; j < TT_GEMV_LANES; j++) a[j] += x[p + j] * v[p + j];               \
+        for (int j = 0; j < TT_GEMV_LANES; j++) s += a[j];                                     \
+        for (; p < k; p++) s += x[p] * v[p];                                                   \
+        return s;                                                                              \
+    }                                                                                          \
+    TT_INLINE void NAME##_dots(int64_t len, int64_t k, const T *X, int64_t ldx, const T *v,    \
+                               T *y) {                                                         \
+        for (int64_t i = 0; i < len; i++) y[i] = NAME##_dot(X + i * ldx, v, k);                \
+    }                                                                                          \
+    TT_INLINE void NAME##_sums(int64_t len, int64_t k, const T *X, int64_t ldx, const T *v,    \
+                               T *y) {                                                         \
+        for (int64_t j0 = 0; j0 < len; j0 += TT_GEMV_CHUNK) {                                  \
+            /* a chunk of y accumulates in L1 while rows of X stream past, 4 at a time */     \
+            const int64_t w = len - j0 < TT_GEMV_CHUNK ? len - j0 : TT_GEMV_CHUNK;             \
+            T acc[TT_GEMV_CHUNK];                                                              \
+            for (int64_t j = 0; j < w; j++) acc[j] = (T)0;                                     \
+            int64_t p = 0;                                                                     \
+            for (; p + 4 <= k; p += 4) {                                                       \
+                const T *x0 = X + p * ldx + j0, *x1 = x0 + ldx, *x2 = x1 + ldx, *x3 = x2 + ldx; \
+                const T v0 = v[p], v1 = v[p + 1], v2 = v[p + 2], v3 = v[p + 3];                \
+                for (int64_t j = 0; j < w; j++)                                                \
+                    acc[j] += v0 * x0[j] + v1 * x1[j] + v2 * x2[j] + v3 * x3[j];               \
+            }                                                                                  \
+            for (; p < k; p++) {                                                               \
+                const T *x0 = X + p * ldx + j0;                                                \
+                const T v0 = v[p];                                                             \
+                for (int64_t j = 0; j < w; j++) acc[j] += v0 * x0[j];                          \
+            }                                                                                  \
+            for (int64_t j = 0; j < w; j++) y[j0 + j] = acc[j];                                \
+        }                                                                                      \
+    }
+
+TT_DEFINE_GEMV(float, tt_gemv_body_f32)
+TT_DEFINE_GEMV(double, tt_gemv_body_f64)
 
 #if TT_X86_SIMD
 #include <immintrin.h>
@@ -212,11 +262,9 @@ TT_TARGET_AVX2 TT_INLINE void tt_pack_panel_x86_f32(const float *s, int64_t ld, 
             const int gw = W - g < 8 ? W - g : 8;
             __m256 r[8];
 #pragma GCC unroll 8
-            for (int i = 0; i < 8; i++) {
-                if (i < gw && g + i < w && (p & 15) == 0) TT_PREFETCH(s + (g + i) * ld + p + 64);
+            for (int i = 0; i < 8; i++)
                 r[i] = i < gw && g + i < w ? _mm256_loadu_ps(s + (g + i) * ld + p)
                                            : _mm256_setzero_ps();
-            }
             tt_tr8x8_ps(r);
 #pragma GCC unroll 8
             for (int q = 0; q < 8; q++) tt_store_lanes_ps(d + (p + q) * W + g, r[q], gw);
@@ -235,11 +283,9 @@ TT_TARGET_AVX2 TT_INLINE void tt_pack_panel_x86_f64(const double *s, int64_t ld,
             const int gw = W - g < 4 ? W - g : 4;
             __m256d r[4];
 #pragma GCC unroll 4
-            for (int i = 0; i < 4; i++) {
-                if (i < gw && g + i < w && (p & 7) == 0) TT_PREFETCH(s + (g + i) * ld + p + 32);
+            for (int i = 0; i < 4; i++)
                 r[i] = i < gw && g + i < w ? _mm256_loadu_pd(s + (g + i) * ld + p)
                                            : _mm256_setzero_pd();
-            }
             tt_tr4x4_pd(r);
 #pragma GCC unroll 4
             for (int q = 0; q < 4; q++) tt_store_lanes_pd(d + (p + q) * W + g, r[q], gw);

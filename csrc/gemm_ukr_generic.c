@@ -49,11 +49,30 @@ static void pack_b_f64(int pcontig, int64_t len, int64_t kc, const double *src, 
     tt_pack_body_f64(pcontig, len, kc, src, ld, dst, NR_F64);
 }
 
+static void gemv_f32(int trans, int64_t len, int64_t k, const float *X, int64_t ldx,
+                     const float *v, float *y) {
+    if (trans)
+        tt_gemv_body_f32_sums(len, k, X, ldx, v, y);
+    else
+        tt_gemv_body_f32_dots(len, k, X, ldx, v, y);
+}
+static void gemv_f64(int trans, int64_t len, int64_t k, const double *X, int64_t ldx,
+                     const double *v, double *y) {
+    if (trans)
+        tt_gemv_body_f64_sums(len, k, X, ldx, v, y);
+    else
+        tt_gemv_body_f64_dots(len, k, X, ldx, v, y);
+}
+
 /* Modest blocking that suits typical 32-48 KB L1 / 256 KB-1 MB L2 caches. */
-static const tt_gemm_kernels_f32 k_f32 = {MR_F32, NR_F32, 256, 512, 256,
-                                          ukr_f32, NULL, pack_a_f32, pack_b_f32};
-static const tt_gemm_kernels_f64 k_f64 = {MR_F64, NR_F64, 256, 256, 256,
-                                          ukr_f64, NULL, pack_a_f64, pack_b_f64};
+static const tt_gemm_kernels_f32 k_f32 = {
+    .mr = MR_F32, .nr = NR_F32, .kc = 256, .mc = 512, .nc = 256,
+    .ukr = ukr_f32, .ukr_strided = NULL,
+    .pack_a = pack_a_f32, .pack_b = pack_b_f32, .gemv = gemv_f32};
+static const tt_gemm_kernels_f64 k_f64 = {
+    .mr = MR_F64, .nr = NR_F64, .kc = 256, .mc = 256, .nc = 256,
+    .ukr = ukr_f64, .ukr_strided = NULL,
+    .pack_a = pack_a_f64, .pack_b = pack_b_f64, .gemv = gemv_f64};
 
 const tt_gemm_kernels_f32 *tt_gemm_kernels_generic_f32(void) { return &k_f32; }
 const tt_gemm_kernels_f64 *tt_gemm_kernels_generic_f64(void) { return &k_f64; }
