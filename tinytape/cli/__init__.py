@@ -15,6 +15,10 @@ import sys
 COMMANDS: dict[str, str] = {
     "selfcheck": "tinytape.cli.selfcheck",
     "layerwise": "tinytape.cli.layerwise",
+    "rlhf": "tinytape.cli.rlhf",
+    "icl": "tinytape.cli.icl",
+    "lm": "tinytape.cli.lm",
+    "authors": "tinytape.cli.authors",
 }
 
 

@@ -1,0 +1,113 @@
+"""`python -m tinytape icl`: in-context learning without gradient updates (bursty vs not).
+
+Trains the same small GPT on bursty and on non-bursty (key, label) sequences, then scores
+zero-, one- and few-shot prompts on held-out mappings with the weights frozen. Writes
+results.json, metrics.jsonl and icl.png (with matplotlib) to --out and prints the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("icl", help="in-context learning: train on bursty vs non-bursty "
+                       "(key, label) sequences, then score k-shot prompts with frozen weights",
+                       description=__doc__.split("\n\n", 1)[1].strip())
+    p.add_argument("--out", default=os.path.join("runs", "icl"), metavar="DIR",
+                   help="output folder for results.json, metrics.jsonl and icl.png "
+                        "(default: runs/icl)")
+    p.add_argument("--steps", type=int, default=None,
+                   help="training steps per model (default: 6000, or 400 with --quick)")
+    p.add_argument("--quick", action="store_true",
+                   help="a ~30 s smoke run (few steps, small evaluation): the targets are "
+                        "not expected to be met")
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed of the data, the initial weights and the held-out episodes")
+    p.add_argument("--threads", type=int, default=1,
+                   help="OpenMP threads of the kernels in each process (default: 1; the "
+                        "matrices are tiny, and more threads only contend)")
+    p.add_argument("--jobs", type=int, default=2,
+                   help="processes: with 2, the two models train side by side (default: 2)")
+    p.add_argument("--batch-size", type=int, default=None,
+                   help="sequences per training step (default: 32)")
+    p.add_argument("--lr", type=float, default=None, help="peak learning rate of AdamW")
+    p.add_argument("--positional", default=None,
+                   choices=["learned", "sinusoidal", "rotary", "alibi", "relative", "none"],
+                   help="positional encoding of the GPT")
+    p.add_argument("--test-episodes", type=int, default=None,
+                   help="held-out episodes scored for each number of prior pairs")
+    p.add_argument("--conditions", default=None,
+                   help="comma-separated: bursty, non-bursty (default: both)")
+    p.add_argument("--no-plot", action="store_true", help="do not write icl.png")
+    p.add_argument("--progress", choices=["bar", "plain", "off"], default=None,
+                   help="progress display (default: a bar on a terminal, plain lines "
+                        "otherwise)")
+    p.set_defaults(func=run)
+
+
+def _config(args: argparse.Namespace):  # -> ICLConfig
+    from ..train.icl import QUICK, ICLConfig
+    from . import UsageError
+
+    cfg = ICLConfig(**(QUICK if args.quick else {}), seed=args.seed)
+    overrides = {"steps": args.steps, "batch_size": args.batch_size, "lr": args.lr,
+                 "positional": args.positional, "test_episodes": args.test_episodes}
+    for name in ("steps", "batch_size", "test_episodes"):
+        if overrides[name] is not None and overrides[name] < 1:
+            raise UsageError(f"--{name.replace('_', '-')} must be at least 1, "
+                             f"got {overrides[name]}")
+    if args.lr is not None and not args.lr > 0:
+        raise UsageError(f"--lr must be positive, got {args.lr}")
+    if args.conditions is not None:
+        conds = tuple(c.strip() for c in args.conditions.split(",") if c.strip())
+        bad = [c for c in conds if c not in ("bursty", "non-bursty")]
+        if bad or not conds:
+            raise UsageError(f"--conditions: expected bursty and/or non-bursty, got "
+                             f"{args.conditions!r}")
+        overrides["conditions"] = conds
+    cfg = dataclasses.replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
+    if cfg.eval_every > cfg.steps:
+        cfg = dataclasses.replace(cfg, eval_every=cfg.steps)
+    return cfg
+
+
+def run(args: argparse.Namespace) -> int:
+    from .. import set_num_threads
+    from ..train import icl
+    from . import UsageError
+
+    if args.threads < 1:
+        raise UsageError(f"--threads must be at least 1, got {args.threads}")
+    if args.jobs < 1:
+        raise UsageError(f"--jobs must be at least 1, got {args.jobs}")
+    set_num_threads(args.threads)
+    cfg = _config(args)
+    try:
+        os.makedirs(args.out, exist_ok=True)
+    except OSError as e:
+        raise UsageError(f"--out: cannot create {args.out!r}: {e.strerror}") from None
+    results = icl.run_experiment(cfg, args.out, progress=args.progress, jobs=args.jobs)
+    print(icl.format_table(results))
+    print()
+    for cond, res in results["conditions"].items():
+        print(f"{cond}: {res['steps']} steps in {res['train_seconds']:.0f} s "
+              f"({1000 * res['seconds_per_step']:.0f} ms/step); in training data "
+              f"{res['train_data']['shown_fraction']:.1%} of labels follow an earlier pair "
+              "with the same key")
+    print(f"wall time {results['wall_seconds']:.0f} s with {args.jobs} job(s)")
+    for name, t in results["targets"].items():
+        value = t["value"]
+        shown = ", ".join(f"{v:.3f}" for v in value) if isinstance(value, list) \
+            else f"{value:.3f}"
+        print(f"target {name}: {shown} -> {'met' if t['met'] else 'MISSED'}")
+    if not args.no_plot:
+        png = os.path.join(args.out, "icl.png")
+        if icl.plot_results(results, results["history"], png):
+            print(f"wrote {png}")
+        else:
+            print("matplotlib is not installed: no icl.png")
+    print(f"wrote {os.path.join(args.out, 'results.json')} and metrics.jsonl")
+    return 0

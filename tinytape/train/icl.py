@@ -1,0 +1,520 @@
+"""In-context learning without any gradient update (issue #6, point 5).
+
+Three pieces, usable on their own:
+
+* `PairTask`: a seeded generator of (key, label) sequences. Every sequence draws a fresh
+  random key -> label mapping, so a label can only be known by reading an earlier pair with
+  the same key *in the context*. "Bursty" sequences use only a few distinct keys (each
+  repeats); the non-bursty control draws every key uniformly from all `n_keys`, so repeats
+  are rare. Tokens: ``[TASK, k1, l1, k2, l2, ..., k16, l16]``; the loss is on labels only.
+* The harness: `build_prompt` (task description + k demonstrations + query),
+  `score_candidates` (log-likelihood of each candidate continuation) and `frozen` (eval
+  mode, `no_grad`, and a bit-for-bit check that no parameter or buffer changed).
+* The experiment: `run_experiment` trains the same small GPT on bursty and on non-bursty
+  data and reports few-shot accuracy on held-out mappings against the number of pairs
+  shown before the query, split by whether the query's key was among them.
+
+See docs/icl.md for the design decisions and the measured results.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from ..autograd.grad_mode import no_grad
+from ..config import get_num_threads, set_num_threads
+from ..models import GPT, GPTConfig
+from ..nn.module import Module
+from ..optim import AdamW, WarmupCosineLR, param_groups_for_weight_decay
+from .trainer import MetricsLogger, Trainer, TrainResult
+
+IGNORE_INDEX = -100
+SHOTS: tuple[int, ...] = (0, 1, 2, 4, 8, 15)
+
+
+# ====================================================================== data
+@dataclass(frozen=True)
+class Episodes:
+    """A batch of sequences: keys (n, n_pairs) in [0, n_keys), labels (n, n_pairs) in
+    [0, n_labels) (label indices, not tokens)."""
+
+    keys: np.ndarray
+    labels: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.keys.shape[0])
+
+    def shown_before(self) -> np.ndarray:
+        """(n, n_pairs) bool: the key at pair j also occurs among pairs 0..j-1."""
+        k = self.keys
+        same = k[:, :, None] == k[:, None, :]  # same[n, j, i]: key j == key i
+        earlier = np.tril(np.ones((k.shape[1], k.shape[1]), dtype=bool), -1)
+        return (same & earlier).any(axis=2)
+
+
+@dataclass(frozen=True)
+class PairTask:
+    """Sequences of (key, label) pairs with a fresh random mapping per sequence.
+
+    Token layout: keys are 0..n_keys-1, labels n_keys..n_keys+n_labels-1, and the task
+    description is one token (`task_token`, also the start of every sequence).
+    Bursty sequences pick `min_distinct`..`max_distinct` distinct keys (uniformly) and fill
+    the `n_pairs` slots from them uniformly. Non-bursty sequences (the control) use
+    `control`: "distinct" draws n_pairs different keys (no key ever recurs, so the context
+    never tells a label), "iid" draws every key uniformly from all n_keys (a repeat happens
+    only by chance).
+    """
+
+    n_keys: int = 16
+    n_labels: int = 8
+    n_pairs: int = 16
+    min_distinct: int = 2
+    max_distinct: int = 5
+    control: str = "distinct"
+
+    def __post_init__(self) -> None:
+        if self.n_keys < 1 or self.n_labels < 2 or self.n_pairs < 1:
+            raise ValueError(f"PairTask: need n_keys >= 1, n_labels >= 2, n_pairs >= 1, got "
+                             f"{self.n_keys}, {self.n_labels}, {self.n_pairs}")
+        if not 1 <= self.min_distinct <= self.max_distinct <= self.n_keys:
+            raise ValueError("PairTask: need 1 <= min_distinct <= max_distinct <= n_keys, got "
+                             f"{self.min_distinct}, {self.max_distinct}, {self.n_keys}")
+        if self.control not in ("distinct", "iid"):
+            raise ValueError(f"PairTask: control must be 'distinct' or 'iid', got "
+                             f"{self.control!r}")
+        if self.control == "distinct" and self.n_keys < self.n_pairs:
+            raise ValueError(f"PairTask: the 'distinct' control needs n_keys >= n_pairs, got "
+                             f"{self.n_keys} < {self.n_pairs}")
+
+    # ------------------------------------------------------------ vocabulary
+    @property
+    def task_token(self) -> int:
+        return self.n_keys + self.n_labels
+
+    @property
+    def vocab_size(self) -> int:
+        return self.n_keys + self.n_labels + 1
+
+    @property
+    def label_tokens(self) -> np.ndarray:
+        """The token ids of the labels, in label order (the candidates when scoring)."""
+        return np.arange(self.n_keys, self.n_keys + self.n_labels)
+
+    @property
+    def context_length(self) -> int:
+        """Model inputs: the task token and n_pairs pairs minus the last label."""
+        return 2 * self.n_pairs
+
+    # ------------------------------------------------------------ sampling
+    def sample(self, n: int, rng: np.random.Generator, bursty: bool = True) -> Episodes:
+        """n sequences, each with its own fresh mapping (every key's label uniform)."""
+        mapping = rng.integers(0, self.n_labels, (n, self.n_keys))
+        if bursty:
+            distinct = rng.integers(self.min_distinct, self.max_distinct + 1, n)
+            # a random pool of `distinct` keys per row: the first columns of a permutation
+            pools = np.argsort(rng.random((n, self.n_keys)), axis=1)
+            slot = (rng.random((n, self.n_pairs)) * distinct[:, None]).astype(np.int64)
+            keys = np.take_along_axis(pools, slot, axis=1)
+        elif self.control == "distinct":
+            keys = np.argsort(rng.random((n, self.n_keys)), axis=1)[:, :self.n_pairs]
+        else:
+            keys = rng.integers(0, self.n_keys, (n, self.n_pairs))
+        labels = np.take_along_axis(mapping, keys, axis=1)
+        return Episodes(keys.astype(np.int64), labels.astype(np.int64))
+
+    def tokens(self, episodes: Episodes) -> np.ndarray:
+        """(n, 1 + 2 n_pairs) token ids: TASK, k1, l1, k2, l2, ..."""
+        n, p = episodes.keys.shape
+        out = np.empty((n, 1 + 2 * p), dtype=np.int64)
+        out[:, 0] = self.task_token
+        out[:, 1::2] = episodes.keys
+        out[:, 2::2] = episodes.labels + self.n_keys
+        return out
+
+    def lm_batch(self, episodes: Episodes) -> tuple[np.ndarray, np.ndarray]:
+        """Inputs x (n, 2 n_pairs) and targets y: the next token at label positions (where
+        x holds a key), IGNORE_INDEX everywhere else."""
+        seq = self.tokens(episodes)
+        x, y = seq[:, :-1], seq[:, 1:].copy()
+        y[:, 0::2] = IGNORE_INDEX  # y[:, 2j] is key j+1: not predicted
+        return x, y
+
+
+# ====================================================================== harness
+class WeightsChangedError(AssertionError):
+    """A parameter or buffer differs (bit for bit) after an evaluation that must not learn."""
+
+
+def _snapshot(model: Module) -> dict[str, bytes]:
+    return {k: v.tobytes() for k, v in model.state_dict().items()}
+
+
+@contextmanager
+def frozen(model: Module) -> Iterator[Module]:
+    """Evaluate with frozen weights: eval mode and no_grad inside; on exit the model's mode
+    is restored and every parameter and persistent buffer is compared bit for bit with a
+    copy taken on entry (WeightsChangedError names those that changed)."""
+    before = _snapshot(model)
+    was_training = model.training
+    model.eval()
+    try:
+        with no_grad():
+            yield model
+    finally:
+        model.train(was_training)
+    after = _snapshot(model)
+    changed = sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
+    if changed:
+        raise WeightsChangedError(f"weights changed during a frozen evaluation: {changed}")
+
+
+def build_prompt(task: Sequence[int], demos: Sequence[tuple[Sequence[int], Sequence[int]]],
+                 query: Sequence[int]) -> np.ndarray:
+    """The prompt as token ids: task description, then each demonstration's input and
+    output, then the query's input (zero-shot: no demos; one-shot: one; few-shot: k)."""
+    parts = [np.asarray(task, dtype=np.int64).ravel()]
+    for x, y in demos:
+        parts += [np.asarray(x, dtype=np.int64).ravel(), np.asarray(y, dtype=np.int64).ravel()]
+    parts.append(np.asarray(query, dtype=np.int64).ravel())
+    return np.concatenate(parts)
+
+
+def _log_softmax(z: np.ndarray) -> np.ndarray:
+    z = z.astype(np.float64)
+    z = z - z.max(axis=-1, keepdims=True)
+    return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+
+
+def score_candidates(model: Module, prompts: Sequence[Sequence[int]] | np.ndarray,
+                     candidates: Sequence[Sequence[int]] | np.ndarray,
+                     batch_size: int = 512) -> np.ndarray:
+    """Log-likelihood (n_prompts, n_candidates) of each candidate continuation of each prompt,
+    with the weights frozen (see `frozen`). `model(ids)` must return logits (B, T, vocab)
+    first, as GPT's forward does.
+
+    A candidate is a token sequence; its score is the sum of the log-probabilities of its
+    tokens. For one-token candidates this takes one forward pass per batch of prompts and
+    the argmax of the scores is the argmax of the logits restricted to the candidates.
+    Prompts of different lengths are batched by length (no padding needed).
+    """
+    cands = [np.asarray(c, dtype=np.int64).ravel() for c in candidates]
+    if not cands or any(c.size == 0 for c in cands):
+        raise ValueError("score_candidates: need at least one candidate, none empty")
+    plist = [np.asarray(p, dtype=np.int64).ravel() for p in prompts]
+    if any(p.size == 0 for p in plist):
+        raise ValueError("score_candidates: empty prompt (a prompt needs at least one token)")
+    scores = np.zeros((len(plist), len(cands)))
+    by_len: dict[int, list[int]] = {}
+    for i, p in enumerate(plist):
+        by_len.setdefault(p.size, []).append(i)
+    single = all(c.size == 1 for c in cands)
+    with frozen(model):
+        for length, rows in by_len.items():
+            for start in range(0, len(rows), batch_size):
+                idx = rows[start:start + batch_size]
+                block = np.stack([plist[i] for i in idx])
+                if single:
+                    logp = _log_softmax(model(block)[0].numpy()[:, -1, :])
+                    scores[idx] = logp[:, [int(c[0]) for c in cands]]
+                    continue
+                for j, c in enumerate(cands):
+                    ids = np.concatenate([block, np.broadcast_to(c, (len(idx), c.size))], axis=1)
+                    logp = _log_softmax(model(ids[:, :-1])[0].numpy()[:, length - 1:, :])
+                    scores[idx, j] = np.take_along_axis(
+                        logp, np.broadcast_to(c, (len(idx), c.size))[:, :, None], 2).sum((1, 2))
+    return scores
+
+
+def few_shot_accuracy(model: Module, task: PairTask, episodes: Episodes,
+                      shots: Sequence[int] = SHOTS) -> dict[str, Any]:
+    """Accuracy for each number of prior pairs k: the prompt is the task token, pairs
+    0..k-1 of each held-out episode as demonstrations and the key of pair k as the query;
+    the prediction is the label whose token scores highest. Also split by whether the
+    query's key is among the demonstrations ("shown") or not."""
+    shown_before = episodes.shown_before()
+    rows = []
+    for k in shots:
+        if not 0 <= k < task.n_pairs:
+            raise ValueError(f"few_shot_accuracy: shots must be in [0, {task.n_pairs}), got {k}")
+        prompts = [build_prompt([task.task_token],
+                                [([key], [lab + task.n_keys]) for key, lab in
+                                 zip(episodes.keys[i, :k], episodes.labels[i, :k])],
+                                [episodes.keys[i, k]]) for i in range(len(episodes))]
+        pred = score_candidates(model, prompts, task.label_tokens[:, None]).argmax(axis=1)
+        correct = pred == episodes.labels[:, k]
+        shown = shown_before[:, k]
+        rows.append({"shots": int(k), "n": int(correct.size), "accuracy": _mean(correct),
+                     "shown_fraction": _mean(shown),
+                     "n_shown": int(shown.sum()), "accuracy_shown": _mean(correct[shown]),
+                     "n_not_shown": int((~shown).sum()),
+                     "accuracy_not_shown": _mean(correct[~shown])})
+    return {"rows": rows, "chance": 1.0 / task.n_labels}
+
+
+def _mean(a: np.ndarray) -> float | None:
+    return float(a.mean()) if a.size else None
+
+
+def positionwise_accuracy(model: Module, task: PairTask, episodes: Episodes) -> dict[str, Any]:
+    """A cheap progress metric: one causal forward pass over whole held-out sequences; the
+    prediction at each label position (restricted to the label tokens) scored separately
+    for queries whose key was already shown and for those whose key was not."""
+    x, _ = task.lm_batch(episodes)
+    with frozen(model):
+        logits = model(x)[0].numpy()[:, 1::2, :][:, :, task.label_tokens]
+    correct = logits.argmax(axis=-1) == episodes.labels
+    shown = episodes.shown_before()
+    return {"acc_shown": _mean(correct[shown]), "acc_not_shown": _mean(correct[~shown]),
+            "acc_first": _mean(correct[:, 0])}
+
+
+# ====================================================================== experiment
+@dataclass
+class ICLConfig:
+    """Everything the experiment depends on (saved in results.json)."""
+
+    n_keys: int = 16
+    n_labels: int = 8
+    n_pairs: int = 16
+    min_distinct: int = 2
+    max_distinct: int = 5
+    control: str = "distinct"
+    d_model: int = 64
+    n_layers: int = 2
+    n_heads: int = 4
+    positional: str = "relative"
+    steps: int = 6000
+    batch_size: int = 32
+    lr: float = 3e-3
+    min_lr: float = 1e-4
+    warmup_steps: int = 200
+    weight_decay: float = 0.1
+    grad_clip: float = 1.0
+    eval_every: int = 250
+    eval_episodes: int = 512  # for the progress metric during training
+    test_episodes: int = 2000  # for the final few-shot table
+    shots: tuple[int, ...] = SHOTS
+    seed: int = 0
+    conditions: tuple[str, ...] = ("bursty", "non-bursty")
+
+    def task(self) -> PairTask:
+        return PairTask(self.n_keys, self.n_labels, self.n_pairs, self.min_distinct,
+                        self.max_distinct, self.control)
+
+    def model_config(self) -> GPTConfig:
+        t = self.task()
+        return GPTConfig(vocab_size=t.vocab_size, context_length=t.context_length,
+                         d_model=self.d_model, n_layers=self.n_layers, n_heads=self.n_heads,
+                         positional=self.positional)
+
+
+QUICK = dict(steps=400, eval_every=100, eval_episodes=256, test_episodes=400, warmup_steps=50)
+
+
+def train_condition(cfg: ICLConfig, bursty: bool, metrics: MetricsLogger | None = None,
+                    progress: bool | str | None = None) -> tuple[GPT, TrainResult]:
+    """Train a fresh GPT (the same initial weights for both conditions) on bursty or
+    non-bursty sequences for cfg.steps steps with the shared Trainer; every cfg.eval_every
+    steps it logs `positionwise_accuracy` on held-out *bursty* sequences (the same ones for
+    both conditions)."""
+    task = cfg.task()
+    model = GPT(cfg.model_config(), generator=cfg.seed)
+    opt = AdamW(param_groups_for_weight_decay(model.named_parameters(), cfg.weight_decay),
+                lr=cfg.lr)
+    sched = WarmupCosineLR(opt, warmup_steps=min(cfg.warmup_steps, cfg.steps // 4),
+                           total_steps=cfg.steps, min_lr=cfg.min_lr)
+    probe = task.sample(cfg.eval_episodes, np.random.default_rng([cfg.seed, 2]), bursty=True)
+
+    def sample(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
+        return task.lm_batch(task.sample(n, rng, bursty))
+
+    def loss_fn(batch: tuple[np.ndarray, np.ndarray], rng: np.random.Generator) -> Any:
+        return model(batch[0], batch[1], ignore_index=IGNORE_INDEX)[1]
+
+    def eval_fn() -> dict[str, float]:
+        acc = positionwise_accuracy(model, task, probe)
+        return {k: float("nan") if v is None else v for k, v in acc.items()}
+
+    name = "bursty" if bursty else "non-bursty"
+    trainer = Trainer(model, opt, sample, steps=cfg.steps, loss_fn=loss_fn,
+                      batch_size=cfg.batch_size, seed=cfg.seed, scheduler=sched,
+                      clip_grad_norm=cfg.grad_clip if cfg.grad_clip > 0 else None,
+                      eval_fn=eval_fn, eval_every=cfg.eval_every,
+                      log_every=min(50, cfg.eval_every), metrics=metrics, progress=progress,
+                      name=name)
+    return model, trainer.fit()
+
+
+def run_condition(cfg: ICLConfig, condition: str, metrics_path: str | None = None,
+                  progress: bool | str | None = None, threads: int | None = None
+                  ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Train and evaluate one condition ("bursty" or "non-bursty"): its results entry and
+    its evaluation history. A top-level function so that it can run in a worker process."""
+    if condition not in ("bursty", "non-bursty"):
+        raise ValueError(f"unknown condition {condition!r} (bursty or non-bursty)")
+    if threads is not None:
+        set_num_threads(threads)
+    task = cfg.task()
+    bursty = condition == "bursty"
+    logger = MetricsLogger(metrics_path, {"condition": condition}, keep=True)
+    model, fit = train_condition(cfg, bursty, logger, progress)
+    test = task.sample(cfg.test_episodes, np.random.default_rng([cfg.seed, 3]), bursty=True)
+    t0 = time.perf_counter()
+    table = few_shot_accuracy(model, task, test, cfg.shots)
+    entry = {**table, "steps": fit.step, "train_seconds": fit.seconds,
+             "seconds_per_step": fit.seconds / max(fit.step, 1),
+             "eval_seconds": time.perf_counter() - t0, "final_probe": fit.last_eval,
+             "train_data": data_statistics(task, bursty, cfg.seed)}
+    return entry, [r for r in logger.records if r.get("event") == "eval"]
+
+
+def run_experiment(cfg: ICLConfig, out_dir: str | os.PathLike | None = None,
+                   progress: bool | str | None = None, jobs: int = 1) -> dict[str, Any]:
+    """Train one model per condition (in `jobs` processes), evaluate each with
+    `few_shot_accuracy` on the same held-out bursty episodes and check the targets. With
+    out_dir: metrics.jsonl (the Trainer's records, each with its "condition") and
+    results.json. The evaluation histories are in results["history"]."""
+    task = cfg.task()
+    for condition in cfg.conditions:
+        if condition not in ("bursty", "non-bursty"):
+            raise ValueError(f"unknown condition {condition!r} (bursty or non-bursty)")
+    path = None
+    if out_dir is not None:
+        os.makedirs(out_dir, exist_ok=True)
+        path = os.path.join(out_dir, "metrics.jsonl")
+        if os.path.exists(path):
+            os.remove(path)  # a fresh run: MetricsLogger appends
+    results: dict[str, Any] = {"config": {**asdict(cfg), "shots": list(cfg.shots),
+                                          "conditions": list(cfg.conditions)},
+                               "vocab_size": task.vocab_size, "jobs": jobs, "conditions": {}}
+    t0 = time.perf_counter()
+    if jobs > 1 and len(cfg.conditions) > 1:
+        import multiprocessing as mp
+
+        ctx = mp.get_context("spawn")  # no fork of a process that may hold OpenMP threads
+        with ctx.Pool(min(jobs, len(cfg.conditions))) as pool:
+            outs = pool.starmap(run_condition, [(cfg, c, path, "off", get_num_threads())
+                                                for c in cfg.conditions])
+    else:
+        outs = [run_condition(cfg, c, path, progress) for c in cfg.conditions]
+    results["history"] = []
+    for condition, (entry, history) in zip(cfg.conditions, outs):
+        results["conditions"][condition] = entry
+        results["history"] += history
+    results["wall_seconds"] = time.perf_counter() - t0
+    results["targets"] = check_targets(results)
+    if out_dir is not None:
+        with open(os.path.join(out_dir, "results.json"), "w") as f:
+            json.dump(results, f, indent=2)
+    return results
+
+
+def data_statistics(task: PairTask, bursty: bool, seed: int, n: int = 4096) -> dict[str, float]:
+    """How often a label is predictable from the context in the training data."""
+    ep = task.sample(n, np.random.default_rng([seed, 4]), bursty)
+    distinct = np.array([np.unique(r).size for r in ep.keys])
+    return {"shown_fraction": float(ep.shown_before().mean()),
+            "mean_distinct_keys": float(distinct.mean())}
+
+
+def check_targets(results: dict[str, Any]) -> dict[str, Any]:
+    """The issue's targets, each with the measured number and whether it is met."""
+    out: dict[str, Any] = {}
+    conds = results["conditions"]
+    if "bursty" in conds:
+        rows = {r["shots"]: r for r in conds["bursty"]["rows"]}
+        if 0 in rows:
+            out["zero_shot_at_most_0.15"] = _target(rows[0]["accuracy"], 0.15, above=False)
+        many = [r for k, r in rows.items() if k >= 4]
+        if many:
+            out["accuracy_4plus_at_least_0.65"] = _target(
+                min(r["accuracy"] for r in many), 0.65, above=True)
+            shown = [r["accuracy_shown"] for r in many if r["accuracy_shown"] is not None]
+            if shown:
+                out["accuracy_shown_4plus_at_least_0.85"] = _target(min(shown), 0.85, above=True)
+        ks = sorted(rows)
+        accs = [rows[k]["accuracy"] for k in ks]
+        out["rising_with_shots"] = {"value": accs,
+                                    "met": bool(all(b >= a - 0.02 for a, b in zip(accs, accs[1:]))
+                                                and accs[-1] > accs[0])}
+    if "non-bursty" in conds:
+        out["control_at_most_0.20"] = _target(
+            max(r["accuracy"] for r in conds["non-bursty"]["rows"]), 0.20, above=False)
+    return out
+
+
+def _target(value: float, bound: float, above: bool) -> dict[str, Any]:
+    met = value >= bound if above else value <= bound
+    return {"value": value, "bound": bound, "met": bool(met)}
+
+
+def format_table(results: dict[str, Any]) -> str:
+    """The accuracy table (markdown) for every condition and number of prior pairs."""
+    lines = ["| condition | prior pairs | accuracy | query key shown | acc. (shown) "
+             "| acc. (not shown) |", "|---|---:|---:|---:|---:|---:|"]
+
+    def f(v: float | None) -> str:
+        return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.3f}"
+
+    for cond, res in results["conditions"].items():
+        for r in res["rows"]:
+            lines.append(f"| {cond} | {r['shots']} | {f(r['accuracy'])} | "
+                         f"{f(r['shown_fraction'])} | {f(r['accuracy_shown'])} | "
+                         f"{f(r['accuracy_not_shown'])} |")
+    return "\n".join(lines)
+
+
+def plot_results(results: dict[str, Any], history: Sequence[dict[str, Any]],
+                 path: str | os.PathLike) -> bool:
+    """Write the figure (accuracy vs prior pairs; held-out accuracy on shown keys vs
+    training step). Returns False (and writes nothing) without matplotlib."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+    colors = {"bursty": "tab:blue", "non-bursty": "tab:orange"}
+    for cond, res in results["conditions"].items():
+        ks = [r["shots"] for r in res["rows"]]
+        c = colors.get(cond)
+        ax1.plot(ks, [r["accuracy"] for r in res["rows"]], "o-", color=c, label=f"{cond}: all")
+        ax1.plot(ks, [np.nan if r["accuracy_shown"] is None else r["accuracy_shown"]
+                      for r in res["rows"]], "s--", color=c, alpha=0.7,
+                 label=f"{cond}: key shown")
+        ax1.plot(ks, [np.nan if r["accuracy_not_shown"] is None else r["accuracy_not_shown"]
+                      for r in res["rows"]], "x:", color=c, alpha=0.7,
+                 label=f"{cond}: key not shown")
+        h = [r for r in history if r["condition"] == cond]
+        ax2.plot([r["step"] for r in h], [r["acc_shown"] for r in h], "-", color=c,
+                 label=f"{cond}: key shown")
+        ax2.plot([r["step"] for r in h], [r["acc_not_shown"] for r in h], ":", color=c,
+                 label=f"{cond}: key not shown")
+    for ax in (ax1, ax2):
+        ax.axhline(results["conditions"][next(iter(results["conditions"]))]["chance"],
+                   color="gray", lw=0.8, ls="--", label="chance")
+        ax.set_ylim(0, 1.02)
+        ax.grid(alpha=0.3)
+    ax1.set_xlabel("pairs shown before the query (k-shot)")
+    ax1.set_ylabel("accuracy on held-out mappings")
+    ax1.set_title("few-shot accuracy, weights frozen")
+    ax1.legend(fontsize=7)
+    ax2.set_xlabel("training step")
+    ax2.set_ylabel("held-out accuracy (bursty probe)")
+    ax2.set_title("emergence of in-context learning")
+    ax2.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
