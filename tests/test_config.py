@@ -44,31 +44,32 @@ def test_show_config_names_the_simd_path(capsys):
         assert "threads" in out and "build" in out
 
 
-def _run(code: str, **env) -> subprocess.CompletedProcess:
+def _run(code: str, cwd, **env) -> subprocess.CompletedProcess:
+    # cwd away from the source tree, so the child imports the installed package
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          env={**os.environ, **env}, timeout=120)
+                          env={**os.environ, **env}, timeout=120, cwd=cwd)
 
 
-def test_backend_env_forces_numpy():
+def test_backend_env_forces_numpy(tmp_path):
     res = _run("import tinytape, numpy as np; print(tinytape.backend.name());"
                "print(tinytape.backend.softmax(np.zeros((2, 4), np.float32)).tolist())",
-               TINYTAPE_BACKEND="numpy")
+               tmp_path, TINYTAPE_BACKEND="numpy")
     assert res.returncode == 0, res.stderr
     name, values = res.stdout.splitlines()
     assert name == "numpy" and values == str([[0.25] * 4] * 2)
 
 
-def test_simd_env_selects_a_path():
+def test_simd_env_selects_a_path(tmp_path):
     if "c" not in backend.available():
         pytest.skip("the C extension is not built")
     res = _run("from tinytape import _C; print(_C.simd_name(_C.simd_level()))",
-               TINYTAPE_SIMD="generic")
+               tmp_path, TINYTAPE_SIMD="generic")
     assert res.stdout.strip() == "generic", res.stderr
 
 
-def test_main_runs_the_self_check():
+def test_main_runs_the_self_check(tmp_path):
     res = subprocess.run([sys.executable, "-m", "tinytape"], capture_output=True, text=True,
-                         timeout=300)
+                         timeout=300, cwd=tmp_path)
     if "c" in backend.available():
         assert res.returncode == 0, res.stdout + res.stderr
         assert "FAIL" not in res.stdout and res.stdout.count(" ok") >= 14
