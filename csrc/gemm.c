@@ -50,6 +50,15 @@
 #define TT_GEMM_DIRECT_BBLOCK (512.0 * 1024.0)
 #endif
 
+/* Threads for `work` flops: serial below about 2 * 50^3, where an OpenMP
+ * fork and join costs more than half the product (measured). */
+#ifndef TT_GEMM_MT_MIN
+#define TT_GEMM_MT_MIN 262144.0
+#endif
+static int tt_gemm_threads(double work) {
+    return work < TT_GEMM_MT_MIN ? 1 : tt_threads_for(work);
+}
+
 #ifdef _OPENMP
 /* Pick a tm x tn grid with tm * tn == nth for an m x n x k product. The cost
  * of a thread is its tile-rounded share of the flops plus its packing work
@@ -117,7 +126,7 @@ static const tt_gemm_kernels_f64 *kernels_f64(void) {
 void tt_gemm_f32(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha,
                  const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C,
                  int64_t ldc) {
-    const int nt = tt_threads_for(2.0 * (double)m * (double)n * (double)k);
+    const int nt = tt_gemm_threads(2.0 * (double)m * (double)n * (double)k);
     gemm_run_f32(kernels_f32(), nt, trans_a != 0, trans_b != 0, m, n, k, alpha, A, lda, B, ldb,
                  beta, C, ldc);
 }
@@ -125,7 +134,7 @@ void tt_gemm_f32(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, floa
 void tt_gemm_f64(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, double alpha,
                  const double *A, int64_t lda, const double *B, int64_t ldb, double beta,
                  double *C, int64_t ldc) {
-    const int nt = tt_threads_for(2.0 * (double)m * (double)n * (double)k);
+    const int nt = tt_gemm_threads(2.0 * (double)m * (double)n * (double)k);
     gemm_run_f64(kernels_f64(), nt, trans_a != 0, trans_b != 0, m, n, k, alpha, A, lda, B, ldb,
                  beta, C, ldc);
 }

@@ -14,7 +14,6 @@
 #define TT_GEMM_UKERNELS_H
 
 #include <stdint.h>
-#include <string.h>
 #include "tt_internal.h"
 
 /* Largest MR * NR of any kernel: the driver's edge-tile buffer. */
@@ -53,9 +52,9 @@ typedef void (*tt_gemv_f64)(int trans, int64_t len, int64_t k, const double *X, 
 /* A kernel set: tile shape, cache blocking and the routines to use them. */
 typedef struct {
     int mr, nr;   /* register tile */
-    int kc;       /* depth of a packed block: MR*kc + NR*kc fits L1 (roughly) */
-    int mc;       /* rows of A packed per block (lives in L3) */
-    int nc;       /* columns of B packed per block (lives in L2) */
+    int kc;       /* depth of a block: an MR x kc A micro-panel stays in L1 */
+    int mc;       /* rows of A packed per block (kc x mc lives in L3) */
+    int nc;       /* columns of B packed per block (kc x nc lives in L2) */
     tt_ukr_f32 ukr;
     tt_ukr_strided_f32 ukr_strided; /* may be NULL: edges via a tile buffer, no direct path */
     tt_pack_f32 pack_a, pack_b;

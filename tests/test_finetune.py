@@ -218,6 +218,8 @@ def test_authors_command_on_a_folder(tmp_path, capsys):
     (["authors", "--ks", "0,2"], "--ks must be positive"),
     (["authors", "--seeds", "-1"], "--seeds must be positive"),
     (["authors", "--methods", "svm"], "unknown svm"),
+    (["authors", "--library", "foo=1"], "expected KEY=VALUE"),
+    (["authors", "--library", "layout=much"], "not a valid float"),
 ])
 def test_authors_command_usage_errors(argv, message, capsys):
     assert main(argv) == 2

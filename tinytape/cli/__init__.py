@@ -19,6 +19,7 @@ COMMANDS: dict[str, str] = {
     "icl": "tinytape.cli.icl",
     "lm": "tinytape.cli.lm",
     "authors": "tinytape.cli.authors",
+    "demo": "tinytape.cli.demo",
 }
 
 

@@ -44,6 +44,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="first seed; also seeds pretraining")
     p.add_argument("--library-seed", type=int, default=0,
                    help="seed of the synthetic library (--corpus authors)")
+    p.add_argument("--library", action="append", default=[], metavar="KEY=VALUE",
+                   help="change a knob of the synthetic library (tinytape.text.authors."
+                        "LibraryConfig), e.g. --library layout=0 --library n_topics=16; "
+                        "repeatable")
     p.add_argument("--passage-chars", type=int, default=400,
                    help="passage length for a folder of texts (characters, about)")
     p.add_argument("--max-test", type=int, default=40,
@@ -124,7 +128,7 @@ def load_task(args: argparse.Namespace) -> tuple[Any, list[Any], str]:
     from ..train.finetune import LabelledTask, split_labelled
 
     if args.corpus == "authors":
-        lib = make_library(seed=args.library_seed)
+        lib = make_library(**library_overrides(args.library), seed=args.library_seed)
         pool, test = lib.target_split()
         task = LabelledTask(pool, _cap(test, lib.target_authors, args.max_test, args.seed),
                             lib.target_authors)
@@ -149,6 +153,37 @@ def load_task(args: argparse.Namespace) -> tuple[Any, list[Any], str]:
     task = split_labelled(docs, 0.5, args.seed, args.max_test)
     return task, [corpora.Document(d.text, None, d.source, d.group) for d in task.pool], (
         f"folder {args.corpus}: labels {', '.join(task.labels)}, {len(docs)} passages")
+
+
+def library_overrides(items: list[str]) -> dict[str, Any]:
+    """--library KEY=VALUE pairs as LibraryConfig fields of the right type."""
+    from dataclasses import fields
+
+    from ..text.authors import LibraryConfig
+    from . import UsageError
+
+    known = {f.name: f for f in fields(LibraryConfig)}
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        key = key.strip().replace("-", "_")
+        if not sep or key not in known or key == "seed":
+            raise UsageError(f"--library {item!r}: expected KEY=VALUE with KEY one of "
+                             f"{', '.join(k for k in known if k != 'seed')}")
+        default = getattr(LibraryConfig(), key)
+        try:
+            if isinstance(default, tuple):
+                out[key] = tuple(int(v) for v in value.split(","))
+            else:
+                out[key] = type(default)(value)
+        except ValueError:
+            raise UsageError(f"--library {item!r}: {value!r} is not a valid "
+                             f"{type(default).__name__}") from None
+    try:
+        LibraryConfig(**out)
+    except ValueError as e:
+        raise UsageError(f"--library: {e}") from None
+    return out
 
 
 def _cap(test: list[Any], labels: list[str], n: int, seed: int) -> list[Any]:

@@ -108,6 +108,8 @@ def run(args: argparse.Namespace) -> int:
         if icl.plot_results(results, results["history"], png):
             print(f"wrote {png}")
         else:
-            print("matplotlib is not installed: no icl.png")
+            from ..plotting import INSTALL_HINT
+
+            print(f"{INSTALL_HINT}; no icl.png")
     print(f"wrote {os.path.join(args.out, 'results.json')} and metrics.jsonl")
     return 0

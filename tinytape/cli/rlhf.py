@@ -27,7 +27,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--target-kl", type=float, default=None,
                    help="KL target of PPO's adaptive controller, nats (default 3.0)")
     p.add_argument("--ppo-iterations", type=int, default=None,
-                   help="PPO iterations (rollout + updates) (default 60; 12 with --quick)")
+                   help="PPO iterations (rollout + updates) (default 100; 12 with --quick)")
     p.add_argument("--temperature", type=float, default=None,
                    help="sampling temperature, applied to the logits in rollouts, training and "
                         "evaluation alike (default 1.0)")

@@ -71,7 +71,7 @@ class ExperimentConfig:
     rm_lr: float = 6e-3
     norm_samples_per_prompt: int = 8
     # step 3
-    ppo: PPOConfig = field(default_factory=lambda: PPOConfig(iterations=60, target_kl=3.0))
+    ppo: PPOConfig = field(default_factory=lambda: PPOConfig(iterations=100, target_kl=3.0))
     # DPO
     dpo_beta: float = 0.1
     dpo_epochs: int = 2
@@ -81,17 +81,19 @@ class ExperimentConfig:
     overopt_rankings: int = 192
     overopt_rm_epochs: int = 12
     overopt_iterations: int = 40
+    overopt_lr: float = 3e-4  # small steps, so the path passes the true reward's peak slowly
     # exact optimum: betas of the reward-vs-KL frontier
-    frontier_betas: tuple[float, ...] = (2.0, 1.0, 0.6, 0.4, 0.3, 0.2, 0.15, 0.1, 0.07, 0.05,
-                                         0.035, 0.025, 0.015, 0.01, 0.0)
+    frontier_betas: tuple[float, ...] = (20.0, 5.0, 2.0, 1.0, 0.6, 0.4, 0.3, 0.2, 0.15, 0.1,
+                                         0.07, 0.05, 0.035, 0.025, 0.015, 0.01, 0.0)
 
     @classmethod
     def quick(cls, seed: int = 0) -> ExperimentConfig:
         """About 30 s: fewer steps everywhere (the targets are not expected to hold)."""
-        return cls(seed=seed, d_model=32, pretrain_steps=150, sft_steps=100, rankings_per_prompt=1,
-                   rm_epochs=4, ppo=PPOConfig(iterations=12, target_kl=3.0, eval_every=4),
-                   dpo_epochs=1, overopt_rankings=32, overopt_rm_epochs=6,
-                   overopt_iterations=8, task=TaskConfig(web_relevance=0.9, n_eval_prompts=40))
+        return cls(seed=seed, d_model=64, pretrain_steps=400, sft_steps=200,
+                   rankings_per_prompt=2, rm_epochs=4,
+                   ppo=PPOConfig(iterations=20, target_kl=3.0, eval_every=5), dpo_epochs=1,
+                   overopt_rankings=64, overopt_rm_epochs=6, overopt_iterations=10,
+                   task=TaskConfig(web_relevance=0.9, n_eval_prompts=40))
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -214,7 +216,8 @@ def run(config: ExperimentConfig, out_dir: str | None = None, plots: bool = True
     small_tables = Tables(task, sft, rm_small, temp)
     small_tables.logp_sft = tables.logp_sft
     over_cfg = replace(c.ppo, iterations=c.overopt_iterations, target_kl=None,
-                       init_kl_coef=0.0, eval_every=max(1, c.overopt_iterations // 20))
+                       init_kl_coef=0.0, eval_every=max(1, c.overopt_iterations // 20),
+                       lr=c.overopt_lr)
     over_policy = PolicyWithValue(clone_lm(sft), seed=c.seed)
     over_log = PPOTrainer(over_policy, clone_lm(sft), rm_small.score, task, task.train_prompts,
                           over_cfg, rng).train(small_tables.evaluate, log)
@@ -237,6 +240,8 @@ def run(config: ExperimentConfig, out_dir: str | None = None, plots: bool = True
         f"DPO, beta={c.dpo_beta}": dpo_final,
         "PPO, no KL, small RM": over_final_main_rm,
     }
+    examples = example_rows(tables, {"SFT": sft, "PPO": policy.lm, "DPO": dpo_policy,
+                                     "PPO no KL, small RM": over_policy.lm})
     ppo_objective = ppo_final["rm"] - beta_final * ppo_final["kl"]
     results: dict[str, Any] = {
         "config": c.to_dict(),
@@ -255,9 +260,12 @@ def run(config: ExperimentConfig, out_dir: str | None = None, plots: bool = True
                  "rm": asdict(rm_hist), "rm_small": asdict(small_hist),
                  "ppo": ppo_log.as_dict(), "dpo": asdict(dpo_hist),
                  "overopt": over_log.as_dict()},
+        "examples": examples,
         "timings": timings,
     }
     results["targets"] = check_targets(results, c)
+    log("")
+    log(format_examples(examples))
     log("")
     log(format_table(methods))
     log("")
@@ -328,6 +336,36 @@ def check_targets(r: dict[str, Any], c: ExperimentConfig) -> list[dict[str, Any]
          "value": float(true_curve[-1] - max(true_curve)) if true_curve else 0.0,
          "target": "peak inside the run", "met": overopt},
     ]
+
+
+def example_rows(tables: Tables, policies: dict[str, Any], n: int = 6
+                 ) -> list[dict[str, Any]]:
+    """For the first n held-out prompts: the best response by r*, and each policy's most
+    likely response with its probability and r*."""
+    task = tables.task
+    rows: list[dict[str, Any]] = [{"prompt": task.show(x)} for x in task.eval_prompts[:n]]
+    for i, row in enumerate(rows):
+        best = int(np.argmax(tables.true[i]))
+        row["best"] = (task.show(task.responses[best]), float(tables.true[i, best]))
+    for name, lm in policies.items():
+        logp = exact_logprobs(lm, task.eval_prompts[:n], task, tables.temperature)
+        for i, row in enumerate(rows):
+            j = int(np.argmax(logp[i]))
+            row[name] = (task.show(task.responses[j]), float(np.exp(logp[i, j])),
+                         float(tables.true[i, j]))
+    return rows
+
+
+def format_examples(rows: list[dict[str, Any]]) -> str:
+    """Prompt, best response (r*), and each policy's mode as 'response p=.. r*=..'."""
+    names = [k for k in rows[0] if k not in ("prompt", "best")] if rows else []
+    head = f"{'prompt':6s} {'best (r*)':11s} " + " ".join(f"{n:21s}" for n in names)
+    lines = ["most likely response per policy (held-out prompts):", head]
+    for row in rows:
+        cells = [f"{row[n][0]} p={row[n][1]:.2f} r*={row[n][2]:+.1f}" for n in names]
+        lines.append(f"{row['prompt']:6s} {row['best'][0]} ({row['best'][1]:+.1f})  "
+                     + " ".join(f"{c:21s}" for c in cells))
+    return "\n".join(lines)
 
 
 def format_table(methods: dict[str, dict[str, float]]) -> str:

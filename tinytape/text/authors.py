@@ -69,6 +69,7 @@ class LibraryConfig:
     signature_share: float = 0.3  # of the names used, the share of the author's own two
     style: float = 1.0           # scales the rates of openers, dialogue and exclamations
     syntax: float = 1.0          # scales the word-order and punctuation habits
+    layout: float = 1.0          # scales the line-break and indentation habits
     main_topics: int = 2         # topics an author writes about most
     topic_focus: float = 0.95    # share of an author's topic mix on their main topics
     stay_on_topic: float = 0.8   # a sentence keeps its passage's main topic (else: any of
@@ -123,6 +124,8 @@ class Author:
     quote: str = "\""              # the quotation mark of dialogue
     said_first: bool = True       # '"...," said Nim' rather than '"...," Nim said'
     opener_comma: bool = True     # "Then, ..." rather than "Then ..."
+    line_break: float = 0.0       # a sentence starts a new line (else follows a space)
+    indent: float = 0.0           # a new line is indented by two spaces
     target: bool = False
     extra: dict = field(default_factory=dict)
 
@@ -243,6 +246,8 @@ def make_library(config: LibraryConfig | None = None, **overrides: object) -> Li
             quote="'" if rng.random() < 0.5 * min(c.syntax, 1.0) else "\"",
             said_first=bool(rng.random() >= 0.5 * min(c.syntax, 1.0)),
             opener_comma=bool(rng.random() >= 0.5 * min(c.syntax, 1.0)),
+            line_break=float(c.layout * rng.beta(0.5, 0.5)),
+            indent=float(c.layout * rng.beta(0.5, 0.5)),
             target=i in target_ids))
 
     base = _zipf(c.words_per_topic, c.zipf)
@@ -284,11 +289,14 @@ def _passage(a: Author, topics: list[dict], book_cdf: list[float], cast: list[st
     main = _draw(book_cdf, r)
     author_cdf = a.extra["topic_cdf"]
     n = int(r.integers(c.sentences_per_passage[0], c.sentences_per_passage[1] + 1))
-    sentences = []
-    for _ in range(n):
+    out = ""
+    for i in range(n):
         z = main if r.random() < c.stay_on_topic else _draw(author_cdf, r)
-        sentences.append(_sentence(a, topics[z], cast, r))
-    return " ".join(sentences)
+        if i:
+            out += ("\n" + ("  " if r.random() < a.indent else "")) \
+                if r.random() < a.line_break else " "
+        out += _sentence(a, topics[z], cast, r)
+    return out
 
 
 def _sentence(a: Author, t: dict[str, tuple[list[float], list[str]]], cast: list[str],

@@ -295,7 +295,7 @@ class ICLConfig:
     steps: int = 6000
     batch_size: int = 32
     lr: float = 3e-3
-    min_lr: float = 1e-4
+    min_lr: float = 1e-3
     warmup_steps: int = 200
     weight_decay: float = 0.1
     grad_clip: float = 1.0
