@@ -21,7 +21,8 @@
  * part (AVX2, generic). Register tiles and blocking (MR x NR, KC, MC, NC):
  *   AVX-512  float 14x32, 384, 2016, 512     double 14x16, 256, 2016, 384
  *   AVX2     float  6x16, 256, 2016, 512     double  6x8,  256, 1008, 256
- *   generic  float  4x16, 256,  512, 256     double  4x8,  256,  256, 256
+ *   generic  float  4x8,  256,  512, 256     double  4x4,  256,  256, 256
+ *            (4x16 and 4x8 on AArch64, which has 32 vector registers)
  * (the values live with each kernel set in gemm_ukr_*.c). MC is large so
  * that B is packed only once for m <= MC.
  *
@@ -36,9 +37,9 @@
  * (tm * tn = threads, chosen for balanced work and little packing). When it
  * is cut by rows only, the team shares each packed B block (every thread packs
  * a slice, barrier, all compute their rows) and packs its own A rows; other
- * grids give every thread a block with private buffers. Small products stay
- * serial (tt_threads_for). Batched products give whole products to threads
- * when there are enough of them and their C matrices do not overlap.
+ * grids give every thread a block with private buffers. Products under
+ * TT_GEMM_MT_MIN flops stay serial. Batched products give whole products to
+ * threads when there are enough of them and their C matrices do not overlap.
  */
 #include "gemm_ukernels.h"
 

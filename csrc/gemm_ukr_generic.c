@@ -28,18 +28,20 @@ typedef double tt_v2d __attribute__((vector_size(16)));
     static void NAME(int64_t k, const T *TT_RESTRICT a, const T *TT_RESTRICT b, T *c,    \
                      int64_t ldc, T alpha, T beta) {                                     \
         VT acc[MR][NR / VL];                                                             \
-        for (int i = 0; i < MR; i++)                                                     \
-            for (int v = 0; v < NR / VL; v++) acc[i][v] = (VT){0};                       \
+        _Pragma("GCC unroll 8") for (int i = 0; i < MR; i++)                             \
+            _Pragma("GCC unroll 8") for (int v = 0; v < NR / VL; v++) acc[i][v] = (VT){0}; \
         for (int64_t p = 0; p < k; p++, a += MR, b += NR) {                              \
             VT bv[NR / VL];                                                              \
             memcpy(bv, b, sizeof(bv));                                                   \
-            for (int i = 0; i < MR; i++) {                                               \
+            /* fully unrolled, so that acc lives in registers */                        \
+            _Pragma("GCC unroll 8") for (int i = 0; i < MR; i++) {                       \
                 const T ai = a[i];                                                       \
-                for (int v = 0; v < NR / VL; v++) acc[i][v] += bv[v] * ai;               \
+                _Pragma("GCC unroll 8") for (int v = 0; v < NR / VL; v++)                \
+                    acc[i][v] += bv[v] * ai;                                             \
             }                                                                            \
         }                                                                                \
-        for (int i = 0; i < MR; i++)                                                     \
-            for (int v = 0; v < NR / VL; v++) {                                          \
+        _Pragma("GCC unroll 8") for (int i = 0; i < MR; i++)                             \
+            _Pragma("GCC unroll 8") for (int v = 0; v < NR / VL; v++) {                  \
                 T *cv = c + i * ldc + v * VL;                                            \
                 VT r = acc[i][v] * alpha;                                                \
                 if (beta != (T)0) { /* beta == 0: C is not read */                       \

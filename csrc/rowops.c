@@ -1,4 +1,4 @@
-/* Row kernels (softmax, log-softmax, cross-entropy, layer norm): the public
+/* Row kernels (softmax, log-softmax, cross-entropy, layer norm) and GELU: the public
  * entry points declared in tinytape.h.
  *
  * Each entry point handles empty shapes and bad targets, splits the rows into
@@ -249,3 +249,26 @@ RO_DEFINE_LN_FWD(tt_layer_norm_fwd_f64, ln_fwd_f64, double)
 
 RO_DEFINE_LN_BWD(tt_layer_norm_bwd_f32, ln_bwd_f32, float)
 RO_DEFINE_LN_BWD(tt_layer_norm_bwd_f64, ln_bwd_f64, double)
+
+/* ------------------------------------------------------------------ GELU */
+/* Elementwise: each value is a "row" of one, so the chunks split the values. */
+
+#define RO_DEFINE_GELU_FWD(name, field, T)                                             \
+    void name(const T *x, T *y, int64_t n) {                                          \
+        if (n <= 0) return;                                                           \
+        const struct tt_rowops *ops = ro_ops();                                       \
+        RO_FOR_CHUNKS(ro_threads(n, 1, RO_COST_EXP), n, ops->field(x + r0, y + r0, nr)); \
+    }
+
+#define RO_DEFINE_GELU_BWD(name, field, T)                                             \
+    void name(const T *x, const T *dy, T *dx, int64_t n) {                            \
+        if (n <= 0) return;                                                           \
+        const struct tt_rowops *ops = ro_ops();                                       \
+        RO_FOR_CHUNKS(ro_threads(n, 1, RO_COST_EXP), n,                               \
+                      ops->field(x + r0, dy + r0, dx + r0, nr));                      \
+    }
+
+RO_DEFINE_GELU_FWD(tt_gelu_fwd_f32, gelu_fwd_f32, float)
+RO_DEFINE_GELU_FWD(tt_gelu_fwd_f64, gelu_fwd_f64, double)
+RO_DEFINE_GELU_BWD(tt_gelu_bwd_f32, gelu_bwd_f32, float)
+RO_DEFINE_GELU_BWD(tt_gelu_bwd_f64, gelu_bwd_f64, double)

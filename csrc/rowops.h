@@ -63,6 +63,11 @@ struct tt_rowops {
                        const double *mean, const double *rstd, double *dx, int64_t rows,
                        int64_t cols, double *part_g, double *part_b, double *tot_g,
                        double *tot_b);
+    /* Elementwise over n values. */
+    void (*gelu_fwd_f32)(const float *x, float *y, int64_t n);
+    void (*gelu_fwd_f64)(const double *x, double *y, int64_t n);
+    void (*gelu_bwd_f32)(const float *x, const float *dy, float *dx, int64_t n);
+    void (*gelu_bwd_f64)(const double *x, const double *dy, double *dx, int64_t n);
 };
 
 /* The table of a path whose kernels rowops_impl.inc defined with suffix _<path>. */
@@ -75,7 +80,9 @@ struct tt_rowops {
         tt_ro_ce_fwd_f32_##path, tt_ro_ce_fwd_f64_##path,                                 \
         tt_ro_ce_bwd_f32_##path, tt_ro_ce_bwd_f64_##path,                                 \
         tt_ro_ln_fwd_f32_##path, tt_ro_ln_fwd_f64_##path,                                 \
-        tt_ro_ln_bwd_f32_##path, tt_ro_ln_bwd_f64_##path                                  \
+        tt_ro_ln_bwd_f32_##path, tt_ro_ln_bwd_f64_##path,                                 \
+        tt_ro_gelu_fwd_f32_##path, tt_ro_gelu_fwd_f64_##path,                             \
+        tt_ro_gelu_bwd_f32_##path, tt_ro_gelu_bwd_f64_##path                              \
     }
 
 extern const struct tt_rowops tt_rowops_generic;

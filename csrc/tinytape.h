@@ -102,6 +102,14 @@ void tt_layer_norm_bwd_f64(const double *dy, const double *x, const double *gamm
                            const double *mean, const double *rstd, double *dx, double *dgamma,
                            double *dbeta, int64_t rows, int64_t cols);
 
+/* GELU, tanh approximation, elementwise over n contiguous values:
+ * y = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))); the backward takes the
+ * saved input x and gives dx = dy * gelu'(x). */
+void tt_gelu_fwd_f32(const float *x, float *y, int64_t n);
+void tt_gelu_fwd_f64(const double *x, double *y, int64_t n);
+void tt_gelu_bwd_f32(const float *x, const float *dy, float *dx, int64_t n);
+void tt_gelu_bwd_f64(const double *x, const double *dy, double *dx, int64_t n);
+
 #ifdef __cplusplus
 }
 #endif

@@ -293,3 +293,25 @@ def test_targets_are_read_in_every_stage_format():
 def test_markdown_table():
     table = report.md_table(["a", "b"], [["x", 1.23456], ["y", None]])
     assert table.splitlines() == ["| a | b |", "| --- | ---: |", "| x | 1.235 |", "| y | - |"]
+
+
+def test_console_command_runs_the_demo(monkeypatch, capsys):
+    """`tinytape demo ...` (the console script calls tinytape.cli.main() with sys.argv)."""
+    monkeypatch.setattr("sys.argv", ["tinytape", "demo", "--help"])
+    with pytest.raises(SystemExit) as e:
+        main()
+    assert e.value.code == 0 and "tinytape demo" in capsys.readouterr().out
+
+
+def test_ctrl_c_stops_the_demo_and_still_writes_the_report(tmp_path, monkeypatch):
+    def call(argv):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(demo, "_call", call)
+    out = tmp_path / "run"
+    assert main(["demo", "--quiet", "--stages", "checks,lm", "--out", str(out)]) == 130
+    summary = json.loads((out / "results.json").read_text())
+    assert [(s["name"], s["status"]) for s in summary["stages"]] == [
+        ("checks", "interrupted"), ("lm", "skipped")]
+    text = (out / "report.md").read_text()
+    assert "the demo was interrupted" in stage_section(text, 2, "lm")

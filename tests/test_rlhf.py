@@ -82,17 +82,17 @@ def test_labeler_calibration_and_bradley_terry_marginals():
     task = Task(seed=0)
     x = np.array([0, 1, 2])
     ys = np.array([[0, 1, 2], [2, 1, 0], [7, 6, 6]])  # r* = 4, 3, -1
-    lab = Labeler(task, 1.0, np.random.default_rng(0))
-    n = 20000
+    lab = Labeler(task, 0.7, np.random.default_rng(0))
+    n = 8000
     above = np.zeros((3, 3))
     for _ in range(n):
         order = lab.rank(x, ys)
         pos = np.argsort(order)
         above += pos[:, None] < pos[None, :]
     r = np.array([4.0, 3.0, -1.0])
-    expected = 1 / (1 + np.exp(-(r[:, None] - r[None, :])))
+    expected = 1 / (1 + np.exp(-(r[:, None] - r[None, :]) / 0.7))
     mask = ~np.eye(3, dtype=bool)
-    np.testing.assert_allclose(above[mask] / n, expected[mask], atol=0.012)
+    np.testing.assert_allclose(above[mask] / n, expected[mask], atol=0.016)  # ~3 std
 
 
 # ---------------------------------------------------------------- step 2

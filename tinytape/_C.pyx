@@ -64,6 +64,11 @@ cdef extern from "tinytape.h" nogil:
     void tt_layer_norm_bwd_f64(const double *, const double *, const double *, const double *,
                                const double *, double *, double *, double *, int64_t, int64_t)
 
+    void tt_gelu_fwd_f32(const float *, float *, int64_t)
+    void tt_gelu_fwd_f64(const double *, double *, int64_t)
+    void tt_gelu_bwd_f32(const float *, const float *, float *, int64_t)
+    void tt_gelu_bwd_f64(const double *, const double *, double *, int64_t)
+
 
 # ----------------------------------------------------------------- config
 
@@ -410,3 +415,38 @@ def layer_norm_bwd(cnp.ndarray dy, cnp.ndarray x, cnp.ndarray gamma, cnp.ndarray
             tt_layer_norm_bwd_f64(<const double *>pdy, <const double *>px, <const double *>pg,
                                   <const double *>pm, <const double *>pr, <double *>pdx,
                                   <double *>pdg, <double *>pdb, rows, cols)
+
+
+# ---------------------------------------------------------------- elementwise
+
+def gelu_fwd(cnp.ndarray x, cnp.ndarray y) -> None:
+    cdef int64_t n = cnp.PyArray_SIZE(x)
+    cdef bint f32 = _is_f32(x)
+    _same_type(x, y)
+    _contig(x, n)
+    _contig(y, n, True)
+    cdef void *px = cnp.PyArray_DATA(x)
+    cdef void *py = cnp.PyArray_DATA(y)
+    with nogil:
+        if f32:
+            tt_gelu_fwd_f32(<const float *>px, <float *>py, n)
+        else:
+            tt_gelu_fwd_f64(<const double *>px, <double *>py, n)
+
+
+def gelu_bwd(cnp.ndarray x, cnp.ndarray dy, cnp.ndarray dx) -> None:
+    cdef int64_t n = cnp.PyArray_SIZE(x)
+    cdef bint f32 = _is_f32(x)
+    _same_type(x, dy)
+    _same_type(x, dx)
+    _contig(x, n)
+    _contig(dy, n)
+    _contig(dx, n, True)
+    cdef void *px = cnp.PyArray_DATA(x)
+    cdef void *pdy = cnp.PyArray_DATA(dy)
+    cdef void *pdx = cnp.PyArray_DATA(dx)
+    with nogil:
+        if f32:
+            tt_gelu_bwd_f32(<const float *>px, <const float *>pdy, <float *>pdx, n)
+        else:
+            tt_gelu_bwd_f64(<const double *>px, <const double *>pdy, <double *>pdx, n)

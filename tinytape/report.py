@@ -16,6 +16,7 @@ import json
 import math
 import os
 import re
+import shlex
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -92,11 +93,16 @@ CAPTIONS = {
     "layerwise.png": "test accuracy against labelled examples per class, per arm",
     "lm_curve.png": "loss curve: bits per character against training steps",
     "authors.png": "test accuracy against labelled passages per author, per method",
-    "icl.png": "accuracy against shots (prior example pairs), weights frozen",
-    "rlhf_methods.png": "reward against KL to the supervised policy, per method",
-    "rlhf_ppo.png": "PPO: reward and KL during training",
-    "rlhf_reward_model.png": "reward model: accuracy on held-out comparisons",
-    "rlhf_overoptimization.png": "over-optimization: reward-model score vs true reward",
+    "icl.png": "accuracy against shots (prior example pairs) with frozen weights; accuracy "
+               "during training",
+    "rlhf_methods.png": "win rate and KL per method; reward-model score and true reward "
+                        "against KL, with the exact optimum's frontier",
+    "rlhf_ppo.png": "PPO during training: reward-model score, true score, KL, entropy, "
+                    "clipping, value loss, KL coefficient",
+    "rlhf_reward_model.png": "reward model (step 2): pairwise accuracy on labeler rankings, "
+                             "ranking loss",
+    "rlhf_overoptimization.png": "over-optimization: the reward model's score keeps rising "
+                                 "while the true reward turns",
 }
 
 FIGURE_FILES = ("results.json", "metrics.json")
@@ -210,7 +216,7 @@ def checks_tables(r: dict[str, Any]) -> list[str]:
         passed = sum(bool(c["passed"]) for c in checks)
         worst = max(checks, key=lambda c: c["error"])
         rows.append([label, f"{passed}/{len(checks)}", f"{worst['error']:.1e}",
-                     worst["name"]])
+                     f"`{worst['name']}`"])
     out = [md_table(["check", "passed", "max error", "where"], rows, "lrrl")]
     mods = r.get("modules") or []
     if mods:
@@ -446,7 +452,7 @@ def _stage_section(run_dir: str, i: int, st: dict[str, Any], plots_possible: boo
     if about:
         out += [about, ""]
     if st.get("commands"):
-        out += ["```bash"] + [f"python -m tinytape {' '.join(c)}" for c in st["commands"]] + \
+        out += ["```bash"] + [f"python -m tinytape {shlex.join(c)}" for c in st["commands"]] + \
             ["```", ""]
     status = st.get("status")
     if status == "not available":
@@ -454,7 +460,7 @@ def _stage_section(run_dir: str, i: int, st: dict[str, Any], plots_possible: boo
                 "yet.", ""]
         return out
     if status == "skipped":
-        out += ["Skipped (not in --stages).", ""]
+        out += ["Skipped: the demo was interrupted before this stage.", ""]
         return out
     timing = (f"{_fmt_seconds(st.get('wall_seconds'))} s wall, "
               f"{_fmt_seconds(st.get('cpu_seconds'))} s CPU")
@@ -471,7 +477,8 @@ def _stage_section(run_dir: str, i: int, st: dict[str, Any], plots_possible: boo
             out += [block, ""]
         tg = targets(results)
         if tg:
-            out += ["Targets of the full-size experiment:", ""]
+            out += ["The stage's own targets (set for its full-size run; smaller sizes "
+                    "may miss them):", ""]
             out += [f"- {'met' if met else '**not met**'}: {n}: {v}" for n, v, met in tg]
             out += [""]
     elif status == "ok":

@@ -6,6 +6,7 @@ into the C extension, so both paths validate alike and tests compare them.
 
 from ._state import available, name, use
 from .cross_entropy import cross_entropy, cross_entropy_backward
+from .gelu import gelu, gelu_backward, gelu_reference
 from .gemm import gemm, gemm_batched, matmul
 from .layer_norm import layer_norm, layer_norm_backward
 from .softmax import log_softmax, log_softmax_backward, softmax, softmax_backward
@@ -14,6 +15,9 @@ __all__ = [
     "available",
     "cross_entropy",
     "cross_entropy_backward",
+    "gelu",
+    "gelu_backward",
+    "gelu_reference",
     "gemm",
     "gemm_batched",
     "layer_norm",

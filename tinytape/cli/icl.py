@@ -22,8 +22,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--steps", type=int, default=None,
                    help="training steps per model (default: 6000, or 400 with --quick)")
     p.add_argument("--quick", action="store_true",
-                   help="a ~30 s smoke run (few steps, small evaluation): the targets are "
-                        "not expected to be met")
+                   help="a smoke run (400 steps, small evaluation; ~2 min on a busy 2-core "
+                        "machine): the targets are not expected to be met")
     p.add_argument("--seed", type=int, default=0,
                    help="seed of the data, the initial weights and the held-out episodes")
     p.add_argument("--threads", type=int, default=1,

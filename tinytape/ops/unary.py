@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import backend
 from ..autograd.function import Function
-from ..autograd.grad_mode import _mode
+from ..autograd.grad_mode import _mode, is_grad_enabled
 from ..tensor import Tensor
 from ._util import require_float
 from .registry import OpInfo, Sample, away_from_zero, positive, rand, register
@@ -204,16 +205,10 @@ def relu(x: Tensor) -> Tensor:
 
 register(OpInfo("relu", relu, lambda x: np.maximum(x, 0), _samples(away_from_zero)))
 
-_SQRT_2_OVER_PI = float(np.sqrt(2.0 / np.pi))
-
-
-def _gelu_np(x: np.ndarray) -> np.ndarray:
-    c = x.dtype.type(_SQRT_2_OVER_PI)
-    return x.dtype.type(0.5) * x * (1 + np.tanh(c * (x + x.dtype.type(0.044715) * x**3)))
-
-
 class Gelu(Function):
-    kernel = staticmethod(_gelu_np)
+    """GELU through the backend kernel (C, or the numpy reference); saves the input."""
+
+    kernel = staticmethod(backend.gelu)
 
     @staticmethod
     def forward(ctx, x):
@@ -223,10 +218,16 @@ class Gelu(Function):
     @staticmethod
     def backward(ctx, g):
         (x,) = ctx.saved_tensors
-        inner = (x + x * x * x * 0.044715) * _SQRT_2_OVER_PI
-        t = inner.tanh()
-        dinner = (x * x * (3 * 0.044715) + 1.0) * _SQRT_2_OVER_PI
-        return (g * (0.5 * (1.0 + t) + x * 0.5 * (1.0 - t * t) * dinner),)
+        if is_grad_enabled():  # create_graph: a recorded composite, x * sigmoid(z) differentiated
+            x2 = x * x
+            s = (x * (x2 * _GELU_C3 + _GELU_C2)).sigmoid()
+            dz = x2 * (3 * _GELU_C3) + _GELU_C2
+            return (g * (s + x * dz * s * (1.0 - s)),)
+        return (Tensor._wrap(backend.gelu_backward(x.data, g.data)),)
+
+
+_GELU_C2 = 2.0 * float(np.sqrt(2.0 / np.pi))  # gelu(x) = x * sigmoid(x (C2 + C3 x^2))
+_GELU_C3 = _GELU_C2 * 0.044715
 
 
 def gelu(x: Tensor, approximate: str = "tanh") -> Tensor:
@@ -239,7 +240,8 @@ def gelu(x: Tensor, approximate: str = "tanh") -> Tensor:
     return _unary(Gelu, "gelu", x)
 
 
-register(OpInfo("gelu", gelu, _gelu_np, _samples(lambda r, s, d: rand(r, s, d, -3, 3))))
+register(OpInfo("gelu", gelu, backend.gelu_reference,
+                _samples(lambda r, s, d: rand(r, s, d, -3, 3))))
 
 
 def _softplus_np(x: np.ndarray) -> np.ndarray:

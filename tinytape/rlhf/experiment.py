@@ -28,7 +28,6 @@ from .reward import (
     candidate_deltas,
     label,
     noise_ceiling,
-    pairwise_accuracy,
     sample_candidates,
     train_reward_model,
 )
@@ -68,7 +67,7 @@ class ExperimentConfig:
     labeler_agreement: float = 0.73
     rm_epochs: int = 8
     rm_prompts_per_batch: int = 32
-    rm_lr: float = 6e-3
+    rm_lr: float = 2e-3
     norm_samples_per_prompt: int = 8
     # step 3
     ppo: PPOConfig = field(default_factory=lambda: PPOConfig(iterations=100, target_kl=3.0))
@@ -78,9 +77,10 @@ class ExperimentConfig:
     dpo_lr: float = 1e-3
     dpo_prompts_per_batch: int = 32
     # over-optimization: a reward model from few comparisons, PPO without a KL penalty
-    overopt_rankings: int = 192
+    overopt_rankings: int = 384
     overopt_rm_epochs: int = 12
-    overopt_iterations: int = 40
+    overopt_rm_prompts_per_batch: int = 16
+    overopt_iterations: int = 60
     overopt_lr: float = 3e-4  # small steps, so the path passes the true reward's peak slowly
     # exact optimum: betas of the reward-vs-KL frontier
     frontier_betas: tuple[float, ...] = (20.0, 5.0, 2.0, 1.0, 0.6, 0.4, 0.3, 0.2, 0.15, 0.1,
@@ -92,7 +92,7 @@ class ExperimentConfig:
         return cls(seed=seed, d_model=64, pretrain_steps=400, sft_steps=200,
                    rankings_per_prompt=2, rm_epochs=4,
                    ppo=PPOConfig(iterations=20, target_kl=3.0, eval_every=5), dpo_epochs=1,
-                   overopt_rankings=64, overopt_rm_epochs=6, overopt_iterations=10,
+                   overopt_rankings=128, overopt_rm_epochs=6, overopt_iterations=10,
                    task=TaskConfig(web_relevance=0.9, n_eval_prompts=40))
 
     def to_dict(self) -> dict[str, Any]:
@@ -210,11 +210,9 @@ def run(config: ExperimentConfig, out_dir: str | None = None, plots: bool = True
     few = train_cmp.subset(np.arange(min(c.overopt_rankings, len(train_cmp))))
     rm_small = RewardModel(clone_lm(sft), seed=c.seed + 1)
     small_hist = train_reward_model(rm_small, few, task, c.overopt_rm_epochs,
-                                    min(c.rm_prompts_per_batch, max(1, len(few) // 4)),
-                                    c.rm_lr, rng, held_cmp)
+                                    c.overopt_rm_prompts_per_batch, c.rm_lr, rng, held_cmp)
     rm_small.normalize_(norm_seqs)
     small_tables = Tables(task, sft, rm_small, temp)
-    small_tables.logp_sft = tables.logp_sft
     over_cfg = replace(c.ppo, iterations=c.overopt_iterations, target_kl=None,
                        init_kl_coef=0.0, eval_every=max(1, c.overopt_iterations // 20),
                        lr=c.overopt_lr)
@@ -384,5 +382,4 @@ def format_targets(targets: list[dict[str, Any]]) -> list[str]:
             f"(target {t['target']})" for t in targets]
 
 
-__all__ = ["ExperimentConfig", "run", "Tables", "check_targets", "format_table", "TARGETS",
-           "pairwise_accuracy"]
+__all__ = ["ExperimentConfig", "run", "Tables", "check_targets", "format_table", "TARGETS"]

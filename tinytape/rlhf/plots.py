@@ -165,10 +165,11 @@ def _overopt(plt: Any, r: dict[str, Any]) -> Any:
     ax.set_title("over-optimization: the proxy keeps rising, the true reward turns")
     h1, l1 = ax.get_legend_handles_labels()
     h2, l2 = ax2.get_legend_handles_labels()
-    ax.legend(h1 + h2, l1 + l2, fontsize=7, loc="lower right")
+    ax.legend(h1 + h2, l1 + l2, fontsize=7, loc="center right")
     ax = axes[1]
-    ax.plot([e["kl"] for e in ev], [e["true"] for e in ev], "s-", color="C3", ms=4,
-            label="PPO, no KL, small RM")
+    sft_true = r["methods"]["SFT (step 1)"]["true"]
+    ax.plot([0.0] + [e["kl"] for e in ev], [sft_true] + [e["true"] for e in ev], "s-",
+            color="C3", ms=4, label="PPO, no KL, small RM (from SFT at KL 0)")
     ax.plot([f["kl"] for f in r["small_rm_frontier"]],
             [f["true"] for f in r["small_rm_frontier"]], "k:", label="exact optimum of small RM")
     ax.plot([f["kl"] for f in r["frontier"]], [f["true"] for f in r["frontier"]], "k-",

@@ -11,13 +11,11 @@ from typing import Any
 
 import numpy as np
 
-from ..autograd.function import Function
 from ..autograd.grad_mode import no_grad
 from ..models import GPT, GPTConfig
-from ..nn.layers import GELU, Linear
+from ..nn.layers import Linear
 from ..nn.module import Module
 from ..ops import log_softmax, reshape
-from ..ops.unary import _SQRT_2_OVER_PI, Gelu
 from ..tensor import Tensor
 from .task import Task
 
@@ -27,40 +25,12 @@ def make_lm(task: Task, d_model: int = 32, n_layers: int = 2, n_heads: int = 4,
     """A small GPT over the task's tokens, dropout off (RL needs pi_old == pi at step 0)."""
     config = GPTConfig(vocab_size=task.vocab_size, context_length=task.seq_len + 1,
                        d_model=d_model, n_layers=n_layers, n_heads=n_heads, dropout=0.0)
-    return use_fast_gelu(GPT(config, generator=seed))
-
-
-class _CubeGelu(Function):
-    """tinytape.gelu with x * x * x instead of x ** 3 in the forward kernel: numpy's float32
-    power takes ~100x longer than two multiplies and made GELU half of a training step."""
-
-    @staticmethod
-    def forward(ctx, x):
-        ctx.save_for_backward(x)
-        a = x.data
-        c = a.dtype.type(_SQRT_2_OVER_PI)
-        return a.dtype.type(0.5) * a * (1 + np.tanh(c * (a + a.dtype.type(0.044715) * a * a * a)))
-
-    backward = staticmethod(Gelu.backward)
-
-
-class _FastGELU(GELU):
-    def forward(self, x: Tensor) -> Tensor:
-        return _CubeGelu.apply(x)
-
-
-def use_fast_gelu(model: Module) -> Module:
-    """Swap every GELU module of `model` for the same function computed without `**`."""
-    for m in list(model.modules()):
-        for name, child in list(m._modules.items()):
-            if type(child) is GELU:
-                setattr(m, name, _FastGELU())
-    return model
+    return GPT(config, generator=seed)
 
 
 def clone_lm(model: GPT) -> GPT:
     """An independent copy with the same weights."""
-    copy = use_fast_gelu(GPT(model.config, generator=0))
+    copy = GPT(model.config, generator=0)
     copy.load_state_dict(model.state_dict())
     copy.train(model.training)
     return copy

@@ -317,7 +317,8 @@ class ICLConfig:
                          positional=self.positional)
 
 
-QUICK = dict(steps=400, eval_every=100, eval_episodes=256, test_episodes=400, warmup_steps=50)
+QUICK: dict[str, Any] = dict(steps=400, eval_every=100, eval_episodes=256, test_episodes=400,
+                             warmup_steps=50)
 
 
 def train_condition(cfg: ICLConfig, bursty: bool, metrics: MetricsLogger | None = None,
