@@ -1,13 +1,14 @@
 """Training-step throughput of a small GPT: tinytape against PyTorch eager.
 
-    python benches/train_step.py [--threads 1,2] [--steps 20] [--json PATH]
+    python benches/train_step.py [--threads 1,2] [--steps 40] [--json PATH]
 
 One step = forward, loss, backward, AdamW update, for a GPT with vocab 96, d_model 128,
-2 layers, 4 heads, context 64, batch 16 (1,024 tokens a step), float32. Each library and
-thread count runs in its own process (OMP/OpenBLAS/MKL thread variables set, and
-torch.set_num_threads), reporting the median step time as tokens per second and the peak
-resident memory added by training (sampled from /proc while the steps run).
-Target: tinytape at least PyTorch eager's throughput.
+2 layers, 4 heads, context 64, batch 16 (1,024 tokens a step), float32. Per thread count
+(OMP/OpenBLAS/MKL thread variables set, and set_num_threads), one process times both
+libraries taking turns in blocks of 5 steps, so a slow spell of a shared machine slows
+both alike; the median step gives tokens per second. The peak resident memory that
+training adds (sampled from /proc while the steps run) is measured with each library
+alone in its own process. Target: tinytape at least PyTorch eager's throughput.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
+from typing import Any
 
 CONFIG = dict(vocab_size=96, context_length=64, d_model=128, n_layers=2, n_heads=4)
 BATCH = 16
@@ -53,26 +56,25 @@ def batches(steps: int):
         yield data[:, :-1], data[:, 1:]
 
 
-def tinytape_steps(steps: int) -> list[float]:
-    import tinytape as tt
+def tinytape_stepper() -> Callable[[Any, Any], None]:
+    """One training step of tinytape's GPT on a batch (x, y) of numpy token ids."""
     from tinytape.models import GPT, GPTConfig
     from tinytape.optim import AdamW
 
     model = GPT(GPTConfig(**CONFIG), generator=0)
     opt = AdamW(model.parameters(), lr=3e-4, weight_decay=0.1)
-    times = []
-    for x, y in batches(steps):
-        t0 = time.perf_counter()
+
+    def step(x, y) -> None:
         _, loss = model(x, y)
         opt.zero_grad()
         loss.backward()
         opt.step()
-        times.append(time.perf_counter() - t0)
-    del tt
-    return times
+
+    return step
 
 
-def torch_steps(steps: int) -> list[float]:
+def torch_stepper() -> Callable[[Any, Any], None]:
+    """The same model written with torch.nn, and its training step."""
     import torch
     import torch.nn as tnn
     import torch.nn.functional as F
@@ -113,56 +115,103 @@ def torch_steps(steps: int) -> list[float]:
 
     model = GPT()
     opt = torch.optim.AdamW(model.parameters(), lr=3e-4, weight_decay=0.1)
-    times = []
-    for x, y in batches(steps):
-        xt, yt = torch.from_numpy(x), torch.from_numpy(y)
-        t0 = time.perf_counter()
-        loss = model(xt, yt)
+
+    def step(x, y) -> None:
+        loss = model(torch.from_numpy(x), torch.from_numpy(y))
         opt.zero_grad()
         loss.backward()
         opt.step()
+
+    return step
+
+
+STEPPERS = {"tinytape": tinytape_stepper, "torch": torch_stepper}
+
+
+def timed(step: Callable[[Any, Any], None], data: list) -> list[float]:
+    times = []
+    for x, y in data:
+        t0 = time.perf_counter()
+        step(x, y)
         times.append(time.perf_counter() - t0)
     return times
 
 
-def worker(lib: str, threads: int, steps: int) -> dict:
+def median(values: list[float]) -> float:
+    return sorted(values)[len(values) // 2]
+
+
+def set_threads(lib: str, threads: int) -> None:
     if lib == "torch":
         import torch
 
         torch.set_num_threads(threads)
-        run = torch_steps
     else:
         import tinytape
 
         tinytape.set_num_threads(threads)
-        run = tinytape_steps
+
+
+def memory_worker(lib: str, threads: int, steps: int) -> dict:
+    """Peak resident memory that `steps` training steps add, alone in this process."""
+    set_threads(lib, threads)
     base = rss_bytes()
     sampler = PeakSampler()
     sampler.start()
-    times = run(steps)
+    timed(STEPPERS[lib](), list(batches(steps)))
     sampler.running = False
     sampler.join()
-    warm = sorted(times[3:] or times)
-    median = warm[len(warm) // 2]
+    return {"peak_mem_mb": (sampler.peak - base) / 2**20}
+
+
+def speed_worker(libs: list[str], threads: int, steps: int) -> dict:
+    """Median step time of each library, the libraries taking turns in blocks of 5 steps
+    in this one process, so that a slow spell of a shared machine hits both alike."""
+    if "torch" in libs:
+        import torch  # noqa: F401  (first: its OpenMP runtime keeps its own defaults)
+    steppers = {}
+    for lib in libs:
+        set_threads(lib, threads)
+        steppers[lib] = STEPPERS[lib]()
+    data = list(batches(steps))
+    times: dict[str, list[float]] = {lib: [] for lib in libs}
+    for lib in libs:  # warm-up
+        timed(steppers[lib], data[:3])
+    for start in range(0, steps, 5):
+        for lib in libs:
+            times[lib] += timed(steppers[lib], data[start:start + 5])
     tokens = BATCH * CONFIG["context_length"]
-    return {"lib": lib, "threads": threads, "median_step_ms": median * 1e3,
-            "tokens_per_s": tokens / median, "peak_mem_mb": (sampler.peak - base) / 2**20}
+    return {lib: {"median_step_ms": median(t) * 1e3, "tokens_per_s": tokens / median(t)}
+            for lib, t in times.items()}
+
+
+def run_worker(kind: str, spec: str, threads: int, steps: int) -> dict:
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads),
+           "OPENBLAS_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    with tempfile.NamedTemporaryFile(suffix=".json") as out:
+        subprocess.run([sys.executable, __file__, "--worker", f"{kind}:{spec}:{threads}",
+                        "--out", out.name, "--steps", str(steps)], env=env, check=True)
+        with open(out.name) as f:
+            return json.load(f)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--threads", default="1,2")
-    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--steps", type=int, default=40,
+                        help="timed steps per library and thread count (after 3 warm-up)")
     parser.add_argument("--json", metavar="PATH")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.steps < 4:
-        parser.error("--steps must be at least 4 (3 are warm-up)")
+    if args.steps < 5:
+        parser.error("--steps must be at least 5")
     if args.worker:
-        lib, threads = args.worker.split(":")
+        kind, spec, threads = args.worker.split(":")
+        result = memory_worker(spec, int(threads), args.steps) if kind == "memory" else \
+            speed_worker(spec.split(","), int(threads), args.steps)
         with open(args.out, "w") as f:
-            json.dump(worker(lib, int(threads), args.steps), f)
+            json.dump(result, f)
         return 0
     try:
         counts = [int(t) for t in args.threads.split(",")]
@@ -177,15 +226,11 @@ def main(argv: list[str] | None = None) -> int:
         print("PyTorch is not installed: tinytape only", file=sys.stderr)
     rows = []
     for threads in counts:
+        print(f"{' and '.join(libs)} at {threads} thread(s)...", file=sys.stderr, flush=True)
+        speed = run_worker("speed", ",".join(libs), threads, args.steps)
         for lib in libs:
-            env = {**os.environ, "OMP_NUM_THREADS": str(threads),
-                   "OPENBLAS_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
-            print(f"{lib} at {threads} thread(s)...", file=sys.stderr, flush=True)
-            with tempfile.NamedTemporaryFile(suffix=".json") as out:
-                subprocess.run([sys.executable, __file__, "--worker", f"{lib}:{threads}",
-                                "--out", out.name, "--steps", str(args.steps)], env=env,
-                               check=True)
-                rows.append(json.load(open(out.name)))
+            memory = run_worker("memory", lib, threads, 8)
+            rows.append({"lib": lib, "threads": threads, **speed[lib], **memory})
     print(f"{'library':<10}{'threads':>8}{'step ms':>10}{'tokens/s':>12}{'peak MB':>10}")
     for r in rows:
         print(f"{r['lib']:<10}{r['threads']:>8}{r['median_step_ms']:>10.1f}"

@@ -1,4 +1,4 @@
-/* Row kernels (softmax, log-softmax, cross-entropy, layer norm) and GELU: the public
+/* Row kernels (softmax, log-softmax, cross-entropy, layer norm), GELU and Adam: the public
  * entry points declared in tinytape.h.
  *
  * Each entry point handles empty shapes and bad targets, splits the rows into
@@ -272,3 +272,18 @@ RO_DEFINE_GELU_FWD(tt_gelu_fwd_f32, gelu_fwd_f32, float)
 RO_DEFINE_GELU_FWD(tt_gelu_fwd_f64, gelu_fwd_f64, double)
 RO_DEFINE_GELU_BWD(tt_gelu_bwd_f32, gelu_bwd_f32, float)
 RO_DEFINE_GELU_BWD(tt_gelu_bwd_f64, gelu_bwd_f64, double)
+
+/* ------------------------------------------------------------------ Adam */
+
+#define RO_DEFINE_ADAM(name, field, T)                                                 \
+    void name(T *p, const T *g, T *m, T *v, T *vmax, int64_t n,                       \
+              const struct tt_adam_params *hp) {                                      \
+        if (n <= 0) return;                                                           \
+        const struct tt_rowops *ops = ro_ops();                                       \
+        RO_FOR_CHUNKS(ro_threads(n, 1, RO_COST_PLAIN), n,                             \
+                      ops->field(p + r0, g + r0, m + r0, v + r0, vmax ? vmax + r0 : NULL, \
+                                 nr, hp));                                            \
+    }
+
+RO_DEFINE_ADAM(tt_adam_step_f32, adam_f32, float)
+RO_DEFINE_ADAM(tt_adam_step_f64, adam_f64, double)

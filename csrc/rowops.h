@@ -68,6 +68,10 @@ struct tt_rowops {
     void (*gelu_fwd_f64)(const double *x, double *y, int64_t n);
     void (*gelu_bwd_f32)(const float *x, const float *dy, float *dx, int64_t n);
     void (*gelu_bwd_f64)(const double *x, const double *dy, double *dx, int64_t n);
+    void (*adam_f32)(float *p, const float *g, float *m, float *v, float *vmax, int64_t n,
+                     const struct tt_adam_params *hp);
+    void (*adam_f64)(double *p, const double *g, double *m, double *v, double *vmax,
+                     int64_t n, const struct tt_adam_params *hp);
 };
 
 /* The table of a path whose kernels rowops_impl.inc defined with suffix _<path>. */
@@ -82,7 +86,8 @@ struct tt_rowops {
         tt_ro_ln_fwd_f32_##path, tt_ro_ln_fwd_f64_##path,                                 \
         tt_ro_ln_bwd_f32_##path, tt_ro_ln_bwd_f64_##path,                                 \
         tt_ro_gelu_fwd_f32_##path, tt_ro_gelu_fwd_f64_##path,                             \
-        tt_ro_gelu_bwd_f32_##path, tt_ro_gelu_bwd_f64_##path                              \
+        tt_ro_gelu_bwd_f32_##path, tt_ro_gelu_bwd_f64_##path,                             \
+        tt_ro_adam_f32_##path, tt_ro_adam_f64_##path                                      \
     }
 
 extern const struct tt_rowops tt_rowops_generic;

@@ -110,6 +110,28 @@ void tt_gelu_fwd_f64(const double *x, double *y, int64_t n);
 void tt_gelu_bwd_f32(const float *x, const float *dy, float *dx, int64_t n);
 void tt_gelu_bwd_f64(const double *x, const double *dy, double *dx, int64_t n);
 
+/* One Adam / AdamW step, in place over n contiguous values of the parameter p,
+ * its gradient g and the state m (exp_avg), v (exp_avg_sq) and vmax (AMSGrad's
+ * max_exp_avg_sq, or NULL). Per value, in the element type:
+ *   g = grad_sign * g;  p = decay * p;  g = g + l2 * p (when l2 != 0)
+ *   m = lerp(m, g, lerp_weight);  v = beta2 * v + (one_minus_beta2 * g) * g
+ *   vmax = max(vmax, v) (then used as v);  p = p + (neg_step_size * m) / (sqrt(v) / bc2s + eps)
+ * (the lerp as PyTorch's: m + w (g - m) for |w| < 0.5, else g - (g - m)(1 - w)). */
+struct tt_adam_params {
+    double grad_sign;             /* -1 to maximize, else 1 */
+    double decay;                 /* 1 - lr * weight_decay for AdamW, else 1 */
+    double l2;                    /* weight_decay for Adam's L2 penalty, else 0 */
+    double lerp_weight;           /* 1 - beta1 */
+    double beta2, one_minus_beta2;
+    double bias_correction2_sqrt; /* sqrt(1 - beta2^t) */
+    double eps;
+    double neg_step_size;         /* -lr / (1 - beta1^t) */
+};
+void tt_adam_step_f32(float *p, const float *g, float *m, float *v, float *vmax, int64_t n,
+                      const struct tt_adam_params *hp);
+void tt_adam_step_f64(double *p, const double *g, double *m, double *v, double *vmax,
+                      int64_t n, const struct tt_adam_params *hp);
+
 #ifdef __cplusplus
 }
 #endif

@@ -69,6 +69,14 @@ cdef extern from "tinytape.h" nogil:
     void tt_gelu_bwd_f32(const float *, const float *, float *, int64_t)
     void tt_gelu_bwd_f64(const double *, const double *, double *, int64_t)
 
+    struct tt_adam_params:
+        double grad_sign, decay, l2, lerp_weight, beta2, one_minus_beta2
+        double bias_correction2_sqrt, eps, neg_step_size
+    void tt_adam_step_f32(float *, const float *, float *, float *, float *, int64_t,
+                          const tt_adam_params *)
+    void tt_adam_step_f64(double *, const double *, double *, double *, double *, int64_t,
+                          const tt_adam_params *)
+
 
 # ----------------------------------------------------------------- config
 
@@ -450,3 +458,39 @@ def gelu_bwd(cnp.ndarray x, cnp.ndarray dy, cnp.ndarray dx) -> None:
             tt_gelu_bwd_f32(<const float *>px, <const float *>pdy, <float *>pdx, n)
         else:
             tt_gelu_bwd_f64(<const double *>px, <const double *>pdy, <double *>pdx, n)
+
+
+def adam_step(cnp.ndarray p, cnp.ndarray g, cnp.ndarray m, cnp.ndarray v, object vmax,
+              double grad_sign, double decay, double l2, double lerp_weight, double beta2,
+              double one_minus_beta2, double bias_correction2_sqrt, double eps,
+              double neg_step_size) -> None:
+    cdef int64_t n = cnp.PyArray_SIZE(p)
+    cdef bint f32 = _is_f32(p)
+    cdef cnp.ndarray vm
+    cdef void *pvmax = NULL
+    for a in (g, m, v):
+        _same_type(p, a)
+    _contig(p, n, True)
+    _contig(g, n)
+    _contig(m, n, True)
+    _contig(v, n, True)
+    if vmax is not None:
+        vm = vmax
+        _same_type(p, vm)
+        _contig(vm, n, True)
+        pvmax = cnp.PyArray_DATA(vm)
+    cdef tt_adam_params hp
+    hp.grad_sign, hp.decay, hp.l2, hp.lerp_weight = grad_sign, decay, l2, lerp_weight
+    hp.beta2, hp.one_minus_beta2 = beta2, one_minus_beta2
+    hp.bias_correction2_sqrt, hp.eps, hp.neg_step_size = bias_correction2_sqrt, eps, neg_step_size
+    cdef void *pp = cnp.PyArray_DATA(p)
+    cdef void *pg = cnp.PyArray_DATA(g)
+    cdef void *pm = cnp.PyArray_DATA(m)
+    cdef void *pv = cnp.PyArray_DATA(v)
+    with nogil:
+        if f32:
+            tt_adam_step_f32(<float *>pp, <const float *>pg, <float *>pm, <float *>pv,
+                             <float *>pvmax, n, &hp)
+        else:
+            tt_adam_step_f64(<double *>pp, <const double *>pg, <double *>pm, <double *>pv,
+                             <double *>pvmax, n, &hp)

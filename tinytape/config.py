@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import platform
 import sys
 
@@ -42,6 +43,7 @@ def config() -> dict[str, object]:
         simd_detected=C.simd_name(C.simd_detected()),
         openmp=C.have_openmp(),
         threads=C.get_num_threads(),
+        omp_wait_policy=os.environ.get("OMP_WAIT_POLICY", ""),
         build=C.build_info(),
     )
     return info
@@ -50,4 +52,4 @@ def config() -> dict[str, object]:
 def show_config() -> None:
     """Print the version, backend, SIMD path in use, threads and build flags."""
     for key, value in config().items():
-        print(f"{key:>14}: {value}")
+        print(f"{key:>15}: {value}")

@@ -5,6 +5,7 @@ into the C extension, so both paths validate alike and tests compare them.
 """
 
 from ._state import available, name, use
+from .adam import adam_step, adam_step_reference
 from .cross_entropy import cross_entropy, cross_entropy_backward
 from .gelu import gelu, gelu_backward, gelu_reference
 from .gemm import gemm, gemm_batched, matmul
@@ -12,6 +13,8 @@ from .layer_norm import layer_norm, layer_norm_backward
 from .softmax import log_softmax, log_softmax_backward, softmax, softmax_backward
 
 __all__ = [
+    "adam_step",
+    "adam_step_reference",
     "available",
     "cross_entropy",
     "cross_entropy_backward",

@@ -26,9 +26,8 @@ def dropout(x: Tensor, p: float = 0.5, training: bool = True, generator: Any = N
 
 
 def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
-    """x @ weight.T + bias, with weight stored (out, in) as in PyTorch."""
-    y = x @ weight.transpose()
-    return y + bias if bias is not None else y
+    """x @ weight.T + bias, with weight stored (out, in) as in PyTorch (one fused op)."""
+    return F.linear(x, weight, bias)
 
 
 def mse_loss(x: Tensor, target: Any, reduction: str = "mean") -> Tensor:

@@ -23,7 +23,7 @@ from .arithmetic import (
 )
 from .fused import cross_entropy, layer_norm, log_softmax, softmax
 from .indexing import embedding, getitem
-from .matmul import matmul
+from .matmul import linear, matmul
 from .reduction import logsumexp, max, mean, min, std, sum, sum_to_shape, var
 from .registry import REGISTRY, OpInfo, Sample
 from .selection import masked_fill, maximum, minimum, where
@@ -46,7 +46,7 @@ from .unary import abs, clamp, exp, gelu, log, relu, sigmoid, softplus, sqrt, ta
 __all__ = [
     "REGISTRY", "OpInfo", "Sample",
     "abs", "add", "cat", "clamp", "clone", "cross_entropy", "div", "embedding", "eq", "exp",
-    "expand", "flatten", "ge", "gelu", "getitem", "gt", "layer_norm", "le", "log",
+    "expand", "flatten", "ge", "gelu", "getitem", "gt", "layer_norm", "le", "linear", "log",
     "log_softmax", "logical_and", "logical_not", "logical_or", "logsumexp", "lt",
     "masked_fill", "matmul", "max", "maximum", "mean", "min", "minimum", "mul", "ne", "neg",
     "permute", "pow", "relu", "reshape", "sigmoid", "softmax", "softplus", "split", "sqrt",

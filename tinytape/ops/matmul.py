@@ -1,5 +1,6 @@
 """Matrix product a @ b with numpy's matmul semantics (1-D operands, broadcast batch
-dims), on the GEMM kernels. Saves both inputs; the backward is two more products."""
+dims), on the GEMM kernels, and the fused linear map x @ w^T + b. Both save their
+matrix inputs; each backward is two more products."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import numpy as np
 
 from .. import backend
 from ..autograd.function import Function
+from ..autograd.grad_mode import is_grad_enabled
 from ..tensor import Tensor
 from ._util import binary_operands
 from .registry import OpInfo, Sample, rand, register
@@ -67,3 +69,74 @@ def _matmul_samples(rng, dtype):
 
 register(OpInfo("matmul", matmul, np.matmul, _matmul_samples, uses_kernel=True,
                 rtol32=1e-5, atol32=1e-5, aliases=("__matmul__", "__rmatmul__")))
+
+
+class Linear(Function):
+    """y = x @ w^T + b as one node: one GEMM (w read transposed in place), the bias added
+    into its output. Saves x and w; the backward is two GEMMs and a column sum."""
+
+    @staticmethod
+    def forward(ctx, x, w, b=None):
+        ctx.save_for_backward(x, w)
+        n_out, n_in = w.shape
+        y = backend.gemm(x.data.reshape(-1, n_in), w.data, trans_b=True)
+        if b is not None:
+            y += b.data
+        return y.reshape(x.shape[:-1] + (n_out,))
+
+    @staticmethod
+    def backward(ctx, g):
+        x, w = ctx.saved_tensors
+        needs = ctx.needs_input_grad
+        n_out, n_in = w.shape
+        if is_grad_enabled():  # create_graph: recorded tensor ops
+            g2, x2 = g.reshape(-1, n_out), x.reshape(-1, n_in)
+            grad_x = (g2 @ w).reshape(x.shape) if needs[0] else None
+            grad_w = g2.transpose() @ x2 if needs[1] else None
+            grad_b = g2.sum(axis=0) if len(needs) > 2 and needs[2] else None
+        else:
+            g2, x2 = g.data.reshape(-1, n_out), x.data.reshape(-1, n_in)
+            wrap = Tensor._wrap
+            grad_x = wrap(backend.gemm(g2, w.data).reshape(x.shape)) if needs[0] else None
+            grad_w = wrap(backend.gemm(g2, x2, trans_a=True)) if needs[1] else None
+            grad_b = wrap(g2.sum(axis=0)) if len(needs) > 2 and needs[2] else None
+        return (grad_x, grad_w) if len(needs) == 2 else (grad_x, grad_w, grad_b)
+
+
+def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    """x @ weight^T + bias, as PyTorch's F.linear: x (..., in), weight (out, in) and
+    bias (out,) or None -> (..., out). Errors name the shapes."""
+    tensors = (x, weight) if bias is None else (x, weight, bias)
+    for t in tensors:
+        if not isinstance(t, Tensor):
+            raise TypeError(f"linear: expected Tensors, got {type(t).__name__}")
+    if weight.ndim != 2:
+        raise ValueError(f"linear: weight must be 2-D (out, in), got shape {weight.shape}")
+    if x.ndim == 0 or x.shape[-1] != weight.shape[1]:
+        raise ValueError(f"linear: input of shape {x.shape} does not end in "
+                         f"{weight.shape[1]} (weight {weight.shape})")
+    if bias is not None and bias.shape != (weight.shape[0],):
+        raise ValueError(f"linear: bias must have shape ({weight.shape[0]},), got {bias.shape}")
+    dtypes = {t.data.dtype for t in tensors}
+    if len(dtypes) > 1 or x.data.dtype.kind != "f":
+        raise TypeError(f"linear: expected float tensors of one dtype, got "
+                        f"{', '.join(str(t.dtype) for t in tensors)}")
+    return Linear.apply(*tensors)
+
+
+def _linear_ref(x, w, b=None):
+    y = x @ w.T
+    return y if b is None else y + b
+
+
+def _linear_samples(rng, dtype):
+    for sx, out, bias in [((3, 4), 5, True), ((2, 3, 4), 5, True), ((4,), 3, True),
+                          ((3, 4), 5, False), ((0, 4), 2, True), ((2, 1), 1, True)]:
+        args = (rand(rng, sx, dtype), rand(rng, (out, sx[-1]), dtype))
+        if bias:
+            args += (rand(rng, (out,), dtype),)
+        yield Sample(args, name=f"{sx} -> {out}{'' if bias else ', no bias'}")
+
+
+register(OpInfo("linear", linear, _linear_ref, _linear_samples, uses_kernel=True,
+                rtol32=1e-5, atol32=1e-5))

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from ..backend.adam import adam_step
 from ..tensor import Tensor
 from .optimizer import Optimizer, _flag, _number
 
@@ -72,39 +73,12 @@ class Adam(Optimizer):
             state["exp_avg_sq"] = np.zeros_like(param)
         if group["amsgrad"] and "max_exp_avg_sq" not in state:
             state["max_exp_avg_sq"] = np.zeros_like(param)
-        exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
         state["step"] += 1
-        step = state["step"]
-
-        g = -grad if group["maximize"] else grad
-        if weight_decay != 0:
-            if group["decoupled_weight_decay"]:
-                param *= 1 - lr * weight_decay
-            else:
-                g = g + weight_decay * param
-
-        # m.lerp_(g, 1 - beta1) with torch's two branches (exact for weights near 0 and 1);
-        # the weight and 1 - weight are rounded to the parameter's dtype, as torch does.
-        scalar = param.dtype.type
-        weight = scalar(1 - beta1)
-        if abs(weight) < 0.5:
-            exp_avg += weight * (g - exp_avg)
-        else:
-            exp_avg[...] = g - (g - exp_avg) * (scalar(1) - weight)
-        exp_avg_sq *= beta2
-        exp_avg_sq += (1 - beta2) * g * g
-
-        bias_correction1 = 1 - beta1**step
-        bias_correction2 = 1 - beta2**step
-        step_size = lr / bias_correction1
-        bias_correction2_sqrt = bias_correction2**0.5
-        if group["amsgrad"]:
-            max_exp_avg_sq = state["max_exp_avg_sq"]
-            np.maximum(max_exp_avg_sq, exp_avg_sq, out=max_exp_avg_sq)
-            denom = np.sqrt(max_exp_avg_sq) / bias_correction2_sqrt + eps
-        else:
-            denom = np.sqrt(exp_avg_sq) / bias_correction2_sqrt + eps
-        param += -step_size * exp_avg / denom
+        adam_step(param, grad, state["exp_avg"], state["exp_avg_sq"],
+                  state["max_exp_avg_sq"] if group["amsgrad"] else None, lr=lr, beta1=beta1,
+                  beta2=beta2, eps=eps, weight_decay=weight_decay,
+                  decoupled=group["decoupled_weight_decay"], maximize=group["maximize"],
+                  step=state["step"])
 
 
 class AdamW(Adam):
