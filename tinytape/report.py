@@ -61,11 +61,13 @@ STAGES: dict[str, tuple[str, str]] = {
         "Fine-tuning on a tiny labelled set: who wrote this passage?",
         "The lecture's running example: \"a niche task ... predicting the author of "
         "children's books\" with \"a tiny labelled dataset\". A GPT is pretrained on "
-        "unlabelled passages (other authors of a seeded synthetic library), then, with k "
-        "labelled passages per target author, (b) fine-tuned with a fresh classification "
-        "head, against (a) the same Transformer trained from scratch, (c) a linear probe on "
-        "the frozen pretrained features and (d) bag-of-words logistic regression. Test "
-        "passages come from other books of the same authors."),
+        "unlabelled text (the large general fortune collection, or other authors of a seeded "
+        "synthetic library), then, with k labelled passages per source (the limerick, "
+        "Murphy's-law, Star Trek and Zippy collections, or the library's target authors), "
+        "(b) fine-tuned with a classification head, against (a) the same Transformer "
+        "trained from scratch, (c) a linear probe on the frozen pretrained features and (d) "
+        "bag-of-words logistic regression. Test passages are other fortunes of the same "
+        "collections, or other books of the same authors."),
     "icl": (
         "In-context learning: accuracy against shots",
         "\"What if you don't have enough data to fine-tune?\" In-context learning passes a "
@@ -291,7 +293,7 @@ def authors_tables(r: dict[str, Any]) -> list[str]:
                    f"{lm['val_bpc']:.3f} bits/char (unigram {b.get('unigram', float('nan')):.3f}"
                    f", bigram {b.get('bigram', float('nan')):.3f}).")
     out.append(f"Test accuracy, mean ± std over {len(r.get('seeds', [])) or '?'} seed(s); "
-               f"{len(task.get('labels', [])) or '?'} authors (chance "
+               f"{len(task.get('labels', [])) or '?'} labels (chance "
                f"{1 / max(len(task.get('labels', [])), 1):.3f}), {task.get('test', '?')} test "
                f"passages. {r.get('description', '')}")
     out.append(md_table(["method"] + [f"k={k}" for k in ks], rows))
@@ -409,7 +411,8 @@ def _h_lm(r: dict[str, Any]) -> str:
 
 
 def _h_authors(r: dict[str, Any]) -> str:
-    k = str(r["ks"][0])
+    ks = [str(k) for k in r["ks"]]
+    k = "2" if "2" in ks else ks[0]
     s = r["summary"]
     names = {"finetune": "fine-tuned", "scratch": "scratch", "probe": "probe", "bow": "BoW"}
     return f"k={k}: " + ", ".join(f"{names.get(m, m)} {s[m][k]['mean']:.2f}"
