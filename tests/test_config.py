@@ -92,3 +92,24 @@ def test_concurrent_calls_from_threads_are_correct():
     assert len(out) == 4
     for o in out:
         np.testing.assert_allclose(o, want, rtol=1e-4, atol=1e-3)
+
+
+def test_malloc_tuning_and_its_switches(tmp_path):
+    """On glibc, importing tinytape keeps large freed blocks for reuse (mallopt); the
+    switch and glibc's own variables turn that off; the OpenMP wait policy defaults to
+    passive but a user's choice stands."""
+    code = ("import tinytape, os; c = tinytape.config();"
+            "print(c['malloc_tuning'], os.environ['OMP_WAIT_POLICY'])")
+    glibc = sys.platform.startswith("linux") and "glibc" in " ".join(
+        os.confstr("CS_GNU_LIBC_VERSION").split()[:1]).lower()
+    base = {k: v for k, v in os.environ.items()
+            if k not in ("OMP_WAIT_POLICY", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_",
+                         "TINYTAPE_MALLOC_TUNING")}
+    for env, want in [({}, f"{glibc} PASSIVE"),
+                      ({"TINYTAPE_MALLOC_TUNING": "0"}, "False PASSIVE"),
+                      ({"MALLOC_TRIM_THRESHOLD_": "131072", "OMP_WAIT_POLICY": "ACTIVE"},
+                       "False ACTIVE")]:
+        res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                             env={**base, **env}, timeout=120, cwd=tmp_path)
+        assert res.returncode == 0, res.stderr
+        assert res.stdout.strip() == want, (env, res.stdout, res.stderr)

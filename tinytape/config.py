@@ -9,7 +9,7 @@ import sys
 import numpy as np
 
 from ._version import __version__
-from .backend import _state
+from .backend import _memory, _state
 
 
 def set_num_threads(n: int) -> None:
@@ -44,6 +44,7 @@ def config() -> dict[str, object]:
         openmp=C.have_openmp(),
         threads=C.get_num_threads(),
         omp_wait_policy=os.environ.get("OMP_WAIT_POLICY", ""),
+        malloc_tuning=_memory.tuned,
         build=C.build_info(),
     )
     return info

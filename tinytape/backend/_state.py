@@ -12,12 +12,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from types import ModuleType
 
+from ._memory import tune_malloc
+
 # OpenMP threads of the kernels sleep between parallel regions instead of spinning, unless
 # the user chose otherwise. libgomp reads this when it loads, i.e. when _C loads. On a busy
 # 2-core machine a spinning worker time-shares a core with the thread that must run next:
 # a GPT training step at 2 threads took 200-310 ms spinning, 49-51 ms sleeping (one other
 # process running); on an idle machine 38.1 vs 39.4 ms.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+tune_malloc()
 
 _C: ModuleType | None
 try:
