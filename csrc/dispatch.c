@@ -77,9 +77,17 @@ int tt_get_num_threads(void) {
 #endif
 }
 
+/* Below TT_MT_MIN_WORK a second thread costs more than it saves: threads sleep
+ * between calls (OMP_WAIT_POLICY=PASSIVE, see tinytape/backend/_state.py), and
+ * waking one took about 50 us on the development machine, about what a row
+ * kernel needs for 500K elements on one core. */
+#ifndef TT_MT_MIN_WORK
+#define TT_MT_MIN_WORK 1000000.0
+#endif
+
 int tt_threads_for(double work) {
     int n = tt_get_num_threads();
-    if (work < 32768.0) return 1;
+    if (work < TT_MT_MIN_WORK) return 1;
     return n;
 }
 

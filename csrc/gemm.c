@@ -51,14 +51,25 @@
 #define TT_GEMM_DIRECT_BBLOCK (512.0 * 1024.0)
 #endif
 
-/* Threads for `work` flops: serial below about 2 * 50^3, where an OpenMP
- * fork and join costs more than half the product (measured). */
+/* Threads for `work` flops: serial below 12 MFLOP (about 2 * 180^3). Waking a
+ * sleeping thread costs about 50 us (see tt_threads_for); measured on AVX-512
+ * float32 with 2 threads: 128^3 took 49 us on one thread and 67 us on two,
+ * 160^3 86 and 106 us, 256^3 337 and 216 us. */
 #ifndef TT_GEMM_MT_MIN
-#define TT_GEMM_MT_MIN 262144.0
+#define TT_GEMM_MT_MIN 1.2e7
 #endif
 static int tt_gemm_threads(double work) {
     return work < TT_GEMM_MT_MIN ? 1 : tt_threads_for(work);
 }
+
+/* Rows per thread below which threads share one packed B (two barriers per B
+ * block) instead of each packing all of B (no barrier). Each barrier puts a
+ * thread to sleep and wakes it (~50 us, see tt_threads_for), while packing B
+ * again costs about 1/rows of the product: 1024 x 128 x 128 on 2 threads took
+ * 318 us shared and 223 us private. */
+#ifndef TT_GEMM_SHARED_B_ROWS
+#define TT_GEMM_SHARED_B_ROWS 192
+#endif
 
 #ifdef _OPENMP
 /* Pick a tm x tn grid with tm * tn == nth for an m x n x k product. The cost

@@ -117,6 +117,26 @@ def test_gemm_large_transposed_multithreaded(rng, dtype, simd):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("m,n,k", [(301, 517, 263), (50, 2003, 300), (1024, 128, 128)],
+                         ids=["shared-B rows", "split columns", "private-B rows"])
+@pytest.mark.parametrize("trans_a,trans_b", [(False, False), (True, True)])
+def test_gemm_two_thread_schemes(rng, dtype, simd, m, n, k, trans_a, trans_b):
+    """Each way of splitting one product over 2 threads (csrc/gemm_impl.inc, gemm_run):
+    rows with one shared packed B (few rows per thread), columns, rows with private B."""
+    import tinytape
+
+    saved = tinytape.get_num_threads()
+    tinytape.set_num_threads(2)
+    try:
+        a = rng.standard_normal((k, m) if trans_a else (m, k)).astype(dtype)
+        b = rng.standard_normal((n, k) if trans_b else (k, n)).astype(dtype)
+        c = rng.standard_normal((m, n)).astype(dtype)
+        _check(a, b, trans_a, trans_b, alpha=-0.75, beta=0.5, c=c)
+    finally:
+        tinytape.set_num_threads(saved)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("batch_a,batch_b", [(6, 6), (1, 5), (4, 1), (0, 0), (1, 1)])
 @pytest.mark.parametrize("trans_a,trans_b", [(False, False), (True, False), (False, True)])
 def test_gemm_batched(simd, rng, dtype, batch_a, batch_b, trans_a, trans_b):
