@@ -33,6 +33,13 @@ def _cases(rng: np.random.Generator, dtype) -> dict[str, Callable[[], list[np.nd
         y, mean, rstd = be.layer_norm(x, g, bt)
         return [y, mean, rstd, *be.layer_norm_backward(dy, x, g, mean, rstd)]
 
+    def adam():
+        p, m, v = x.copy(), 0.1 * dy, np.abs(0.01 * dy)
+        for step in (1, 2):
+            be.adam_step(p, dy, m, v, lr=1e-2, beta1=0.9, beta2=0.999, eps=1e-8,
+                         weight_decay=0.1, decoupled=True, step=step)
+        return [p, m, v]
+
     return {
         "gemm": lambda: [be.gemm(a, b, alpha=0.5, beta=2.0, c=c.copy())],
         "gemm (transposed)": lambda: [be.gemm(b, a, trans_a=True, trans_b=True)],
@@ -41,6 +48,8 @@ def _cases(rng: np.random.Generator, dtype) -> dict[str, Callable[[], list[np.nd
         "log_softmax": lambda: [y := be.log_softmax(x), be.log_softmax_backward(y, dy)],
         "cross_entropy": ce,
         "layer_norm": ln,
+        "gelu": lambda: [be.gelu(x), be.gelu_backward(x, dy)],
+        "adam_step": adam,
     }
 
 
