@@ -18,8 +18,13 @@ import os
 import time
 from typing import Any
 
-QUICK = {"ks": "1,4", "seeds": 1, "pretrain_steps": 40, "d_model": 32, "context": 64,
-         "vocab_size": 384, "max_test": 12, "ft_max_steps": 12, "ft_min_steps": 6}
+# Model size and pretraining budget when not given: the synthetic library needs a larger
+# model pretrained longer than the fortune collections (docs/authors.md).
+SIZES = {"authors": {"pretrain_steps": 3000, "d_model": 96, "layers": 3},
+         "other": {"pretrain_steps": 800, "d_model": 64, "layers": 2}}
+QUICK = {"ks": "1,4", "seeds": 1, "pretrain_steps": 40, "d_model": 32, "layers": 2,
+         "context": 64, "vocab_size": 384, "max_test": 12, "ft_max_steps": 12,
+         "ft_min_steps": 6}
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -59,11 +64,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="unlabelled corpus to pretrain on (default: the library's other "
                         "authors; the general 'fortunes' collection; for a folder, its "
                         "labelled-pool passages without labels), any `lm train --corpus`")
-    p.add_argument("--pretrain-steps", type=int, default=800, help="LM pretraining steps")
+    p.add_argument("--pretrain-steps", type=int, default=argparse.SUPPRESS,
+                   help="LM pretraining steps (default: 3000 for the synthetic library, 800 "
+                        "otherwise)")
     p.add_argument("--vocab-size", type=int, default=1536, help="BPE vocabulary size")
     p.add_argument("--context", type=int, default=96, help="context length in tokens")
-    p.add_argument("--d-model", type=int, default=64, help="width of the Transformer")
-    p.add_argument("--layers", type=int, default=2, help="Transformer blocks")
+    p.add_argument("--d-model", type=int, default=argparse.SUPPRESS,
+                   help="width of the Transformer (default: 96 for the synthetic library, "
+                        "64 otherwise)")
+    p.add_argument("--layers", type=int, default=argparse.SUPPRESS,
+                   help="Transformer blocks (default: 3 for the synthetic library, 2 "
+                        "otherwise)")
     p.add_argument("--heads", type=int, default=4, help="attention heads")
     p.add_argument("--batch-size", type=int, default=16, help="pretraining batch size")
     p.add_argument("--lr", type=float, default=3e-3, help="pretraining peak learning rate")
@@ -221,6 +232,9 @@ def run(args: argparse.Namespace) -> int:
 
     if args.quick:
         for key, value in QUICK.items():
+            setattr(args, key, value)
+    for key, value in SIZES["authors" if args.corpus == "authors" else "other"].items():
+        if getattr(args, key, None) is None:
             setattr(args, key, value)
     _check(args)
     ks = _parse_ks(args.ks)
