@@ -325,6 +325,20 @@ def test_tiny_training_run_beats_chance_on_shown_keys(tmp_path, one_thread):
     assert "acc_shown" in evals[-1]
 
 
+def test_scale_init_scales_weight_matrices_only():
+    cfg = ICLConfig()
+    a, b = GPT(cfg.model_config(), generator=0), GPT(cfg.model_config(), generator=0)
+    icl.scale_init(b, 3.0)
+    pa, pb = dict(a.named_parameters()), dict(b.named_parameters())
+    for name, p in pa.items():
+        x, y = p.numpy(), pb[name].numpy()
+        if x.ndim >= 2 and "rel_bias" not in name:
+            np.testing.assert_allclose(y, 3.0 * x, rtol=1e-6)
+        else:  # norms, biases, relative position biases: untouched
+            assert np.array_equal(x, y), name
+    assert cfg.init_scale == 3.0  # the default of the experiment (docs/icl.md)
+
+
 def test_check_targets_and_table():
     row = {"shots": 0, "n": 10, "accuracy": 0.1, "shown_fraction": 0.0, "n_shown": 0,
            "accuracy_shown": None, "n_not_shown": 10, "accuracy_not_shown": 0.1}
@@ -358,7 +372,8 @@ def test_cli_quick_run(tmp_path, capsys, one_thread):
 
 
 @pytest.mark.parametrize("argv", [["--steps", "0"], ["--threads", "0"], ["--lr", "-1"],
-                                  ["--jobs", "0"], ["--conditions", "bursty,zipf"]])
+                                  ["--jobs", "0"], ["--conditions", "bursty,zipf"],
+                                  ["--init-scale", "0"], ["--weight-decay", "-0.1"]])
 def test_cli_bad_arguments_exit_2(argv, tmp_path, capsys):
     assert main(["icl", "--out", str(tmp_path), *argv]) == 2
     err = capsys.readouterr().err

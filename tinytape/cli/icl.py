@@ -34,6 +34,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=None,
                    help="sequences per training step (default: 32)")
     p.add_argument("--lr", type=float, default=None, help="peak learning rate of AdamW")
+    p.add_argument("--weight-decay", type=float, default=None,
+                   help="AdamW weight decay on the weight matrices (default: 0)")
+    p.add_argument("--init-scale", type=float, default=None,
+                   help="multiplies the GPT's initial weight matrices (default: 3, i.e. std "
+                        "0.06 instead of 0.02)")
     p.add_argument("--positional", default=None,
                    choices=["learned", "sinusoidal", "rotary", "alibi", "relative", "none"],
                    help="positional encoding of the GPT")
@@ -54,6 +59,7 @@ def _config(args: argparse.Namespace):  # -> ICLConfig
 
     cfg = ICLConfig(**(QUICK if args.quick else {}), seed=args.seed)
     overrides = {"steps": args.steps, "batch_size": args.batch_size, "lr": args.lr,
+                 "weight_decay": args.weight_decay, "init_scale": args.init_scale,
                  "positional": args.positional, "test_episodes": args.test_episodes}
     for name in ("steps", "batch_size", "test_episodes"):
         if overrides[name] is not None and overrides[name] < 1:
@@ -61,6 +67,10 @@ def _config(args: argparse.Namespace):  # -> ICLConfig
                              f"got {overrides[name]}")
     if args.lr is not None and not args.lr > 0:
         raise UsageError(f"--lr must be positive, got {args.lr}")
+    if args.weight_decay is not None and not args.weight_decay >= 0:
+        raise UsageError(f"--weight-decay must be at least 0, got {args.weight_decay}")
+    if args.init_scale is not None and not args.init_scale > 0:
+        raise UsageError(f"--init-scale must be positive, got {args.init_scale}")
     if args.conditions is not None:
         conds = tuple(c.strip() for c in args.conditions.split(",") if c.strip())
         bad = [c for c in conds if c not in ("bursty", "non-bursty")]

@@ -5,8 +5,8 @@ Three pieces, usable on their own:
 * `PairTask`: a seeded generator of (key, label) sequences. Every sequence draws a fresh
   random key -> label mapping, so a label can only be known by reading an earlier pair with
   the same key *in the context*. "Bursty" sequences use only a few distinct keys (each
-  repeats); the non-bursty control draws every key uniformly from all `n_keys`, so repeats
-  are rare. Tokens: ``[TASK, k1, l1, k2, l2, ..., k16, l16]``; the loss is on labels only.
+  repeats); the non-bursty control (by default) uses `n_pairs` different keys, so no key
+  recurs. Tokens: ``[TASK, k1, l1, k2, l2, ..., k16, l16]``; the loss is on labels only.
 * The harness: `build_prompt` (task description + k demonstrations + query),
   `score_candidates` (log-likelihood of each candidate continuation) and `frozen` (eval
   mode, `no_grad`, and a bit-for-bit check that no parameter or buffer changed).
@@ -292,12 +292,13 @@ class ICLConfig:
     n_layers: int = 2
     n_heads: int = 4
     positional: str = "relative"
+    init_scale: float = 3.0  # multiplies GPT's initial weight matrices (std 0.02 -> 0.06)
     steps: int = 6000
     batch_size: int = 32
-    lr: float = 3e-3
-    min_lr: float = 1e-3
+    lr: float = 5e-3
+    min_lr: float = 1e-4
     warmup_steps: int = 200
-    weight_decay: float = 0.1
+    weight_decay: float = 0.0
     grad_clip: float = 1.0
     eval_every: int = 250
     eval_episodes: int = 512  # for the progress metric during training
@@ -321,6 +322,14 @@ QUICK: dict[str, Any] = dict(steps=400, eval_every=100, eval_episodes=256, test_
                              warmup_steps=50)
 
 
+def scale_init(model: Module, scale: float) -> None:
+    """Multiply every initial weight matrix (embeddings, attention, MLP; not the relative
+    position biases, norms or biases) by `scale`, in place."""
+    for name, p in model.named_parameters():
+        if p.ndim >= 2 and "rel_bias" not in name:
+            p.data[...] = p.data * np.float32(scale)
+
+
 def train_condition(cfg: ICLConfig, bursty: bool, metrics: MetricsLogger | None = None,
                     progress: bool | str | None = None) -> tuple[GPT, TrainResult]:
     """Train a fresh GPT (the same initial weights for both conditions) on bursty or
@@ -329,6 +338,8 @@ def train_condition(cfg: ICLConfig, bursty: bool, metrics: MetricsLogger | None 
     both conditions)."""
     task = cfg.task()
     model = GPT(cfg.model_config(), generator=cfg.seed)
+    if cfg.init_scale != 1.0:
+        scale_init(model, cfg.init_scale)
     opt = AdamW(param_groups_for_weight_decay(model.named_parameters(), cfg.weight_decay),
                 lr=cfg.lr)
     sched = WarmupCosineLR(opt, warmup_steps=min(cfg.warmup_steps, cfg.steps // 4),
