@@ -315,3 +315,23 @@ def test_ctrl_c_stops_the_demo_and_still_writes_the_report(tmp_path, monkeypatch
         ("checks", "interrupted"), ("lm", "skipped")]
     text = (out / "report.md").read_text()
     assert "the demo was interrupted" in stage_section(text, 2, "lm")
+
+
+@pytest.mark.parametrize("argv", [["rlhf"], ["lm", "train"], ["lm", "sample", "--from", "x"],
+                                  ["authors"], ["icl"], ["layerwise"], ["check"]])
+def test_every_command_rejects_a_negative_seed(capsys, argv):
+    assert main([*argv, "--seed", "-3"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--seed must be >= 0, got -3" in err
+
+
+def test_every_stage_command_is_a_command_of_the_cli(capsys):
+    """The report tells users to rerun a stage with `python -m tinytape <command> ...`."""
+    from tinytape.cli import COMMANDS
+
+    for stage in demo.STAGES:
+        assert stage.command in COMMANDS
+        with pytest.raises(SystemExit) as e:
+            main([stage.command, "--help"])
+        assert e.value.code == 0
+    capsys.readouterr()

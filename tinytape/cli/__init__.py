@@ -14,6 +14,7 @@ import sys
 #: command name -> module (imported lazily, so `python -m tinytape` starts fast)
 COMMANDS: dict[str, str] = {
     "selfcheck": "tinytape.cli.selfcheck",
+    "check": "tinytape.cli.check",
     "layerwise": "tinytape.cli.layerwise",
     "rlhf": "tinytape.cli.rlhf",
     "icl": "tinytape.cli.icl",
@@ -44,6 +45,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         args = parser.parse_args(["selfcheck", *(argv or [])])
     try:
+        for name in ("seed", "library_seed"):  # numpy seeds must be >= 0: say so, every command
+            value = getattr(args, name, None)
+            if isinstance(value, int) and value < 0:
+                raise UsageError(f"--{name.replace('_', '-')} must be >= 0, got {value}")
         return int(args.func(args) or 0)
     except UsageError as e:
         print(f"tinytape {args.command}: error: {e}", file=sys.stderr)

@@ -37,10 +37,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import IO, Any
 
-#: command name -> module, for the stages' commands (the demo imports only what it runs)
-COMMAND_MODULES = {"check": "tinytape.cli.check", "layerwise": "tinytape.cli.layerwise",
-                   "lm": "tinytape.cli.lm", "authors": "tinytape.cli.authors",
-                   "icl": "tinytape.cli.icl", "rlhf": "tinytape.cli.rlhf"}
+from . import COMMANDS
+
+#: the stages' commands -> their modules (the demo imports only what it runs)
+COMMAND_MODULES = {name: COMMANDS[name]
+                   for name in ("check", "layerwise", "lm", "authors", "icl", "rlhf")}
 
 
 @dataclass(frozen=True)
