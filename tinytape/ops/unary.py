@@ -9,6 +9,7 @@ import numpy as np
 from .. import backend
 from ..autograd.function import Function
 from ..autograd.grad_mode import _mode, is_grad_enabled
+from ..backend.gelu import _C2, _C3  # gelu(x) = x * sigmoid(x (C2 + C3 x^2))
 from ..tensor import Tensor
 from ._util import require_float
 from .registry import OpInfo, Sample, away_from_zero, positive, rand, register
@@ -220,14 +221,10 @@ class Gelu(Function):
         (x,) = ctx.saved_tensors
         if is_grad_enabled():  # create_graph: a recorded composite, x * sigmoid(z) differentiated
             x2 = x * x
-            s = (x * (x2 * _GELU_C3 + _GELU_C2)).sigmoid()
-            dz = x2 * (3 * _GELU_C3) + _GELU_C2
+            s = (x * (x2 * _C3 + _C2)).sigmoid()
+            dz = x2 * (3 * _C3) + _C2
             return (g * (s + x * dz * s * (1.0 - s)),)
         return (Tensor._wrap(backend.gelu_backward(x.data, g.data)),)
-
-
-_GELU_C2 = 2.0 * float(np.sqrt(2.0 / np.pi))  # gelu(x) = x * sigmoid(x (C2 + C3 x^2))
-_GELU_C3 = _GELU_C2 * 0.044715
 
 
 def gelu(x: Tensor, approximate: str = "tanh") -> Tensor:
