@@ -58,8 +58,14 @@ class MultiHeadAttention(Module):
                              f"got {x.shape}")
         b, t, d = x.shape
         h, hd = self.n_heads, self.head_dim
-        qkv = self.qkv(x).reshape(b, t, 3, h, hd).permute(2, 0, 3, 1, 4)  # (3, B, H, T, hd)
-        q, k, v = qkv[0], qkv[1], qkv[2]
+        # q, k, v from the three row blocks of the fused projection, each its own product: the
+        # same numbers as slicing one (B, T, 3d) output, but the backward then adds three
+        # (B, T, d) input gradients instead of scattering into a zeroed (B, T, 3d) array
+        # three times.
+        w, bias_ = self.qkv.weight, self.qkv.bias
+        q, k, v = (functional.linear(x, w[i * d:(i + 1) * d],
+                                     None if bias_ is None else bias_[i * d:(i + 1) * d])
+                   .reshape(b, t, h, hd).permute(0, 2, 1, 3) for i in range(3))  # (B, H, T, hd)
         offset = 0
         if cache is not None and "k" in cache:
             offset = cache["k"].shape[2]
