@@ -178,6 +178,25 @@ TT_DEFINE_PACK(double, tt_pack_body_f64)
 TT_DEFINE_GEMV(float, tt_gemv_body_f32)
 TT_DEFINE_GEMV(double, tt_gemv_body_f64)
 
+/* A kernel set's gemv_f32 / gemv_f64 (tt_gemv_f32/f64): the shared column-sum body for
+ * op(X) = X^T, the set's own row-dot kernels DOTS_F32 / DOTS_F64 otherwise; ATTR is the
+ * set's target attribute. */
+#define TT_DEFINE_GEMV_DISPATCH(ATTR, DOTS_F32, DOTS_F64)                                      \
+    ATTR static void gemv_f32(int trans, int64_t len, int64_t k, const float *X, int64_t ldx, \
+                              const float *v, float *y) {                                     \
+        if (trans)                                                                             \
+            tt_gemv_body_f32_sums(len, k, X, ldx, v, y);                                       \
+        else                                                                                   \
+            DOTS_F32(len, k, X, ldx, v, y);                                                    \
+    }                                                                                          \
+    ATTR static void gemv_f64(int trans, int64_t len, int64_t k, const double *X,             \
+                              int64_t ldx, const double *v, double *y) {                      \
+        if (trans)                                                                             \
+            tt_gemv_body_f64_sums(len, k, X, ldx, v, y);                                       \
+        else                                                                                   \
+            DOTS_F64(len, k, X, ldx, v, y);                                                    \
+    }
+
 #if TT_X86_SIMD
 #include <immintrin.h>
 

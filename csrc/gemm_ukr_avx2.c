@@ -167,20 +167,7 @@ TT_DEFINE_DOTS256(float, f32, __m256, 8, _mm256_setzero_ps, _mm256_loadu_ps, _mm
 TT_DEFINE_DOTS256(double, f64, __m256d, 4, _mm256_setzero_pd, _mm256_loadu_pd, _mm256_fmadd_pd,
                   hsum_pd)
 
-TT_TARGET_AVX2 static void gemv_f32(int trans, int64_t len, int64_t k, const float *X,
-                                    int64_t ldx, const float *v, float *y) {
-    if (trans)
-        tt_gemv_body_f32_sums(len, k, X, ldx, v, y);
-    else
-        dots_f32(len, k, X, ldx, v, y);
-}
-TT_TARGET_AVX2 static void gemv_f64(int trans, int64_t len, int64_t k, const double *X,
-                                    int64_t ldx, const double *v, double *y) {
-    if (trans)
-        tt_gemv_body_f64_sums(len, k, X, ldx, v, y);
-    else
-        dots_f64(len, k, X, ldx, v, y);
-}
+TT_DEFINE_GEMV_DISPATCH(TT_TARGET_AVX2, dots_f32, dots_f64)
 
 static const tt_gemm_kernels_f32 k_f32 = {
     .mr = MR_F32, .nr = NR_F32, .kc = 256, .mc = 2016, .nc = 512,

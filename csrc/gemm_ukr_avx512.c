@@ -211,20 +211,7 @@ TT_DEFINE_DOTS512(float, f32, __m512, 16, __mmask16, _mm512_setzero_ps, _mm512_l
 TT_DEFINE_DOTS512(double, f64, __m512d, 8, __mmask8, _mm512_setzero_pd, _mm512_loadu_pd,
                   _mm512_maskz_loadu_pd, _mm512_fmadd_pd, _mm512_reduce_add_pd)
 
-TT_TARGET_AVX512 static void gemv_f32(int trans, int64_t len, int64_t k, const float *X,
-                                      int64_t ldx, const float *v, float *y) {
-    if (trans)
-        tt_gemv_body_f32_sums(len, k, X, ldx, v, y);
-    else
-        dots_f32(len, k, X, ldx, v, y);
-}
-TT_TARGET_AVX512 static void gemv_f64(int trans, int64_t len, int64_t k, const double *X,
-                                      int64_t ldx, const double *v, double *y) {
-    if (trans)
-        tt_gemv_body_f64_sums(len, k, X, ldx, v, y);
-    else
-        dots_f64(len, k, X, ldx, v, y);
-}
+TT_DEFINE_GEMV_DISPATCH(TT_TARGET_AVX512, dots_f32, dots_f64)
 
 /* Blocking for Zen4-class cores (32 KB L1d, 1 MB L2): the A micro-panel
  * (MR x KC) is reused from L1 across the B micro-panels that stream from the

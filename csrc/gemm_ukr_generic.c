@@ -95,20 +95,7 @@ static void pack_b_f64(int pcontig, int64_t len, int64_t kc, const double *src, 
     tt_pack_body_f64(pcontig, len, kc, src, ld, dst, NR_F64);
 }
 
-static void gemv_f32(int trans, int64_t len, int64_t k, const float *X, int64_t ldx,
-                     const float *v, float *y) {
-    if (trans)
-        tt_gemv_body_f32_sums(len, k, X, ldx, v, y);
-    else
-        tt_gemv_body_f32_dots(len, k, X, ldx, v, y);
-}
-static void gemv_f64(int trans, int64_t len, int64_t k, const double *X, int64_t ldx,
-                     const double *v, double *y) {
-    if (trans)
-        tt_gemv_body_f64_sums(len, k, X, ldx, v, y);
-    else
-        tt_gemv_body_f64_dots(len, k, X, ldx, v, y);
-}
+TT_DEFINE_GEMV_DISPATCH(, tt_gemv_body_f32_dots, tt_gemv_body_f64_dots)
 
 /* Modest blocking that suits typical 32-48 KB L1 / 256 KB-1 MB L2 caches. */
 static const tt_gemm_kernels_f32 k_f32 = {

@@ -28,23 +28,26 @@ def close(ours, theirs, what=""):
     np.testing.assert_allclose(np.asarray(ours), theirs, rtol=RTOL, atol=ATOL, err_msg=what)
 
 
-def test_linear_matches_torch():
-    rng = np.random.default_rng(0)
-    lin = nn.Linear(5, 3, generator=0).double()
-    ref = torch.nn.Linear(5, 3).double()
+def _matches_torch(ours, ref, x, g, names=("weight", "bias")):
+    """Copy our parameters `names` into the torch module, then compare the outputs and the
+    gradients of the input and of those parameters for the output gradient g."""
     with torch.no_grad():
-        ref.weight.copy_(T(lin.weight.numpy()))
-        ref.bias.copy_(T(lin.bias.numpy()))
-    x = rng.standard_normal((2, 4, 5))
-    g = rng.standard_normal((2, 4, 3))
+        for name in names:
+            getattr(ref, name).copy_(T(getattr(ours, name).numpy()))
     xt, xr = tt.tensor(x, requires_grad=True), T(x).requires_grad_()
-    y, yr = lin(xt), ref(xr)
+    y, yr = ours(xt), ref(xr)
     close(y.numpy(), yr)
     y.backward(tt.tensor(g))
     yr.backward(T(g))
     close(xt.grad.numpy(), xr.grad)
-    close(lin.weight.grad.numpy(), ref.weight.grad)
-    close(lin.bias.grad.numpy(), ref.bias.grad)
+    for name in names:
+        close(getattr(ours, name).grad.numpy(), getattr(ref, name).grad)
+
+
+def test_linear_matches_torch():
+    rng = np.random.default_rng(0)
+    _matches_torch(nn.Linear(5, 3, generator=0).double(), torch.nn.Linear(5, 3).double(),
+                   rng.standard_normal((2, 4, 5)), rng.standard_normal((2, 4, 3)))
 
 
 def test_layer_norm_matches_torch():
@@ -53,20 +56,8 @@ def test_layer_norm_matches_torch():
     with tt.no_grad():
         nn.init.normal_(ln.weight, 1, 0.5, generator=0)
         nn.init.normal_(ln.bias, 0, 0.5, generator=1)
-    ref = torch.nn.LayerNorm(7).double()
-    with torch.no_grad():
-        ref.weight.copy_(T(ln.weight.numpy()))
-        ref.bias.copy_(T(ln.bias.numpy()))
-    x = rng.standard_normal((3, 5, 7)) * 3 + 1
-    g = rng.standard_normal((3, 5, 7))
-    xt, xr = tt.tensor(x, requires_grad=True), T(x).requires_grad_()
-    y, yr = ln(xt), ref(xr)
-    close(y.numpy(), yr)
-    y.backward(tt.tensor(g))
-    yr.backward(T(g))
-    close(xt.grad.numpy(), xr.grad)
-    close(ln.weight.grad.numpy(), ref.weight.grad)
-    close(ln.bias.grad.numpy(), ref.bias.grad)
+    _matches_torch(ln, torch.nn.LayerNorm(7).double(),
+                   rng.standard_normal((3, 5, 7)) * 3 + 1, rng.standard_normal((3, 5, 7)))
 
 
 def _torch_mha(ours: nn.MultiHeadAttention):

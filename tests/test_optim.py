@@ -119,34 +119,19 @@ ADAMW_CONFIGS = {
 
 
 # ------------------------------------------------------------ against PyTorch
-@pytest.mark.parametrize("dtype", DTYPES, ids=["f64", "f32"])
-@pytest.mark.parametrize("name", list(SGD_CONFIGS))
-def test_sgd_matches_torch(name, dtype):
-    torch = _torch()
-    kw = SGD_CONFIGS[name]
-    arrays, grads = _params(dtype), _grads(dtype)
-    _compare(_run_tt(SGD, arrays, grads, **kw),
-             _run_torch(torch.optim.SGD, arrays, grads, **kw), dtype)
+OPTIMIZER_CASES = [(cls, name, kw) for cls, configs in
+                   ((SGD, SGD_CONFIGS), (Adam, ADAM_CONFIGS), (AdamW, ADAMW_CONFIGS))
+                   for name, kw in configs.items()]
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f64", "f32"])
-@pytest.mark.parametrize("name", list(ADAM_CONFIGS))
-def test_adam_matches_torch(name, dtype):
+@pytest.mark.parametrize("cls,name,kw", OPTIMIZER_CASES,
+                         ids=[f"{c.__name__}-{n}" for c, n, _ in OPTIMIZER_CASES])
+def test_optimizer_matches_torch(cls, name, kw, dtype):
     torch = _torch()
-    kw = ADAM_CONFIGS[name]
     arrays, grads = _params(dtype), _grads(dtype)
-    _compare(_run_tt(Adam, arrays, grads, **kw),
-             _run_torch(torch.optim.Adam, arrays, grads, **kw), dtype)
-
-
-@pytest.mark.parametrize("dtype", DTYPES, ids=["f64", "f32"])
-@pytest.mark.parametrize("name", list(ADAMW_CONFIGS))
-def test_adamw_matches_torch(name, dtype):
-    torch = _torch()
-    kw = ADAMW_CONFIGS[name]
-    arrays, grads = _params(dtype), _grads(dtype)
-    _compare(_run_tt(AdamW, arrays, grads, **kw),
-             _run_torch(torch.optim.AdamW, arrays, grads, **kw), dtype)
+    _compare(_run_tt(cls, arrays, grads, **kw),
+             _run_torch(getattr(torch.optim, cls.__name__), arrays, grads, **kw), dtype)
 
 
 @pytest.mark.parametrize("opt_name", ["SGD", "Adam", "AdamW"])

@@ -242,22 +242,14 @@ cdef inline void _rows_cols(cnp.ndarray x, int64_t *rows, int64_t *cols) except 
 
 
 def softmax_fwd(cnp.ndarray x, cnp.ndarray y) -> None:
-    cdef int64_t rows = 0, cols = 0
-    _rows_cols(x, &rows, &cols)
-    cdef bint f32 = _is_f32(x)
-    _same_type(x, y)
-    _contig(x, rows * cols)
-    _contig(y, rows * cols, True)
-    cdef void *px = cnp.PyArray_DATA(x)
-    cdef void *py = cnp.PyArray_DATA(y)
-    with nogil:
-        if f32:
-            tt_softmax_fwd_f32(<const float *>px, <float *>py, rows, cols)
-        else:
-            tt_softmax_fwd_f64(<const double *>px, <double *>py, rows, cols)
+    _row_fwd(x, y, False)
 
 
 def log_softmax_fwd(cnp.ndarray x, cnp.ndarray y) -> None:
+    _row_fwd(x, y, True)
+
+
+cdef void _row_fwd(cnp.ndarray x, cnp.ndarray y, bint log) except *:
     cdef int64_t rows = 0, cols = 0
     _rows_cols(x, &rows, &cols)
     cdef bint f32 = _is_f32(x)
@@ -267,10 +259,14 @@ def log_softmax_fwd(cnp.ndarray x, cnp.ndarray y) -> None:
     cdef void *px = cnp.PyArray_DATA(x)
     cdef void *py = cnp.PyArray_DATA(y)
     with nogil:
-        if f32:
+        if f32 and log:
             tt_log_softmax_fwd_f32(<const float *>px, <float *>py, rows, cols)
-        else:
+        elif f32:
+            tt_softmax_fwd_f32(<const float *>px, <float *>py, rows, cols)
+        elif log:
             tt_log_softmax_fwd_f64(<const double *>px, <double *>py, rows, cols)
+        else:
+            tt_softmax_fwd_f64(<const double *>px, <double *>py, rows, cols)
 
 
 def softmax_bwd(cnp.ndarray y, cnp.ndarray dy, cnp.ndarray dx) -> None:

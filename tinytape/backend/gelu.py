@@ -18,27 +18,26 @@ _C3 = _C2 * 0.044715
 _CLAMP = 1e4
 
 
-def _z_t(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """x^2, z and t = exp(-|z|), with x clamped to +-1e4 (beyond, t is exactly 0 either way,
-    and x^2 could overflow into inf * 0 = NaN in the backward)."""
-    x = np.clip(x, -_CLAMP, _CLAMP)
-    x2 = x * x
-    z = x * (x.dtype.type(_C3) * x2 + x.dtype.type(_C2))
-    t = np.exp(-np.abs(z))
-    return x2, z, t
+def _z_t(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """x clamped to +-1e4 (beyond, t is exactly 0 either way, and x^2 could overflow into
+    inf * 0 = NaN in the backward), its square, z and t = exp(-|z|)."""
+    xc = np.clip(x, -_CLAMP, _CLAMP)
+    x2 = xc * xc
+    z = xc * (x.dtype.type(_C3) * x2 + x.dtype.type(_C2))
+    return xc, x2, z, np.exp(-np.abs(z))
 
 
 def gelu_reference(x: np.ndarray) -> np.ndarray:
-    _, z, t = _z_t(x)
+    _, _, z, t = _z_t(x)
     return x * (np.where(z >= 0, 1, t) / (1 + t))
 
 
 def gelu_backward_reference(x: np.ndarray, dy: np.ndarray) -> np.ndarray:
-    x2, z, t = _z_t(x)
+    xc, x2, z, t = _z_t(x)
     r = 1 / (1 + t)
     s = np.where(z >= 0, 1, t) * r
     dz = x.dtype.type(3 * _C3) * x2 + x.dtype.type(_C2)
-    return dy * (s + np.clip(x, -_CLAMP, _CLAMP) * dz * (t * r * r))
+    return dy * (s + xc * dz * (t * r * r))
 
 
 def gelu(x: np.ndarray) -> np.ndarray:
