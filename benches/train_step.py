@@ -22,6 +22,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
+from statistics import median_high
 from typing import Any
 
 CONFIG = dict(vocab_size=96, context_length=64, d_model=128, n_layers=2, n_heads=4)
@@ -137,10 +138,6 @@ def timed(step: Callable[[Any, Any], None], data: list) -> list[float]:
     return times
 
 
-def median(values: list[float]) -> float:
-    return sorted(values)[len(values) // 2]
-
-
 def set_threads(lib: str, threads: int) -> None:
     if lib == "torch":
         import torch
@@ -181,7 +178,7 @@ def speed_worker(libs: list[str], threads: int, steps: int) -> dict:
         for lib in libs:
             times[lib] += timed(steppers[lib], data[start:start + 5])
     tokens = BATCH * CONFIG["context_length"]
-    return {lib: {"median_step_ms": median(t) * 1e3, "tokens_per_s": tokens / median(t)}
+    return {lib: {"median_step_ms": median_high(t) * 1e3, "tokens_per_s": tokens / median_high(t)}
             for lib, t in times.items()}
 
 
