@@ -40,6 +40,9 @@
  * grids give every thread a block with private buffers. Products under
  * TT_GEMM_MT_MIN flops stay serial. Batched products give whole products to
  * threads when there are enough of them and their C matrices do not overlap.
+ * A batch has two levels (outer x inner, each with its own stride), so the
+ * heads of a (batch, tokens, heads, head_dim) array are read and written in
+ * place.
  */
 #include "gemm_ukernels.h"
 
@@ -92,6 +95,30 @@ static void tt_gemm_grid(int nth, int64_t m, int64_t n, int64_t k, int mr, int n
             *tn = b;
         }
     }
+}
+#endif
+
+#ifdef _OPENMP
+/* Whether the outer x inner matrices (m x n, row stride ldc) of a batched C are
+ * pairwise disjoint, so that threads may write them at once: sorted by stride,
+ * every axis must step past everything the smaller axes span (numpy's
+ * sufficient test for a layout without overlap). */
+static int tt_gemm_c_disjoint(int64_t outer, int64_t inner, int64_t m, int64_t n, int64_t ldc,
+                              int64_t sco, int64_t sci) {
+    int64_t size[4] = {n, m, inner, outer};
+    int64_t step[4] = {1, ldc, sci < 0 ? -sci : sci, sco < 0 ? -sco : sco};
+    for (int i = 1; i < 4; i++) /* insertion sort by stride */
+        for (int j = i; j > 0 && step[j] < step[j - 1]; j--) {
+            int64_t t = step[j]; step[j] = step[j - 1]; step[j - 1] = t;
+            t = size[j]; size[j] = size[j - 1]; size[j - 1] = t;
+        }
+    int64_t span = 0; /* elements spanned by the axes sorted so far, minus one */
+    for (int i = 0; i < 4; i++) {
+        if (size[i] <= 1) continue;
+        if (step[i] <= span) return 0;
+        span += (size[i] - 1) * step[i];
+    }
+    return 1;
 }
 #endif
 
@@ -151,18 +178,22 @@ void tt_gemm_f64(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, doub
                  beta, C, ldc);
 }
 
-void tt_gemm_batched_f32(int trans_a, int trans_b, int64_t batch, int64_t m, int64_t n, int64_t k,
-                         float alpha, const float *A, int64_t lda, int64_t stride_a,
-                         const float *B, int64_t ldb, int64_t stride_b, float beta, float *C,
-                         int64_t ldc, int64_t stride_c) {
-    gemm_batched_run_f32(kernels_f32(), trans_a != 0, trans_b != 0, batch, m, n, k, alpha, A, lda,
-                         stride_a, B, ldb, stride_b, beta, C, ldc, stride_c);
+void tt_gemm_batched_f32(int trans_a, int trans_b, int64_t outer, int64_t inner, int64_t m,
+                         int64_t n, int64_t k, float alpha, const float *A, int64_t lda,
+                         int64_t sa_outer, int64_t sa_inner, const float *B, int64_t ldb,
+                         int64_t sb_outer, int64_t sb_inner, float beta, float *C, int64_t ldc,
+                         int64_t sc_outer, int64_t sc_inner) {
+    gemm_batched_run_f32(kernels_f32(), trans_a != 0, trans_b != 0, outer, inner, m, n, k, alpha,
+                         A, lda, sa_outer, sa_inner, B, ldb, sb_outer, sb_inner, beta, C, ldc,
+                         sc_outer, sc_inner);
 }
 
-void tt_gemm_batched_f64(int trans_a, int trans_b, int64_t batch, int64_t m, int64_t n, int64_t k,
-                         double alpha, const double *A, int64_t lda, int64_t stride_a,
-                         const double *B, int64_t ldb, int64_t stride_b, double beta, double *C,
-                         int64_t ldc, int64_t stride_c) {
-    gemm_batched_run_f64(kernels_f64(), trans_a != 0, trans_b != 0, batch, m, n, k, alpha, A, lda,
-                         stride_a, B, ldb, stride_b, beta, C, ldc, stride_c);
+void tt_gemm_batched_f64(int trans_a, int trans_b, int64_t outer, int64_t inner, int64_t m,
+                         int64_t n, int64_t k, double alpha, const double *A, int64_t lda,
+                         int64_t sa_outer, int64_t sa_inner, const double *B, int64_t ldb,
+                         int64_t sb_outer, int64_t sb_inner, double beta, double *C, int64_t ldc,
+                         int64_t sc_outer, int64_t sc_inner) {
+    gemm_batched_run_f64(kernels_f64(), trans_a != 0, trans_b != 0, outer, inner, m, n, k, alpha,
+                         A, lda, sa_outer, sa_inner, B, ldb, sb_outer, sb_inner, beta, C, ldc,
+                         sc_outer, sc_inner);
 }

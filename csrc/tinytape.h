@@ -41,16 +41,20 @@ void tt_gemm_f64(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k,
                  double alpha, const double *A, int64_t lda, const double *B, int64_t ldb,
                  double beta, double *C, int64_t ldc);
 
-/* The same for `batch` independent products; matrix i starts at A + i*stride_a
- * (likewise B, C). A stride of 0 broadcasts one matrix over the batch. */
-void tt_gemm_batched_f32(int trans_a, int trans_b, int64_t batch, int64_t m, int64_t n, int64_t k,
-                         float alpha, const float *A, int64_t lda, int64_t stride_a,
-                         const float *B, int64_t ldb, int64_t stride_b,
-                         float beta, float *C, int64_t ldc, int64_t stride_c);
-void tt_gemm_batched_f64(int trans_a, int trans_b, int64_t batch, int64_t m, int64_t n, int64_t k,
-                         double alpha, const double *A, int64_t lda, int64_t stride_a,
-                         const double *B, int64_t ldb, int64_t stride_b,
-                         double beta, double *C, int64_t ldc, int64_t stride_c);
+/* The same for outer x inner independent products; product (o, i) reads A at
+ * A + o*sa_outer + i*sa_inner (likewise B, C). Two batch levels let strided
+ * views such as the heads of a (batch, tokens, heads, head_dim) array be used
+ * without a copy. A stride of 0 broadcasts one matrix over that level. */
+void tt_gemm_batched_f32(int trans_a, int trans_b, int64_t outer, int64_t inner, int64_t m,
+                         int64_t n, int64_t k, float alpha, const float *A, int64_t lda,
+                         int64_t sa_outer, int64_t sa_inner, const float *B, int64_t ldb,
+                         int64_t sb_outer, int64_t sb_inner, float beta, float *C, int64_t ldc,
+                         int64_t sc_outer, int64_t sc_inner);
+void tt_gemm_batched_f64(int trans_a, int trans_b, int64_t outer, int64_t inner, int64_t m,
+                         int64_t n, int64_t k, double alpha, const double *A, int64_t lda,
+                         int64_t sa_outer, int64_t sa_inner, const double *B, int64_t ldb,
+                         int64_t sb_outer, int64_t sb_inner, double beta, double *C, int64_t ldc,
+                         int64_t sc_outer, int64_t sc_inner);
 
 /* ------------------------------------------------------------- row kernels */
 /* All row kernels work on contiguous (rows x cols) buffers, one row at a time. */

@@ -27,7 +27,9 @@ def _operand(rng, rows, cols, dtype, layout):
     return rng.standard_normal((2 * rows, 3 * cols)).astype(dtype)[::2, ::3]
 
 
-def _check(a, b, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, c=None):
+def _check(a, b, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, c=None, in_place=False):
+    """gemm(a, b) against float64 numpy; c is copied first unless in_place (a view's own
+    layout then reaches the kernel)."""
     a64, b64 = a.astype(np.float64), b.astype(np.float64)
     op_a = np.swapaxes(a64, -1, -2) if trans_a else a64
     op_b = np.swapaxes(b64, -1, -2) if trans_b else b64
@@ -36,8 +38,8 @@ def _check(a, b, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, c=None):
     if c is not None and beta != 0.0:
         want = want + beta * c.astype(np.float64)
         magnitude = magnitude + abs(beta) * np.abs(c.astype(np.float64))
-    fn = backend.gemm_batched if a.ndim == 3 else backend.gemm
-    c_in = None if c is None else c.copy()
+    fn = backend.gemm_batched if a.ndim >= 3 else backend.gemm
+    c_in = c if in_place or c is None else c.copy()
     got = fn(a, b, trans_a=trans_a, trans_b=trans_b, alpha=alpha, beta=beta, c=c_in)
     assert got.dtype == a.dtype
     if c_in is not None:
@@ -156,6 +158,42 @@ def test_gemm_batched_beta_and_views(simd, rng, dtype):
     _check(a[::-1], b)  # negative batch stride: copied
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("threads", [1, 2])
+def test_gemm_batched_two_levels_in_place(simd, rng, dtype, threads):
+    """Heads of (B, T, H, d) arrays permuted to (B, H, T, d): read and written in place
+    (outer stride T*H*d, inner stride d, row stride H*d), against numpy; 2 threads split
+    the interleaved outputs by whole products."""
+    import tinytape
+
+    B, T, H, d = 3, 13, 5, 7
+    qkv = rng.standard_normal((B, T, 3, H, d)).astype(dtype)
+    q, k, v = qkv.transpose(2, 0, 3, 1, 4)  # (B, H, T, d) views, no copy
+    scores = np.full((B, T, H, T), np.nan, dtype).transpose(0, 2, 1, 3)  # (B, H, T, T) view
+    big = rng.standard_normal((8, 64, 4, 64)).astype(dtype).transpose(0, 2, 1, 3)
+    saved = tinytape.get_num_threads()
+    tinytape.set_num_threads(threads)
+    try:
+        _check(q, k, trans_b=True, alpha=0.5, c=scores, in_place=True)
+        _check(scores, v, c=q, in_place=True)  # written into q's slots of qkv
+        _check(scores[:1], k)  # the outer level broadcast
+        # enough work for whole products per thread, into interleaved heads
+        _check(big, big, trans_b=True, c=np.zeros_like(big.transpose(0, 2, 1, 3))
+               .transpose(0, 2, 1, 3), in_place=True)
+        _check(big, big[:1, :1], trans_a=True)
+    finally:
+        tinytape.set_num_threads(saved)
+
+
+def test_gemm_batched_rejects_self_overlapping_output():
+    if "c" not in backend.available():
+        pytest.skip("the C extension is not built")
+    base = np.zeros(64)
+    c = np.lib.stride_tricks.as_strided(base, (2, 3, 4, 4), (8, 8, 32, 8), writeable=True)
+    with pytest.raises(ValueError, match="overlap"):
+        backend.gemm_batched(np.ones((2, 3, 4, 5)), np.ones((2, 3, 5, 4)), c=c)
+
+
 def test_gemm_many_small_batches_threaded(simd, rng):
     import tinytape
 
@@ -215,10 +253,12 @@ def test_gemm_errors(any_backend):
     with pytest.raises(ValueError, match="read-only"):
         backend.gemm(f32, np.ones((4, 2), np.float32),
                      c=np.broadcast_to(np.ones(2, np.float32), (3, 2)))
-    with pytest.raises(ValueError, match=r"batch sizes differ"):
+    with pytest.raises(ValueError, match=r"batch dims differ: a \(2, 3, 4\) and b \(3, 4, 5\)"):
         backend.gemm_batched(np.ones((2, 3, 4)), np.ones((3, 4, 5)))
-    with pytest.raises(ValueError, match=r"must be 3-D"):
+    with pytest.raises(ValueError, match=r"must be 3-D or 4-D"):
         backend.gemm_batched(np.ones((3, 4)), np.ones((4, 5)))
+    with pytest.raises(ValueError, match=r"must be 3-D or 4-D"):
+        backend.gemm_batched(np.ones((1, 2, 2, 3, 4)), np.ones((1, 2, 2, 4, 5)))
 
 
 def test_c_binding_rejects_inconsistent_buffers():

@@ -30,12 +30,14 @@ cdef extern from "tinytape.h" nogil:
                      const float *, int64_t, float, float *, int64_t)
     void tt_gemm_f64(int, int, int64_t, int64_t, int64_t, double, const double *, int64_t,
                      const double *, int64_t, double, double *, int64_t)
-    void tt_gemm_batched_f32(int, int, int64_t, int64_t, int64_t, int64_t, float,
-                             const float *, int64_t, int64_t, const float *, int64_t, int64_t,
-                             float, float *, int64_t, int64_t)
-    void tt_gemm_batched_f64(int, int, int64_t, int64_t, int64_t, int64_t, double,
-                             const double *, int64_t, int64_t, const double *, int64_t, int64_t,
-                             double, double *, int64_t, int64_t)
+    void tt_gemm_batched_f32(int, int, int64_t, int64_t, int64_t, int64_t, int64_t, float,
+                             const float *, int64_t, int64_t, int64_t,
+                             const float *, int64_t, int64_t, int64_t,
+                             float, float *, int64_t, int64_t, int64_t)
+    void tt_gemm_batched_f64(int, int, int64_t, int64_t, int64_t, int64_t, int64_t, double,
+                             const double *, int64_t, int64_t, int64_t,
+                             const double *, int64_t, int64_t, int64_t,
+                             double, double *, int64_t, int64_t, int64_t)
 
     void tt_softmax_fwd_f32(const float *, float *, int64_t, int64_t)
     void tt_softmax_fwd_f64(const double *, double *, int64_t, int64_t)
@@ -156,21 +158,28 @@ cdef inline int64_t _row_stride(cnp.ndarray a, int64_t rows, int64_t cols,
     return s0 // item
 
 
-cdef inline int64_t _batch_stride(cnp.ndarray a, int64_t batch, int64_t rows, int64_t cols,
-                                  int64_t ld, bint writable=False) except -1:
-    """Batch stride (elements) of a 3-D array whose matrices have unit-stride rows."""
-    if a.ndim != 3 or a.shape[0] != batch:
-        raise ValueError(f"internal: kernel got batch shape {(<object>a).shape}, expected batch {batch}")
+cdef inline int64_t _batch_stride(cnp.ndarray a, int axis) except -1:
+    """Stride (elements) of batch axis `axis` of a 4-D array: 0 when it has one entry."""
     cdef int64_t item = cnp.PyArray_ITEMSIZE(a)
-    cdef int64_t s = cnp.PyArray_STRIDE(a, 0)
-    if batch <= 1:
+    cdef int64_t s = cnp.PyArray_STRIDE(a, axis)
+    if a.shape[axis] <= 1:
         return 0
     if s < 0 or s % item != 0:
         raise ValueError(f"internal: kernel batch stride {s} is not usable")
-    s //= item
-    if writable and s < (rows - 1) * ld + cols:
-        raise ValueError("internal: kernel output matrices overlap")
-    return s
+    return s // item
+
+
+cdef inline void _check_disjoint(cnp.ndarray c) except *:
+    """The matrices of a 4-D output do not overlap (the test of tt_gemm_c_disjoint)."""
+    cdef int64_t item = cnp.PyArray_ITEMSIZE(c)
+    axes = sorted((abs(cnp.PyArray_STRIDE(c, i)) // item, c.shape[i]) for i in range(4))
+    cdef int64_t span = 0
+    for step, size in axes:
+        if size <= 1:
+            continue
+        if step <= span:
+            raise ValueError("internal: kernel output matrices overlap")
+        span += (size - 1) * step
 
 
 # ----------------------------------------------------------------- GEMM
@@ -200,36 +209,42 @@ def gemm(bint trans_a, bint trans_b, double alpha, cnp.ndarray a, cnp.ndarray b,
 
 def gemm_batched(bint trans_a, bint trans_b, double alpha, cnp.ndarray a, cnp.ndarray b,
                  double beta, cnp.ndarray c) -> None:
-    """The batched form of gemm on 3-D arrays; a batch stride of 0 broadcasts a or b."""
+    """The batched form of gemm on 4-D arrays (outer, inner, rows, cols), each batch axis
+    with any non-negative stride; a stride of 0 broadcasts a or b over that axis."""
     cdef bint f32 = _is_f32(c)
     _same_type(c, a)
     _same_type(c, b)
-    if a.ndim != 3 or b.ndim != 3 or c.ndim != 3:
-        raise ValueError("internal: gemm_batched needs 3-D arrays")
-    cdef int64_t batch = c.shape[0], m = c.shape[1], n = c.shape[2]
-    if batch == 0:
+    if a.ndim != 4 or b.ndim != 4 or c.ndim != 4:
+        raise ValueError("internal: gemm_batched needs 4-D arrays")
+    cdef int64_t outer = c.shape[0], inner = c.shape[1], m = c.shape[2], n = c.shape[3]
+    if a.shape[0] != outer or b.shape[0] != outer or a.shape[1] != inner \
+            or b.shape[1] != inner:
+        raise ValueError(f"internal: gemm_batched batch shapes {(<object>a).shape[:2]}, "
+                         f"{(<object>b).shape[:2]}, {(<object>c).shape[:2]} differ")
+    if outer == 0 or inner == 0:
         return
-    cdef int64_t k = a.shape[1] if trans_a else a.shape[2]
+    cdef int64_t k = a.shape[2] if trans_a else a.shape[3]
     cdef int64_t ar = k if trans_a else m, ac = m if trans_a else k
     cdef int64_t br = n if trans_b else k, bc = k if trans_b else n
-    cdef int64_t lda = _row_stride(a[0], ar, ac)
-    cdef int64_t ldb = _row_stride(b[0], br, bc)
-    cdef int64_t ldc = _row_stride(c[0], m, n, True)
-    cdef int64_t sa = _batch_stride(a, batch, ar, ac, lda)
-    cdef int64_t sb = _batch_stride(b, batch, br, bc, ldb)
-    cdef int64_t sc = _batch_stride(c, batch, m, n, ldc, True)
+    cdef int64_t lda = _row_stride(a[0, 0], ar, ac)
+    cdef int64_t ldb = _row_stride(b[0, 0], br, bc)
+    cdef int64_t ldc = _row_stride(c[0, 0], m, n, True)
+    _check_disjoint(c)
+    cdef int64_t sao = _batch_stride(a, 0), sai = _batch_stride(a, 1)
+    cdef int64_t sbo = _batch_stride(b, 0), sbi = _batch_stride(b, 1)
+    cdef int64_t sco = _batch_stride(c, 0), sci = _batch_stride(c, 1)
     cdef void *pa = cnp.PyArray_DATA(a)
     cdef void *pb = cnp.PyArray_DATA(b)
     cdef void *pc = cnp.PyArray_DATA(c)
     with nogil:
         if f32:
-            tt_gemm_batched_f32(trans_a, trans_b, batch, m, n, k, <float>alpha,
-                                <const float *>pa, lda, sa, <const float *>pb, ldb, sb,
-                                <float>beta, <float *>pc, ldc, sc)
+            tt_gemm_batched_f32(trans_a, trans_b, outer, inner, m, n, k, <float>alpha,
+                                <const float *>pa, lda, sao, sai, <const float *>pb, ldb, sbo,
+                                sbi, <float>beta, <float *>pc, ldc, sco, sci)
         else:
-            tt_gemm_batched_f64(trans_a, trans_b, batch, m, n, k, alpha,
-                                <const double *>pa, lda, sa, <const double *>pb, ldb, sb,
-                                beta, <double *>pc, ldc, sc)
+            tt_gemm_batched_f64(trans_a, trans_b, outer, inner, m, n, k, alpha,
+                                <const double *>pa, lda, sao, sai, <const double *>pb, ldb, sbo,
+                                sbi, beta, <double *>pc, ldc, sco, sci)
 
 
 # ----------------------------------------------------------------- row kernels

@@ -29,9 +29,14 @@ def _row_major(x: np.ndarray) -> bool:
     return rows <= 1 or (s_row % item == 0 and s_row >= max(cols, 1) * item)
 
 
+def _batch_strides_ok(x: np.ndarray) -> bool:
+    return all(size <= 1 or (step >= 0 and step % x.itemsize == 0)
+               for size, step in zip(x.shape[:-2], x.strides[:-2]))
+
+
 def _layout(x: np.ndarray, trans: bool) -> tuple[np.ndarray, bool]:
     """(array the kernel can read, transpose flag) describing the same matrix op(x)."""
-    if x.ndim == 3 and x.shape[0] > 1 and (x.strides[0] < 0 or x.strides[0] % x.itemsize):
+    if not _batch_strides_ok(x):
         x = np.ascontiguousarray(x)
     if _row_major(x):
         return x, trans
@@ -45,10 +50,11 @@ def _check(a, b, c, trans_a: bool, trans_b: bool, batched: bool):
     op = "gemm_batched" if batched else OP
     a = as_float_array(op, "a", a)
     b = as_float_array(op, "b", b)
-    ndim = 3 if batched else 2
+    ndims = (3, 4) if batched else (2,)
     for name, x in (("a", a), ("b", b)):
-        if x.ndim != ndim:
-            raise ValueError(f"{op}: {name} must be {ndim}-D, got shape {x.shape}")
+        if x.ndim not in ndims:
+            want = "3-D or 4-D (one or two batch dims)" if batched else "2-D"
+            raise ValueError(f"{op}: {name} must be {want}, got shape {x.shape}")
     same_dtype(op, a=a, b=b)
     m, k = _shape_after_op(a, trans_a)
     k2, n = _shape_after_op(b, trans_b)
@@ -59,11 +65,10 @@ def _check(a, b, c, trans_a: bool, trans_b: bool, batched: bool):
         )
     shape: tuple[int, ...] = (m, n)
     if batched:
-        if a.shape[0] != b.shape[0] and 1 not in (a.shape[0], b.shape[0]):
-            raise ValueError(f"{op}: batch sizes differ: a {a.shape} and b {b.shape}")
-        shape = (max(a.shape[0], b.shape[0]), m, n)
-        if min(a.shape[0], b.shape[0]) == 0:
-            shape = (0, m, n)
+        try:
+            shape = np.broadcast_shapes(a.shape[:-2], b.shape[:-2]) + shape
+        except ValueError:
+            raise ValueError(f"{op}: batch dims differ: a {a.shape} and b {b.shape}") from None
     if c is not None:
         if not isinstance(c, np.ndarray):
             raise TypeError(f"{op}: c must be a numpy array, got {type(c).__name__}")
@@ -100,15 +105,15 @@ def _run(batched: bool, a, b, trans_a, trans_b, alpha, beta, c) -> np.ndarray:
     if c is None:
         beta = 0.0
         c = np.empty(shape, dtype=a.dtype)
-    target = c if (_row_major(c) and (not batched or c.shape[0] <= 1 or c.strides[0] > 0)) \
-        else np.ascontiguousarray(c)
+    target = c if (_row_major(c) and _batch_strides_ok(c)) else np.ascontiguousarray(c)
     a_k, trans_a = _layout(a, trans_a)
     b_k, trans_b = _layout(b, trans_b)
-    if batched:
-        batch = shape[0]
-        a_k = np.broadcast_to(a_k, (batch,) + a_k.shape[1:])
-        b_k = np.broadcast_to(b_k, (batch,) + b_k.shape[1:])
-        native.gemm_batched(trans_a, trans_b, alpha, a_k, b_k, beta, target)
+    if batched:  # the kernel takes two batch levels: (outer, inner, rows, cols)
+        batch = (1,) * (4 - len(shape)) + shape[:-2]
+        a_k = np.broadcast_to(a_k, batch + a_k.shape[-2:])
+        b_k = np.broadcast_to(b_k, batch + b_k.shape[-2:])
+        native.gemm_batched(trans_a, trans_b, alpha, a_k, b_k, beta,
+                            target.reshape(batch + shape[-2:]))
     else:
         native.gemm(trans_a, trans_b, alpha, a_k, b_k, beta, target)
     if target is not c:
@@ -128,9 +133,12 @@ def gemm(a, b, *, trans_a: bool = False, trans_b: bool = False, alpha: float = 1
 
 def gemm_batched(a, b, *, trans_a: bool = False, trans_b: bool = False, alpha: float = 1.0,
                  beta: float = 0.0, c: np.ndarray | None = None) -> np.ndarray:
-    """gemm over a batch: a (batch, m, k), b (batch, k, n) -> (batch, m, n).
+    """gemm over a batch: a (batch, m, k), b (batch, k, n) -> (batch, m, n), or with two
+    batch dims, a (p, q, m, k) and b (p, q, k, n) -> (p, q, m, n).
 
-    A batch size of 1 in a or b broadcasts it over the other's batch.
+    Batch dims broadcast (a size of 1 in a or b); any non-negative batch strides are read
+    and written in place, so the heads of a (B, T, H, d) array, permuted to (B, H, T, d),
+    need no copy. c (updated in place when given) must not overlap itself.
     """
     return _run(True, a, b, trans_a, trans_b, alpha, beta, c)
 
@@ -160,6 +168,8 @@ def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
     except ValueError:
         raise ValueError(f"{op}: batch dims of {a.shape} and {b.shape} do not broadcast") from None
-    a3 = np.broadcast_to(a, batch + (m, k)).reshape(-1, m, k)
-    b3 = np.broadcast_to(b, batch + (k, n)).reshape(-1, k, n)
-    return gemm_batched(a3, b3).reshape(batch + (m, n))
+    # The kernel takes two batch dims with any strides; more are folded into the first.
+    fold = (-1,) + batch[-1:] if len(batch) > 2 else batch
+    a_b = np.broadcast_to(a, batch + (m, k)).reshape(fold + (m, k))
+    b_b = np.broadcast_to(b, batch + (k, n)).reshape(fold + (k, n))
+    return gemm_batched(a_b, b_b).reshape(batch + (m, n))

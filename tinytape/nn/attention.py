@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from ..creation import DEFAULT_FLOAT, as_generator
-from ..ops import cat
+from ..ops import cat, self_attention
 from ..tensor import Tensor
 from . import functional
 from .layers import Dropout, Linear
@@ -24,6 +24,8 @@ class MultiHeadAttention(Module):
     One fused projection makes q, k, v (weight (3 d, d): the rows of q, then k, then v,
     like PyTorch's in_proj_weight); `proj` maps the concatenated heads back.
     relative: None, "rotary", "alibi" or "relative" (a learned bias per distance).
+    Without relative positions, padding mask or cache, the heads run as one fused op
+    (`ops.self_attention` on the packed projection); otherwise as separate tensor ops.
     """
 
     def __init__(self, d_model: int, n_heads: int, dropout: float = 0.0, bias: bool = True,
@@ -58,6 +60,14 @@ class MultiHeadAttention(Module):
                              f"got {x.shape}")
         b, t, d = x.shape
         h, hd = self.n_heads, self.head_dim
+        if cache is None and padding_mask is None and self.relative is None:
+            keep = None
+            if self.training and self.dropout_p > 0.0:
+                keep = functional.dropout_keep((b, h, t, t), self.dropout_p, self.generator,
+                                               x.dtype) if self.dropout_p < 1.0 else \
+                    np.zeros((b, h, t, t), x.dtype)
+            y = self_attention(self.qkv(x), h, is_causal, keep)
+            return self.resid_drop(self.proj(y))
         # q, k, v from the three row blocks of the fused projection, each its own product: the
         # same numbers as slicing one (B, T, 3d) output, but the backward then adds three
         # (B, T, d) input gradients instead of scattering into a zeroed (B, T, 3d) array

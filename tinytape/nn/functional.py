@@ -21,8 +21,13 @@ def dropout(x: Tensor, p: float = 0.5, training: bool = True, generator: Any = N
         return x
     if p == 1.0:
         return x * 0.0
-    keep = creation._generator(generator).random(x.shape) >= p
-    return x * Tensor._wrap((keep / (1.0 - p)).astype(x.dtype))
+    return x * Tensor._wrap(dropout_keep(x.shape, p, generator, x.dtype))
+
+
+def dropout_keep(shape: tuple[int, ...], p: float, generator: Any, dtype: Any) -> np.ndarray:
+    """Dropout's multipliers for 0 <= p < 1: 0 with probability p, else 1 / (1 - p)."""
+    keep = creation._generator(generator).random(shape) >= p
+    return (keep / (1.0 - p)).astype(dtype)
 
 
 def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:

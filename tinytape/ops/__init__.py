@@ -21,6 +21,7 @@ from .arithmetic import (
     pow,
     sub,
 )
+from .attention import self_attention
 from .fused import cross_entropy, layer_norm, log_softmax, softmax
 from .indexing import embedding, getitem
 from .matmul import linear, matmul
@@ -49,9 +50,9 @@ __all__ = [
     "expand", "flatten", "ge", "gelu", "getitem", "gt", "layer_norm", "le", "linear", "log",
     "log_softmax", "logical_and", "logical_not", "logical_or", "logsumexp", "lt",
     "masked_fill", "matmul", "max", "maximum", "mean", "min", "minimum", "mul", "ne", "neg",
-    "permute", "pow", "relu", "reshape", "sigmoid", "softmax", "softplus", "split", "sqrt",
-    "squeeze", "stack", "std", "sub", "sum", "sum_to_shape", "tanh", "to", "transpose",
-    "unsqueeze", "var", "where",
+    "permute", "pow", "relu", "reshape", "self_attention", "sigmoid", "softmax", "softplus",
+    "split", "sqrt", "squeeze", "stack", "std", "sub", "sum", "sum_to_shape", "tanh", "to",
+    "transpose", "unsqueeze", "var", "where",
 ]
 
 
