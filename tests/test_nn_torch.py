@@ -72,7 +72,8 @@ def _torch_mha(ours: nn.MultiHeadAttention):
 
 
 @pytest.mark.parametrize("causal", [False, True])
-def test_multi_head_attention_matches_torch(causal):
+@pytest.mark.parametrize("padded", [False, True])  # without padding: the fused op
+def test_multi_head_attention_matches_torch(causal, padded):
     rng = np.random.default_rng(2)
     mha = nn.MultiHeadAttention(12, 3, generator=0).double()
     ref = _torch_mha(mha)
@@ -82,11 +83,11 @@ def test_multi_head_attention_matches_torch(causal):
     pad[1, 3:] = False
     g = rng.standard_normal((b, t, 12))
     xt, xr = tt.tensor(x, requires_grad=True), T(x).requires_grad_()
-    y = mha(xt, is_causal=causal, padding_mask=pad)
+    y = mha(xt, is_causal=causal, padding_mask=pad if padded else None)
     # torch: bool masks are True where attention is NOT allowed
     mask = torch.triu(torch.ones(t, t, dtype=torch.bool), 1) if causal else None
-    yr, _ = ref(xr, xr, xr, attn_mask=mask, key_padding_mask=torch.tensor(~pad),
-                need_weights=False)
+    yr, _ = ref(xr, xr, xr, attn_mask=mask,
+                key_padding_mask=torch.tensor(~pad) if padded else None, need_weights=False)
     close(y.numpy(), yr, "output")
     y.backward(tt.tensor(g))
     yr.backward(T(g))

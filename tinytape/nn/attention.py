@@ -68,14 +68,8 @@ class MultiHeadAttention(Module):
                     np.zeros((b, h, t, t), x.dtype)
             y = self_attention(self.qkv(x), h, is_causal, keep)
             return self.resid_drop(self.proj(y))
-        # q, k, v from the three row blocks of the fused projection, each its own product: the
-        # same numbers as slicing one (B, T, 3d) output, but the backward then adds three
-        # (B, T, d) input gradients instead of scattering into a zeroed (B, T, 3d) array
-        # three times.
-        w, bias_ = self.qkv.weight, self.qkv.bias
-        q, k, v = (functional.linear(x, w[i * d:(i + 1) * d],
-                                     None if bias_ is None else bias_[i * d:(i + 1) * d])
-                   .reshape(b, t, h, hd).permute(0, 2, 1, 3) for i in range(3))  # (B, H, T, hd)
+        q, k, v = (part.reshape(b, t, h, hd).permute(0, 2, 1, 3)  # (B, H, T, hd) each
+                   for part in self.qkv(x).split(d, axis=-1))
         offset = 0
         if cache is not None and "k" in cache:
             offset = cache["k"].shape[2]
