@@ -56,6 +56,28 @@ void tt_gemm_batched_f64(int trans_a, int trans_b, int64_t outer, int64_t inner,
                          int64_t sb_outer, int64_t sb_inner, double beta, double *C, int64_t ldc,
                          int64_t sc_outer, int64_t sc_inner);
 
+/* ------------------------------------------------------------- attention */
+/* Multi-head self-attention from a packed projection qkv (batch, n, 3*heads*d):
+ * per token the queries of all heads, then the keys, then the values. Forward
+ * writes weights (batch, heads, n, n) = softmax(scale * q k^T), with the keys
+ * after a query's position weighted 0 when causal, and out (batch, n, heads*d)
+ * = (weights * keep) v, the heads side by side; keep (batch, heads, n, n) holds
+ * dropout multipliers, or is NULL. Backward takes the saved weights and
+ * grad_out (batch, n, heads*d) and writes every element of grad_qkv (the shape
+ * of qkv). All buffers contiguous. Return 0, or -1 when scratch memory (n*n
+ * values per thread) could not be allocated. */
+int tt_attention_fwd_f32(int64_t batch, int64_t n, int64_t heads, int64_t d, const float *qkv,
+                         const float *keep, int causal, float scale, float *weights, float *out);
+int tt_attention_fwd_f64(int64_t batch, int64_t n, int64_t heads, int64_t d, const double *qkv,
+                         const double *keep, int causal, double scale, double *weights,
+                         double *out);
+int tt_attention_bwd_f32(int64_t batch, int64_t n, int64_t heads, int64_t d, const float *qkv,
+                         const float *keep, const float *weights, const float *grad_out,
+                         int causal, float scale, float *grad_qkv);
+int tt_attention_bwd_f64(int64_t batch, int64_t n, int64_t heads, int64_t d, const double *qkv,
+                         const double *keep, const double *weights, const double *grad_out,
+                         int causal, double scale, double *grad_qkv);
+
 /* ------------------------------------------------------------- row kernels */
 /* All row kernels work on contiguous (rows x cols) buffers, one row at a time. */
 

@@ -66,6 +66,15 @@ cdef extern from "tinytape.h" nogil:
     void tt_layer_norm_bwd_f64(const double *, const double *, const double *, const double *,
                                const double *, double *, double *, double *, int64_t, int64_t)
 
+    int tt_attention_fwd_f32(int64_t, int64_t, int64_t, int64_t, const float *, const float *,
+                             int, float, float *, float *)
+    int tt_attention_fwd_f64(int64_t, int64_t, int64_t, int64_t, const double *,
+                             const double *, int, double, double *, double *)
+    int tt_attention_bwd_f32(int64_t, int64_t, int64_t, int64_t, const float *, const float *,
+                             const float *, const float *, int, float, float *)
+    int tt_attention_bwd_f64(int64_t, int64_t, int64_t, int64_t, const double *,
+                             const double *, const double *, const double *, int, double,
+                             double *)
     void tt_gelu_fwd_f32(const float *, float *, int64_t)
     void tt_gelu_fwd_f64(const double *, double *, int64_t)
     void tt_gelu_bwd_f32(const float *, const float *, float *, int64_t)
@@ -437,6 +446,90 @@ def layer_norm_bwd(cnp.ndarray dy, cnp.ndarray x, cnp.ndarray gamma, cnp.ndarray
 
 
 # ---------------------------------------------------------------- elementwise
+
+# ----------------------------------------------------------------- attention
+
+cdef inline void _attention_shapes(cnp.ndarray qkv, int64_t heads, int64_t *dims) except *:
+    """dims = batch, n, d (head size) of a packed (batch, n, 3 * heads * d) array."""
+    if qkv.ndim != 3 or heads < 1 or qkv.shape[2] % (3 * heads) != 0:
+        raise ValueError(f"internal: attention got qkv of shape {(<object>qkv).shape} "
+                         f"for {heads} heads")
+    dims[0] = qkv.shape[0]
+    dims[1] = qkv.shape[1]
+    dims[2] = qkv.shape[2] // (3 * heads)
+
+
+cdef inline void *_optional(cnp.ndarray qkv, object keep, int64_t size) except? NULL:
+    if keep is None:
+        return NULL
+    _same_type(qkv, keep)
+    _contig(keep, size)
+    return cnp.PyArray_DATA(keep)
+
+
+def attention_fwd(cnp.ndarray qkv, int64_t heads, object keep, bint causal, double scale,
+                  cnp.ndarray weights, cnp.ndarray out) -> None:
+    """weights (batch, heads, n, n) and out (batch, n, heads * d) from a packed qkv."""
+    cdef int64_t dims[3]
+    dims[:] = [0, 0, 0]
+    _attention_shapes(qkv, heads, dims)
+    cdef int64_t b = dims[0], n = dims[1], d = dims[2]
+    cdef bint f32 = _is_f32(qkv)
+    _same_type(qkv, weights)
+    _same_type(qkv, out)
+    _contig(qkv, b * n * 3 * heads * d)
+    _contig(weights, b * heads * n * n, True)
+    _contig(out, b * n * heads * d, True)
+    cdef void *pk = _optional(qkv, keep, b * heads * n * n)
+    cdef void *px = cnp.PyArray_DATA(qkv)
+    cdef void *pw = cnp.PyArray_DATA(weights)
+    cdef void *po = cnp.PyArray_DATA(out)
+    cdef int status
+    with nogil:
+        if f32:
+            status = tt_attention_fwd_f32(b, n, heads, d, <const float *>px, <const float *>pk,
+                                          causal, <float>scale, <float *>pw, <float *>po)
+        else:
+            status = tt_attention_fwd_f64(b, n, heads, d, <const double *>px,
+                                          <const double *>pk, causal, scale, <double *>pw,
+                                          <double *>po)
+    if status != 0:
+        raise MemoryError("attention: could not allocate scratch memory")
+
+
+def attention_bwd(cnp.ndarray qkv, int64_t heads, object keep, cnp.ndarray weights,
+                  cnp.ndarray grad_out, bint causal, double scale,
+                  cnp.ndarray grad_qkv) -> None:
+    """grad_qkv (the shape of qkv) from the saved weights and grad_out (batch, n, heads*d)."""
+    cdef int64_t dims[3]
+    dims[:] = [0, 0, 0]
+    _attention_shapes(qkv, heads, dims)
+    cdef int64_t b = dims[0], n = dims[1], d = dims[2]
+    cdef bint f32 = _is_f32(qkv)
+    for a in (weights, grad_out, grad_qkv):
+        _same_type(qkv, a)
+    _contig(qkv, b * n * 3 * heads * d)
+    _contig(weights, b * heads * n * n)
+    _contig(grad_out, b * n * heads * d)
+    _contig(grad_qkv, b * n * 3 * heads * d, True)
+    cdef void *pk = _optional(qkv, keep, b * heads * n * n)
+    cdef void *px = cnp.PyArray_DATA(qkv)
+    cdef void *pw = cnp.PyArray_DATA(weights)
+    cdef void *pg = cnp.PyArray_DATA(grad_out)
+    cdef void *pr = cnp.PyArray_DATA(grad_qkv)
+    cdef int status
+    with nogil:
+        if f32:
+            status = tt_attention_bwd_f32(b, n, heads, d, <const float *>px, <const float *>pk,
+                                          <const float *>pw, <const float *>pg, causal,
+                                          <float>scale, <float *>pr)
+        else:
+            status = tt_attention_bwd_f64(b, n, heads, d, <const double *>px,
+                                          <const double *>pk, <const double *>pw,
+                                          <const double *>pg, causal, scale, <double *>pr)
+    if status != 0:
+        raise MemoryError("attention: could not allocate scratch memory")
+
 
 def gelu_fwd(cnp.ndarray x, cnp.ndarray y) -> None:
     cdef int64_t n = cnp.PyArray_SIZE(x)

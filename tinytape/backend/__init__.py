@@ -6,6 +6,13 @@ into the C extension, so both paths validate alike and tests compare them.
 
 from ._state import available, name, use
 from .adam import adam_step, adam_step_reference
+from .attention import (
+    attention,
+    attention_backward,
+    attention_backward_reference,
+    attention_check,
+    attention_reference,
+)
 from .cross_entropy import cross_entropy, cross_entropy_backward
 from .gelu import gelu, gelu_backward, gelu_reference
 from .gemm import gemm, gemm_batched, matmul
@@ -15,6 +22,11 @@ from .softmax import log_softmax, log_softmax_backward, softmax, softmax_backwar
 __all__ = [
     "adam_step",
     "adam_step_reference",
+    "attention",
+    "attention_backward",
+    "attention_backward_reference",
+    "attention_check",
+    "attention_reference",
     "available",
     "cross_entropy",
     "cross_entropy_backward",
