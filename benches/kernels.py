@@ -9,7 +9,8 @@ threads. Times are the best of several repetitions. Ratios are speed-ups of tiny
 
 Targets (reported here, never asserted in tests): GEMM float32 at n = 512 and 1024 at least
 0.8x numpy's GFLOP/s; softmax, layer norm and cross-entropy forward+backward on (4096, 512)
-float32 at least 3x the numpy composite and at least 1x PyTorch.
+float32 at least 3x the numpy composite and at least 1x PyTorch. The fused attention row
+(no target of its own) shows the kernel behind benches/train_step.py's attention.
 """
 
 from __future__ import annotations
@@ -153,6 +154,39 @@ def row_cases(np, backend, torch):
         yield f"{name} fwd+bwd", f"{rows}x{cols}", "float32", 0.0, impls
 
 
+def attention_cases(np, backend, torch):
+    """Causal self-attention fwd+bwd from a packed (B, T, 3 H d) projection, shaped like the
+    GPT of benches/train_step.py (B 16, T 64, H 4, d 32)."""
+    b, t, h, d = 16, 64, 4, 32
+    rng = np.random.default_rng(0)
+    qkv = rng.standard_normal((b, t, 3 * h * d)).astype("float32")
+    g = rng.standard_normal((b, t, h * d)).astype("float32")
+
+    def ours():
+        out, w = backend.attention(qkv, h, True)
+        backend.attention_backward(qkv, h, None, w, g, True)
+
+    def composite():  # the same maths in numpy (its matmul runs on OpenBLAS)
+        out, w = backend.attention_reference(qkv, h, True)
+        backend.attention_backward_reference(qkv, h, None, w, g, True)
+
+    impls = {"tinytape": ours, "numpy": composite}
+    if torch is not None:
+        import torch.nn.functional as F
+
+        tq = torch.from_numpy(qkv).requires_grad_()
+        tg = torch.from_numpy(g)
+
+        def torch_sdpa():
+            q, k, v = tq.view(b, t, 3, h, d).unbind(2)
+            out = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2),
+                                                 v.transpose(1, 2), is_causal=True)
+            torch.autograd.grad(out.transpose(1, 2).reshape(b, t, h * d), tq, tg)
+
+        impls["torch"] = torch_sdpa
+    yield "attention fwd+bwd", f"{b}x{t}x{h}x{d}", "float32", 12.0 * b * h * t * t * d, impls
+
+
 def worker(threads: int, quick: bool) -> list[dict]:
     import numpy as np
 
@@ -169,7 +203,8 @@ def worker(threads: int, quick: bool) -> list[dict]:
     min_time, repeat = (0.05, 3) if quick else (0.2, 5)
     results = []
     for kernel, shape, dtype, flops, impls in [*gemm_cases(np, backend, torch),
-                                                *row_cases(np, backend, torch)]:
+                                                *row_cases(np, backend, torch),
+                                                *attention_cases(np, backend, torch)]:
         row = {"kernel": kernel, "shape": shape, "dtype": dtype, "threads": threads}
         for lib, fn in impls.items():
             sec = best_time(fn, min_time, repeat)

@@ -40,6 +40,13 @@ def _cases(rng: np.random.Generator, dtype) -> dict[str, Callable[[], list[np.nd
                          weight_decay=0.1, decoupled=True, step=step)
         return [p, m, v]
 
+    qkv, g_att = rand(3, 19, 3 * 2 * 7), rand(3, 19, 14)
+    keep = ((rng.random((3, 2, 19, 19)) > 0.1) / 0.9).astype(dtype)
+
+    def attention():
+        out, w = be.attention(qkv, 2, True, keep)
+        return [out, w, be.attention_backward(qkv, 2, keep, w, g_att, True)]
+
     return {
         "gemm": lambda: [be.gemm(a, b, alpha=0.5, beta=2.0, c=c.copy())],
         "gemm (transposed)": lambda: [be.gemm(b, a, trans_a=True, trans_b=True)],
@@ -50,6 +57,7 @@ def _cases(rng: np.random.Generator, dtype) -> dict[str, Callable[[], list[np.nd
         "layer_norm": ln,
         "gelu": lambda: [be.gelu(x), be.gelu_backward(x, dy)],
         "adam_step": adam,
+        "attention": attention,
     }
 
 
