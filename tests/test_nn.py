@@ -274,6 +274,55 @@ def test_classifier_pooling_respects_padding():
                                             n_heads=2), generator=0), 3, pooling="last",
                               generator=0)
     assert last(ids, mask).shape == (1, 3)
+    with pytest.raises(ValueError, match="pooling must be one of"):
+        SequenceClassifier(last.trunk, 3, pooling="max")
+
+
+@pytest.mark.parametrize("pooling", ["mean", "last", "ffn"])
+def test_classifier_poolings_by_hand_and_gradcheck(pooling):
+    """Each pooling against the same features computed by hand from the trunk's layers, in
+    float64, then a gradcheck of the whole classifier (padding included)."""
+    cfg = GPTConfig(vocab_size=12, context_length=8, d_model=8, n_layers=2, n_heads=2, d_ff=12)
+    clf = SequenceClassifier(GPT(cfg, generator=0), 3, pooling=pooling, generator=1).double()
+    ids = np.array([[1, 2, 3, 0, 0], [4, 5, 6, 7, 8]])
+    mask = np.array([[True, True, True, False, False], [True] * 5])
+    trunk, n = clf.trunk, mask.sum(axis=1)
+    x = trunk.wpe(trunk.wte(ids), 0).numpy()
+    hidden = []
+    for block in trunk.blocks:
+        a = x + block.attn(block.ln1(tt.tensor(x)), True, mask).numpy()
+        ffn = block.ffn
+        hidden.append(ffn.activation(ffn[0](block.ln2(tt.tensor(a)))).numpy())
+        x = a + ffn(block.ln2(tt.tensor(a))).numpy()
+    final = trunk.ln_f(tt.tensor(x)).numpy()
+    mean = lambda h: (h * mask[..., None]).sum(axis=1) / n[:, None]  # noqa: E731
+    want = {"mean": mean(final), "last": final[np.arange(2), n - 1],
+            "ffn": np.concatenate([mean(h) for h in hidden], axis=1)}[pooling]
+    assert want.shape[1] == {"mean": 8, "last": 8, "ffn": 2 * 12}[pooling]
+    clf.eval()
+    logits = clf(ids, mask).numpy()
+    np.testing.assert_allclose(logits, want @ clf.head.weight.numpy().T + clf.head.bias.numpy(),
+                               rtol=1e-12, atol=1e-12)
+    assert not trunk.blocks[0].ffn.activation._forward_hooks  # the ffn hooks were removed
+    assert tt.gradcheck(lambda *ps: clf(ids, mask).sum(), list(clf.parameters()),
+                        fast_mode=True, atol=1e-6, rtol=1e-4)
+
+
+def test_forward_hooks_run_replace_and_remove():
+    lin = nn.Linear(3, 2, generator=0).double()
+    x = tt.tensor(np.ones((1, 3)))
+    seen = []
+    handle = lin.register_forward_hook(lambda m, args, out: seen.append((m, args[0], out)))
+    y = lin(x)
+    assert seen == [(lin, x, y)]
+    with lin.register_forward_hook(lambda m, args, out: out * 2.0):
+        np.testing.assert_allclose(lin(x).numpy(), 2 * y.numpy())
+    np.testing.assert_allclose(lin(x).numpy(), y.numpy())  # the doubling hook is gone
+    handle.remove()
+    handle.remove()  # a second remove is harmless
+    lin(x)
+    assert len(seen) == 3
+    assert nn.Linear(3, 2)._forward_hooks == {}  # other modules never saw the hooks
 
 
 def test_bad_configs_and_inputs_raise():

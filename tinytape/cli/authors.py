@@ -90,6 +90,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="classifier training steps at most (a, b); 4 epochs in between")
     p.add_argument("--head-init", choices=("probe", "random"), default="probe",
                    help="start (b)'s head from the linear probe (LP-FT) or at random")
+    p.add_argument("--pooling", choices=("ffn", "mean", "last"), default="ffn",
+                   help="features of the classification heads (a, b) and the probe (c): every "
+                        "block's feed-forward hidden units averaged over the passage (ffn), the "
+                        "final hidden states averaged (mean), or the last token's (last)")
     p.add_argument("--methods", default="scratch,finetune,probe,bow",
                    help="which of scratch, finetune, probe, bow to run")
     p.add_argument("--threads", type=int, default=1,
@@ -306,10 +310,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"pretrained: validation {res['val_bpc']:.3f} bits/char (unigram "
               f"{res['baselines']['unigram']:.3f}, bigram {res['baselines']['bigram']:.3f}) in "
               f"{res['seconds']:.0f} s")
-    mean, std = feature_stats(model, tok, pretrain_docs, seed=args.seed)
+    mean, std = feature_stats(model, tok, pretrain_docs, seed=args.seed, pooling=args.pooling)
     ft = FinetuneConfig(lr_scratch=args.scratch_lr, lr_finetune=args.ft_lr, lr_head=args.head_lr,
                         min_steps=args.ft_min_steps, max_steps=args.ft_max_steps,
-                        head_init=args.head_init)
+                        head_init=args.head_init, pooling=args.pooling)
     comp = Comparison(task, Pretrained(model, tok, mean, std), ft, methods, metrics)
 
     # ---------------------------------------------------------------- comparisons

@@ -7,6 +7,7 @@ state but not trained) and sub-modules, found through attribute assignment.
 
 from __future__ import annotations
 
+import itertools
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -37,10 +38,32 @@ class Parameter(Tensor):
         return "Parameter containing:\n" + Tensor.__repr__(self)
 
 
+_hook_ids = itertools.count()
+
+
+class RemovableHandle:
+    """Returned by `register_forward_hook`: `remove()` unregisters the hook (also on leaving
+    a `with` block)."""
+
+    def __init__(self, hooks: dict[int, Callable[..., Any]], key: int) -> None:
+        self._hooks, self._key = hooks, key
+
+    def remove(self) -> None:
+        self._hooks.pop(self._key, None)
+
+    def __enter__(self) -> RemovableHandle:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.remove()
+
+
 class Module:
     """Base class of every layer and model."""
 
     training: bool
+    #: forward hooks by registration id; a shared empty default until one is registered
+    _forward_hooks: dict[int, Callable[..., Any]] = {}
 
     def __init__(self) -> None:
         object.__setattr__(self, "_parameters", OrderedDict())
@@ -96,7 +119,23 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} does not define forward()")
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return self.forward(*args, **kwargs)
+        out = self.forward(*args, **kwargs)
+        if self._forward_hooks:
+            for hook in list(self._forward_hooks.values()):
+                result = hook(self, args, out)
+                if result is not None:
+                    out = result
+        return out
+
+    def register_forward_hook(self, hook: Callable[[Module, tuple, Any], Any]
+                              ) -> RemovableHandle:
+        """Call hook(module, args, output) after every forward of this module (as PyTorch);
+        a result other than None replaces the output. Hooks run in registration order."""
+        if "_forward_hooks" not in self.__dict__:
+            object.__setattr__(self, "_forward_hooks", {})
+        key = next(_hook_ids)
+        self._forward_hooks[key] = hook
+        return RemovableHandle(self._forward_hooks, key)
 
     def train(self, mode: bool = True) -> Module:
         for m in self.modules():

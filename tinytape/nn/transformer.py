@@ -19,6 +19,11 @@ class FeedForward(Sequential):
         super().__init__(Linear(d_model, d_ff, bias, generator, dtype), GELU(),
                          Linear(d_ff, d_model, bias, generator, dtype), Dropout(dropout, generator))
 
+    @property
+    def activation(self) -> GELU:
+        """The GELU: its outputs (..., d_ff) are the hidden units."""
+        return self[1]
+
 
 class TransformerBlock(Module):
     """norm="pre" (GPT-2):  x + attn(ln1(x)), then x + ffn(ln2(x)).

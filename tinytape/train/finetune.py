@@ -31,6 +31,7 @@ import numpy as np
 
 from ..autograd.grad_mode import no_grad
 from ..models import GPT, GPTConfig, SequenceClassifier
+from ..models.classifier import feature_dim, pool
 from ..nn import functional as NF
 from ..optim import AdamW, WarmupCosineLR, param_groups_for_weight_decay
 from ..text.corpora import CorpusError, Document
@@ -296,9 +297,9 @@ def _trim(ids: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return ids[:, :L], mask[:, :L]
 
 
-def pooled_features(trunk: GPT, ids: np.ndarray, mask: np.ndarray, batch_size: int = 32
-                    ) -> np.ndarray:
-    """Mean over real tokens of the trunk's final hidden states, (N, d_model) float64."""
+def pooled_features(trunk: GPT, ids: np.ndarray, mask: np.ndarray, pooling: str = "mean",
+                    batch_size: int = 32) -> np.ndarray:
+    """The trunk's pooled features (see models.classifier.pool), (N, features) float64."""
     out = []
     was_training = trunk.training
     trunk.eval()
@@ -306,12 +307,10 @@ def pooled_features(trunk: GPT, ids: np.ndarray, mask: np.ndarray, batch_size: i
         with no_grad():
             for sl in _batches(len(ids), batch_size):
                 x, m = _trim(ids[sl], mask[sl])
-                h = trunk.features(x, padding_mask=m).numpy().astype(np.float64)
-                w = m[..., None]
-                out.append((h * w).sum(axis=1) / np.maximum(w.sum(axis=1), 1))
+                out.append(pool(trunk, x, m, pooling).numpy().astype(np.float64))
     finally:
         trunk.train(was_training)
-    return np.concatenate(out) if out else np.zeros((0, trunk.config.d_model))
+    return np.concatenate(out) if out else np.zeros((0, feature_dim(trunk.config, pooling)))
 
 
 def classifier_accuracy(model: SequenceClassifier, ids: np.ndarray, mask: np.ndarray,
@@ -345,6 +344,7 @@ class FinetuneConfig:
     clip: float = 1.0
     dropout: float = 0.1
     head_init: str = "probe"   # "probe" (LP-FT) or "random"
+    pooling: str = "mean"      # features of the heads and the probe: models.classifier.pool
 
     def steps(self, n: int) -> int:
         s = int(math.ceil(self.epochs * n / self.batch_size))
@@ -404,13 +404,13 @@ class Pretrained:
 
 
 def feature_stats(model: GPT, tok: Tokenizer, docs: Sequence[Document], n: int = 256,
-                  seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+                  seed: int = 0, pooling: str = "mean") -> tuple[np.ndarray, np.ndarray]:
     """Mean and std of pooled features over up to n unlabelled passages (for standardizing
     the probe's inputs without looking at the labelled or test passages)."""
     rng = np.random.default_rng(seed)
     pick = [docs[i] for i in sorted(rng.permutation(len(docs))[:n])]
     ids, mask = encode_passages(pick, tok, model.config.context_length)
-    F = pooled_features(model, ids, mask)
+    F = pooled_features(model, ids, mask, pooling)
     return F.mean(axis=0), F.std(axis=0) + 1e-6
 
 
@@ -437,7 +437,8 @@ class Comparison:
             p = self.pretrained
             ids, mask = encode_passages(self.task.test, p.tokenizer,
                                         p.model.config.context_length)
-            feats = (pooled_features(p.model, ids, mask) - p.feat_mean) / p.feat_std
+            feats = (pooled_features(p.model, ids, mask, self.cfg.pooling) - p.feat_mean) \
+                / p.feat_std
             self._test_cache.update(ids=ids, mask=mask, y=self.task.label_ids(self.task.test),
                                     feats=feats)
         c = self._test_cache
@@ -467,7 +468,7 @@ class Comparison:
         if "probe" in self.methods or ("finetune" in self.methods
                                        and cfg.head_init == "probe"):
             t0 = time.perf_counter()
-            F = (pooled_features(p.model, ids, mask) - p.feat_mean) / p.feat_std
+            F = (pooled_features(p.model, ids, mask, cfg.pooling) - p.feat_mean) / p.feat_std
             lam = choose_lambda(F, y, C)
             probe = fit_logreg(F, y, C, lam)
             if "probe" in self.methods:
@@ -480,7 +481,7 @@ class Comparison:
         log = self.metrics.child(k=k, seed=seed) if self.metrics is not None else None
         if "finetune" in self.methods:
             t0 = time.perf_counter()
-            model = SequenceClassifier(clone_gpt(p.model), C, "mean", cfg.dropout,
+            model = SequenceClassifier(clone_gpt(p.model), C, cfg.pooling, cfg.dropout,
                                        generator=np.random.default_rng([seed, k, 2]))
             if probe is not None:
                 _probe_to_head(model, probe, p.feat_mean, p.feat_std)
@@ -493,7 +494,7 @@ class Comparison:
             t0 = time.perf_counter()
             gen = np.random.default_rng([seed, k, 1])
             config = GPTConfig(**{**p.model.config.to_dict(), "dropout": cfg.dropout})
-            model = SequenceClassifier(GPT(config, generator=gen), C, "mean", cfg.dropout,
+            model = SequenceClassifier(GPT(config, generator=gen), C, cfg.pooling, cfg.dropout,
                                        generator=gen)
             steps = train_classifier(model, ids, mask, y, cfg.lr_scratch, cfg, seed,
                                      log.child(method="scratch") if log else None, "scratch",
