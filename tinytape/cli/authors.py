@@ -20,8 +20,8 @@ from typing import Any
 
 # Model size and pretraining budget when not given: the synthetic library needs a larger
 # model pretrained longer than the fortune collections (docs/authors.md).
-SIZES = {"authors": {"pretrain_steps": 3000, "d_model": 96, "layers": 3},
-         "other": {"pretrain_steps": 800, "d_model": 64, "layers": 2}}
+SIZES = {"authors": {"pretrain_steps": 3000, "d_model": 96, "layers": 3, "vocab_size": 4096},
+         "other": {"pretrain_steps": 800, "d_model": 64, "layers": 2, "vocab_size": 1536}}
 QUICK = {"ks": "1,4", "seeds": 1, "pretrain_steps": 40, "d_model": 32, "layers": 2,
          "context": 64, "vocab_size": 384, "max_test": 12, "ft_max_steps": 12,
          "ft_min_steps": 6}
@@ -67,7 +67,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--pretrain-steps", type=int, default=argparse.SUPPRESS,
                    help="LM pretraining steps (default: 3000 for the synthetic library, 800 "
                         "otherwise)")
-    p.add_argument("--vocab-size", type=int, default=1536, help="BPE vocabulary size")
+    p.add_argument("--vocab-size", type=int, default=argparse.SUPPRESS,
+                   help="BPE vocabulary size (default: 4096 for the synthetic library, 1536 "
+                        "otherwise)")
     p.add_argument("--context", type=int, default=96, help="context length in tokens")
     p.add_argument("--d-model", type=int, default=argparse.SUPPRESS,
                    help="width of the Transformer (default: 96 for the synthetic library, "

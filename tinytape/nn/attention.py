@@ -61,11 +61,8 @@ class MultiHeadAttention(Module):
         b, t, d = x.shape
         h, hd = self.n_heads, self.head_dim
         if cache is None and padding_mask is None and self.relative is None:
-            keep = None
-            if self.training and self.dropout_p > 0.0:
-                keep = functional.dropout_keep((b, h, t, t), self.dropout_p, self.generator,
-                                               x.dtype) if self.dropout_p < 1.0 else \
-                    np.zeros((b, h, t, t), x.dtype)
+            keep = functional.dropout_keep((b, h, t, t), self.dropout_p, self.generator, x.dtype) \
+                if self.training and self.dropout_p > 0.0 else None
             y = self_attention(self.qkv(x), h, is_causal, keep)
             return self.resid_drop(self.proj(y))
         q, k, v = (part.reshape(b, t, h, hd).permute(0, 2, 1, 3)  # (B, H, T, hd) each

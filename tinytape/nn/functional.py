@@ -25,7 +25,9 @@ def dropout(x: Tensor, p: float = 0.5, training: bool = True, generator: Any = N
 
 
 def dropout_keep(shape: tuple[int, ...], p: float, generator: Any, dtype: Any) -> np.ndarray:
-    """Dropout's multipliers for 0 <= p < 1: 0 with probability p, else 1 / (1 - p)."""
+    """Dropout's multipliers: 0 with probability p, else 1 / (1 - p) (all 0 when p = 1)."""
+    if p >= 1.0:
+        return np.zeros(shape, dtype)
     keep = creation._generator(generator).random(shape) >= p
     return (keep / (1.0 - p)).astype(dtype)
 
