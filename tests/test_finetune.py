@@ -145,19 +145,27 @@ def tiny_setup():
     return task, Pretrained(gpt, tok, mean, std)
 
 
-def test_probe_head_reproduces_the_probe(tiny_setup):
+@pytest.mark.parametrize("pooling", ["ffn", "mean", "last"])
+def test_probe_head_reproduces_the_probe(tiny_setup, pooling):
     task, p = tiny_setup
     ids, mask = encode_passages(task.test, p.tokenizer, 32)
     assert ids[:, 0].tolist() == [p.tokenizer.eot_id] * len(ids)
-    F = pooled_features(p.model, ids, mask)
-    Z = (F - p.feat_mean) / p.feat_std
+    mean, std = feature_stats(p.model, p.tokenizer, task.pool, pooling=pooling)
+    Z = (pooled_features(p.model, ids, mask, pooling) - mean) / std
     rng = np.random.default_rng(0)
     probe = fit_logreg(Z, rng.integers(0, 2, len(Z)), 2, 0.1)
-    clf = SequenceClassifier(p.model, 2, "mean")
-    _probe_to_head(clf, probe, p.feat_mean, p.feat_std)
+    clf = SequenceClassifier(p.model, 2, pooling)
+    _probe_to_head(clf, probe, mean, std)
     clf.eval()
     got = clf(ids, mask).numpy()
     np.testing.assert_allclose(got, probe.logits(Z), rtol=1e-3, atol=1e-4)
+
+
+def test_comparison_rejects_statistics_of_another_pooling(tiny_setup):
+    task, p = tiny_setup
+    with pytest.raises(ValueError, match=r"statistics of shape \(64,\) do not fit pooling "
+                                         r"'mean' \(16 features\)"):
+        Comparison(task, p, FinetuneConfig(pooling="mean"))
 
 
 def test_one_comparison_runs_every_method(tiny_setup):
@@ -170,7 +178,7 @@ def test_one_comparison_runs_every_method(tiny_setup):
     assert all(0.0 <= r["accuracy"] <= 1.0 and r["n_train"] == 4 for r in rows)
     by = {r["method"]: r["accuracy"] for r in rows}
     assert by["bow"] == 1.0
-    assert by["probe"] > 0.5  # mean-pooled token embeddings already separate two vocabularies
+    assert by["probe"] > 0.5  # a random GPT's pooled features already separate two vocabularies
     # fine-tuning works on a copy: the pretrained model is untouched
     for k, v in p.model.state_dict().items():
         np.testing.assert_array_equal(v, before[k], err_msg=k)

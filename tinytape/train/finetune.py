@@ -297,7 +297,7 @@ def _trim(ids: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return ids[:, :L], mask[:, :L]
 
 
-def pooled_features(trunk: GPT, ids: np.ndarray, mask: np.ndarray, pooling: str = "mean",
+def pooled_features(trunk: GPT, ids: np.ndarray, mask: np.ndarray, pooling: str = "ffn",
                     batch_size: int = 32) -> np.ndarray:
     """The trunk's pooled features (see models.classifier.pool), (N, features) float64."""
     out = []
@@ -344,7 +344,7 @@ class FinetuneConfig:
     clip: float = 1.0
     dropout: float = 0.1
     head_init: str = "probe"   # "probe" (LP-FT) or "random"
-    pooling: str = "mean"      # features of the heads and the probe: models.classifier.pool
+    pooling: str = "ffn"       # features of the heads and the probe: models.classifier.pool
 
     def steps(self, n: int) -> int:
         s = int(math.ceil(self.epochs * n / self.batch_size))
@@ -404,7 +404,7 @@ class Pretrained:
 
 
 def feature_stats(model: GPT, tok: Tokenizer, docs: Sequence[Document], n: int = 256,
-                  seed: int = 0, pooling: str = "mean") -> tuple[np.ndarray, np.ndarray]:
+                  seed: int = 0, pooling: str = "ffn") -> tuple[np.ndarray, np.ndarray]:
     """Mean and std of pooled features over up to n unlabelled passages (for standardizing
     the probe's inputs without looking at the labelled or test passages)."""
     rng = np.random.default_rng(seed)
@@ -431,6 +431,14 @@ class Comparison:
     methods: Sequence[str] = METHODS
     metrics: MetricsLogger | None = None
     _test_cache: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        want = feature_dim(self.pretrained.model.config, self.cfg.pooling)
+        if self.pretrained.feat_mean.shape != (want,):
+            raise ValueError(f"Comparison: feature statistics of shape "
+                             f"{self.pretrained.feat_mean.shape} do not fit pooling "
+                             f"{self.cfg.pooling!r} ({want} features); compute them with "
+                             f"feature_stats(..., pooling={self.cfg.pooling!r})")
 
     def _test_inputs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         if not self._test_cache:
