@@ -34,7 +34,7 @@ STAGES: dict[str, tuple[str, str]] = {
         "tinytape's registry (each of its sample inputs, in float64) and for whole modules, "
         "from the lecture's own network (Linear, Sigmoid, Linear, softmax, cross-entropy) to "
         "a small GPT, after checking the C kernels (GEMM, softmax, cross-entropy, layer norm, "
-        "GELU, Adam) "
+        "GELU, attention, Adam) "
         "against their numpy references. The error is |analytic - numeric| / (1 + |numeric|) "
         "along a random direction."),
     "layerwise": (
