@@ -3,25 +3,30 @@
 One node instead of a dozen: the C kernel reads the heads in place from the packed
 (B, T, 3 d) array, runs every (batch, head) pair's products and softmax on one thread,
 and its backward writes dq, dk and dv straight into one (B, T, 3 d) gradient (see
-backend/attention.py).
+backend/attention.py). Under create_graph the backward is the same formulas written with
+tensor ops (recomputing the weights from qkv), so it is recorded and can be differentiated
+again.
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 
 from .. import backend
 from ..autograd.function import Function
+from ..autograd.grad_mode import is_grad_enabled
 from ..tensor import Tensor
 from ._util import require_float
+from .fused import softmax
 from .registry import OpInfo, Sample, rand, register
+from .shape import cat
 
 
 class SelfAttention(Function):
     """Saves the packed input, the attention weights (B, H, T, T) and the dropout
     multipliers; the backward is one kernel call."""
-
-    differentiable_backward = False
 
     @staticmethod
     def forward(ctx, qkv, n_heads, causal, keep):
@@ -33,8 +38,39 @@ class SelfAttention(Function):
     @staticmethod
     def backward(ctx, g):
         (qkv,) = ctx.saved_tensors
+        if is_grad_enabled():  # create_graph: a recorded composite
+            return (_backward_composite(qkv, g, ctx.n_heads, ctx.causal, ctx.keep),)
         return (Tensor._wrap(backend.attention_backward(
             qkv.data, ctx.n_heads, ctx.keep, ctx.weights, g.data, ctx.causal)),)
+
+
+def _backward_composite(qkv: Tensor, g: Tensor, n_heads: int, causal: bool,
+                        keep: np.ndarray | None) -> Tensor:
+    """The kernel's backward as tensor ops: dV = P^T dO, dS = P (dP - rowsum(P dP)) with
+    dP = dO V^T (times keep), dQ = dS K / sqrt(d_k), dK = dS^T Q / sqrt(d_k)."""
+    b, t, width = qkv.shape
+    d = width // 3
+
+    def heads(x: Tensor) -> Tensor:  # (B, T, d) -> (B, H, T, d / H)
+        return x.reshape(b, t, n_heads, d // n_heads).permute(0, 2, 1, 3)
+
+    q, k, v = (heads(part) for part in qkv.split(d, axis=-1))
+    scale = 1.0 / math.sqrt(d // n_heads)
+    scores = (q @ k.transpose(-1, -2)) * scale
+    if causal:
+        upper = np.triu(np.ones((t, t), dtype=bool), k=1)
+        scores = scores.masked_fill(Tensor._wrap(upper), float(np.finfo(scores.dtype).min))
+    weights = softmax(scores)
+    keep_t = None if keep is None else Tensor._wrap(keep)
+    used = weights if keep_t is None else weights * keep_t
+    g_out = heads(g)
+    g_used = g_out @ v.transpose(-1, -2)
+    if keep_t is not None:
+        g_used = g_used * keep_t
+    g_scores = weights * (g_used - (g_used * weights).sum(axis=-1, keepdims=True))
+    parts = ((g_scores @ k) * scale, (g_scores.transpose(-1, -2) @ q) * scale,
+             used.transpose(-1, -2) @ g_out)
+    return cat([p.permute(0, 2, 1, 3).reshape(b, t, d) for p in parts], axis=-1)
 
 
 def self_attention(qkv: Tensor, n_heads: int, is_causal: bool = False,
@@ -72,4 +108,4 @@ def _self_attention_samples(rng, dtype):
 
 
 register(OpInfo("self_attention", self_attention, _self_attention_ref, _self_attention_samples,
-                gradgrad=False, uses_kernel=True, rtol32=1e-4, atol32=1e-5))
+                uses_kernel=True, rtol32=1e-4, atol32=1e-5))
