@@ -11,11 +11,11 @@
  * by the forward and read by the backward. */
 #include "tt_internal.h"
 
-/* Threads for `pairs` products of n x n x d: the GEMM rule (serial below 12
- * MFLOP, see gemm.c), at most one thread per pair. */
+/* Threads for `pairs` products of n x n x d: the GEMM rule (serial below
+ * TT_GEMM_MT_MIN flops), at most one thread per pair. */
 static int tt_attention_threads(int64_t pairs, int64_t n, int64_t d) {
     const double flops = 4.0 * (double)pairs * (double)n * (double)n * (double)d;
-    int nt = flops < 1.2e7 ? 1 : tt_threads_for(flops);
+    int nt = flops < TT_GEMM_MT_MIN ? 1 : tt_threads_for(flops);
     if (nt > pairs) nt = (int)pairs;
     return nt;
 }

@@ -54,13 +54,7 @@
 #define TT_GEMM_DIRECT_BBLOCK (512.0 * 1024.0)
 #endif
 
-/* Threads for `work` flops: serial below 12 MFLOP (about 2 * 180^3). Waking a
- * sleeping thread costs about 50 us (see tt_threads_for); measured on AVX-512
- * float32 with 2 threads: 128^3 took 49 us on one thread and 67 us on two,
- * 160^3 86 and 106 us, 256^3 337 and 216 us. */
-#ifndef TT_GEMM_MT_MIN
-#define TT_GEMM_MT_MIN 1.2e7
-#endif
+/* Threads for `work` flops: serial below TT_GEMM_MT_MIN (tt_internal.h). */
 static int tt_gemm_threads(double work) {
     return work < TT_GEMM_MT_MIN ? 1 : tt_threads_for(work);
 }
