@@ -325,6 +325,15 @@ def test_every_command_rejects_a_negative_seed(capsys, argv):
     assert err.count("\n") == 1 and "--seed must be >= 0, got -3" in err
 
 
+@pytest.mark.parametrize("argv", [["rlhf"], ["lm", "train"], ["lm", "sample", "--from", "x"],
+                                  ["authors"], ["icl"], ["layerwise"], ["check"], ["selfcheck"],
+                                  ["demo"]])
+def test_every_command_rejects_zero_threads(capsys, argv):
+    assert main([*argv, "--threads", "0"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--threads must be at least 1, got 0" in err
+
+
 def test_every_stage_command_is_a_command_of_the_cli(capsys):
     """The report tells users to rerun a stage with `python -m tinytape <command> ...`."""
     from tinytape.cli import COMMANDS

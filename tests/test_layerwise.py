@@ -338,7 +338,7 @@ def test_cli_on_own_csv_data(tmp_path, capsys):
     (["--labels-per-class", "-1"], "must be >= 1"),
     (["--labels-per-class", "500"], "smallest class has only"),
     (["--steps", "-5"], "--steps must be >= 1"),
-    (["--threads", "0"], "--threads must be >= 1"),
+    (["--threads", "0"], "--threads must be at least 1"),
     (["--workers", "0"], "--workers must be >= 1"),
     (["--corruption", "1.5"], "--corruption"),
     (["--activations", "tanh"], "--activations"),

@@ -28,6 +28,29 @@ class UsageError(Exception):
     """A bad argument found after parsing (a missing file, an empty folder...): exit 2."""
 
 
+def check_common(args: argparse.Namespace) -> None:
+    """The options most commands share, checked once for all: seeds (numpy's must be >= 0)
+    and --threads (at least 1)."""
+    for name in ("seed", "library_seed"):
+        value = getattr(args, name, None)
+        if isinstance(value, int) and value < 0:
+            raise UsageError(f"--{name.replace('_', '-')} must be >= 0, got {value}")
+    threads = getattr(args, "threads", None)
+    if isinstance(threads, int) and threads < 1:
+        raise UsageError(f"--threads must be at least 1, got {threads}")
+
+
+def run_command(args: argparse.Namespace) -> int:
+    """Check the shared options, then run the parsed command: a UsageError becomes its
+    one-line message on stderr and exit code 2."""
+    try:
+        check_common(args)
+        return int(args.func(args) or 0)
+    except UsageError as e:
+        print(f"tinytape {args.command}: error: {e}", file=sys.stderr)
+        return 2
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tinytape",
@@ -45,14 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         args = parser.parse_args(["selfcheck", *(argv or [])])
     try:
-        for name in ("seed", "library_seed"):  # numpy seeds must be >= 0: say so, every command
-            value = getattr(args, name, None)
-            if isinstance(value, int) and value < 0:
-                raise UsageError(f"--{name.replace('_', '-')} must be >= 0, got {value}")
-        return int(args.func(args) or 0)
-    except UsageError as e:
-        print(f"tinytape {args.command}: error: {e}", file=sys.stderr)
-        return 2
+        return run_command(args)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -136,8 +136,6 @@ def _check(args: argparse.Namespace) -> None:
         raise UsageError("learning rates must be positive")
     if args.ft_min_steps > args.ft_max_steps:
         raise UsageError("--ft-min-steps must not exceed --ft-max-steps")
-    if args.threads is not None and args.threads < 1:
-        raise UsageError(f"--threads must be at least 1, got {args.threads}")
 
 
 def load_task(args: argparse.Namespace) -> tuple[Any, list[Any], str]:

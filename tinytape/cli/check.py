@@ -33,11 +33,7 @@ def run(args: argparse.Namespace) -> int:
     from . import UsageError
 
     if args.threads is not None:
-        if args.threads < 1:
-            raise UsageError(f"--threads must be at least 1, got {args.threads}")
         set_num_threads(args.threads)
-    if args.seed < 0:
-        raise UsageError(f"--seed must be >= 0, got {args.seed}")
     if os.path.exists(args.out) and not os.path.isdir(args.out):
         raise UsageError(f"--out: {args.out} exists and is not a folder")
     os.makedirs(args.out, exist_ok=True)

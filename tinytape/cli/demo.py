@@ -196,19 +196,14 @@ class _Tee(io.TextIOBase):
 
 
 def _call(argv: list[str]) -> int:
-    """Run one command in this process, importing only its module: a UsageError gives exit
-    code 2 with its one-line message, as in tinytape.cli.main."""
-    from . import UsageError
+    """Run one command in this process, importing only its module, as tinytape.cli.main
+    runs it (a UsageError gives exit code 2 with its one-line message)."""
+    from . import run_command
 
     module = importlib.import_module(COMMAND_MODULES[argv[0]])
     parser = argparse.ArgumentParser(prog="tinytape")
     module.add_parser(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(argv)
-    try:
-        return int(args.func(args) or 0)
-    except UsageError as e:
-        print(f"tinytape {argv[0]}: error: {e}", file=sys.stderr)
-        return 2
+    return run_command(parser.parse_args(argv))
 
 
 def _cpu() -> float:
@@ -297,10 +292,6 @@ def run(args: argparse.Namespace) -> int:
     from ..report import headline, load_figures, write_report
     from . import UsageError
 
-    if args.threads < 1:
-        raise UsageError(f"--threads must be at least 1, got {args.threads}")
-    if args.seed < 0:
-        raise UsageError(f"--seed must be >= 0, got {args.seed}")
     selected = _stages(args.stages)
     if os.path.exists(args.out) and not os.path.isdir(args.out):
         raise UsageError(f"--out: {args.out} exists and is not a folder")

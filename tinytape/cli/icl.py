@@ -89,8 +89,6 @@ def run(args: argparse.Namespace) -> int:
     from ..train import icl
     from . import UsageError
 
-    if args.threads < 1:
-        raise UsageError(f"--threads must be at least 1, got {args.threads}")
     if args.jobs < 1:
         raise UsageError(f"--jobs must be at least 1, got {args.jobs}")
     set_num_threads(args.threads)

@@ -133,8 +133,6 @@ def _config(args: argparse.Namespace):  # -> ExperimentConfig
     if args.seeds is not None:
         if args.seeds < 1:
             raise UsageError(f"--seeds must be >= 1, got {args.seeds}")
-    if args.seed < 0:
-        raise UsageError(f"--seed must be >= 0, got {args.seed}")
     n_seeds = args.seeds if args.seeds is not None else (1 if args.quick else 3)
     over["seeds"] = tuple(range(args.seed, args.seed + n_seeds))
     if args.activations is not None:
@@ -203,8 +201,6 @@ def run(args: argparse.Namespace) -> int:
     from ..train.layerwise import format_table, run_experiment
     from . import UsageError
 
-    if args.threads < 1:
-        raise UsageError(f"--threads must be >= 1, got {args.threads}")
     workers = args.workers if args.workers is not None else min(2, os.cpu_count() or 1)
     if workers < 1:
         raise UsageError(f"--workers must be >= 1, got {workers}")

@@ -100,11 +100,7 @@ def _no_subcommand(p: argparse.ArgumentParser) -> int:
 
 
 def _threads(n: int | None) -> None:
-    from . import UsageError
-
     if n is not None:
-        if n < 1:
-            raise UsageError(f"--threads must be at least 1, got {n}")
         from .. import set_num_threads
 
         set_num_threads(n)

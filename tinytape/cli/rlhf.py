@@ -43,8 +43,6 @@ def run(args: argparse.Namespace) -> int:
     from ..rlhf.experiment import run as run_experiment
     from . import UsageError
 
-    if args.threads < 1:
-        raise UsageError(f"--threads must be at least 1, got {args.threads}")
     if args.target_kl is not None and not args.target_kl > 0:
         raise UsageError(f"--target-kl must be positive, got {args.target_kl}")
     if args.ppo_iterations is not None and args.ppo_iterations < 1:

@@ -15,11 +15,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from .. import selfcheck, set_num_threads, show_config
-    from . import UsageError
 
     if args.threads is not None:
-        if args.threads < 1:
-            raise UsageError(f"--threads must be at least 1, got {args.threads}")
         set_num_threads(args.threads)
     show_config()
     print("kernel self-check (C against the numpy references):")
