@@ -449,38 +449,40 @@ def layer_norm_bwd(cnp.ndarray dy, cnp.ndarray x, cnp.ndarray gamma, cnp.ndarray
 
 # ----------------------------------------------------------------- attention
 
-cdef inline void _attention_shapes(cnp.ndarray qkv, int64_t heads, int64_t *dims) except *:
-    """dims = batch, n, d (head size) of a packed (batch, n, 3 * heads * d) array."""
+cdef void *_attention_args(cnp.ndarray qkv, int64_t heads, object keep, cnp.ndarray weights,
+                           bint weights_out, int64_t *dims) except? NULL:
+    """Checks a packed qkv (batch, n, 3 * heads * d), the weights (batch, heads, n, n,
+    written when weights_out) and keep (their shape, or None): qkv's dtype, contiguous.
+    Sets dims = batch, n, d; returns keep's data, or NULL for None."""
     if qkv.ndim != 3 or heads < 1 or qkv.shape[2] % (3 * heads) != 0:
         raise ValueError(f"internal: attention got qkv of shape {(<object>qkv).shape} "
                          f"for {heads} heads")
-    dims[0] = qkv.shape[0]
-    dims[1] = qkv.shape[1]
-    dims[2] = qkv.shape[2] // (3 * heads)
-
-
-cdef inline void *_optional(cnp.ndarray qkv, object keep, int64_t size) except? NULL:
+    dims[0], dims[1], dims[2] = qkv.shape[0], qkv.shape[1], qkv.shape[2] // (3 * heads)
+    cdef int64_t pairs = dims[0] * heads * dims[1] * dims[1]
+    _contig(qkv, cnp.PyArray_SIZE(qkv))
+    _same_type(qkv, weights)
+    _contig(weights, pairs, weights_out)
     if keep is None:
         return NULL
     _same_type(qkv, keep)
-    _contig(keep, size)
+    _contig(keep, pairs)
     return cnp.PyArray_DATA(keep)
+
+
+cdef inline void _attention_status(int status) except *:
+    if status != 0:
+        raise MemoryError("attention: could not allocate scratch memory")
 
 
 def attention_fwd(cnp.ndarray qkv, int64_t heads, object keep, bint causal, double scale,
                   cnp.ndarray weights, cnp.ndarray out) -> None:
     """weights (batch, heads, n, n) and out (batch, n, heads * d) from a packed qkv."""
     cdef int64_t dims[3]
-    dims[:] = [0, 0, 0]
-    _attention_shapes(qkv, heads, dims)
+    cdef void *pk = _attention_args(qkv, heads, keep, weights, True, dims)
     cdef int64_t b = dims[0], n = dims[1], d = dims[2]
     cdef bint f32 = _is_f32(qkv)
-    _same_type(qkv, weights)
     _same_type(qkv, out)
-    _contig(qkv, b * n * 3 * heads * d)
-    _contig(weights, b * heads * n * n, True)
     _contig(out, b * n * heads * d, True)
-    cdef void *pk = _optional(qkv, keep, b * heads * n * n)
     cdef void *px = cnp.PyArray_DATA(qkv)
     cdef void *pw = cnp.PyArray_DATA(weights)
     cdef void *po = cnp.PyArray_DATA(out)
@@ -493,8 +495,7 @@ def attention_fwd(cnp.ndarray qkv, int64_t heads, object keep, bint causal, doub
             status = tt_attention_fwd_f64(b, n, heads, d, <const double *>px,
                                           <const double *>pk, causal, scale, <double *>pw,
                                           <double *>po)
-    if status != 0:
-        raise MemoryError("attention: could not allocate scratch memory")
+    _attention_status(status)
 
 
 def attention_bwd(cnp.ndarray qkv, int64_t heads, object keep, cnp.ndarray weights,
@@ -502,17 +503,13 @@ def attention_bwd(cnp.ndarray qkv, int64_t heads, object keep, cnp.ndarray weigh
                   cnp.ndarray grad_qkv) -> None:
     """grad_qkv (the shape of qkv) from the saved weights and grad_out (batch, n, heads*d)."""
     cdef int64_t dims[3]
-    dims[:] = [0, 0, 0]
-    _attention_shapes(qkv, heads, dims)
+    cdef void *pk = _attention_args(qkv, heads, keep, weights, False, dims)
     cdef int64_t b = dims[0], n = dims[1], d = dims[2]
     cdef bint f32 = _is_f32(qkv)
-    for a in (weights, grad_out, grad_qkv):
-        _same_type(qkv, a)
-    _contig(qkv, b * n * 3 * heads * d)
-    _contig(weights, b * heads * n * n)
+    _same_type(qkv, grad_out)
+    _same_type(qkv, grad_qkv)
     _contig(grad_out, b * n * heads * d)
-    _contig(grad_qkv, b * n * 3 * heads * d, True)
-    cdef void *pk = _optional(qkv, keep, b * heads * n * n)
+    _contig(grad_qkv, cnp.PyArray_SIZE(qkv), True)
     cdef void *px = cnp.PyArray_DATA(qkv)
     cdef void *pw = cnp.PyArray_DATA(weights)
     cdef void *pg = cnp.PyArray_DATA(grad_out)
@@ -527,8 +524,7 @@ def attention_bwd(cnp.ndarray qkv, int64_t heads, object keep, cnp.ndarray weigh
             status = tt_attention_bwd_f64(b, n, heads, d, <const double *>px,
                                           <const double *>pk, <const double *>pw,
                                           <const double *>pg, causal, scale, <double *>pr)
-    if status != 0:
-        raise MemoryError("attention: could not allocate scratch memory")
+    _attention_status(status)
 
 
 def gelu_fwd(cnp.ndarray x, cnp.ndarray y) -> None:

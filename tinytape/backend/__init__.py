@@ -10,7 +10,6 @@ from .attention import (
     attention,
     attention_backward,
     attention_backward_reference,
-    attention_check,
     attention_reference,
 )
 from .cross_entropy import cross_entropy, cross_entropy_backward
@@ -25,7 +24,6 @@ __all__ = [
     "attention",
     "attention_backward",
     "attention_backward_reference",
-    "attention_check",
     "attention_reference",
     "available",
     "cross_entropy",

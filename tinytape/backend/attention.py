@@ -73,7 +73,7 @@ def attention_backward_reference(qkv: np.ndarray, n_heads: int, keep: np.ndarray
     return grad
 
 
-def attention_check(op: str, qkv: object, n_heads: int, keep: object
+def _check(op: str, qkv: object, n_heads: int, keep: object
                     ) -> tuple[np.ndarray, np.ndarray | None]:
     """qkv and keep as float arrays; a ValueError naming the shapes when they do not fit."""
     qkv = as_float_array(op, "qkv", qkv)
@@ -94,7 +94,7 @@ def attention_check(op: str, qkv: object, n_heads: int, keep: object
 def attention(qkv: np.ndarray, n_heads: int, causal: bool = False,
               keep: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(out (B, T, H d), weights (B, H, T, T)) of self-attention from a packed qkv."""
-    qkv, keep = attention_check("attention", qkv, n_heads, keep)
+    qkv, keep = _check("attention", qkv, n_heads, keep)
     native = _state.native
     if native is None or qkv.size == 0:
         return attention_reference(qkv, n_heads, causal, keep)
@@ -112,7 +112,7 @@ def attention_backward(qkv: np.ndarray, n_heads: int, keep: np.ndarray | None,
                        causal: bool = False) -> np.ndarray:
     """Gradient wrt qkv of sum(out * grad_out), from the forward's weights."""
     op = "attention_backward"
-    qkv, keep = attention_check(op, qkv, n_heads, keep)
+    qkv, keep = _check(op, qkv, n_heads, keep)
     weights = as_float_array(op, "weights", weights)
     grad_out = as_float_array(op, "grad_out", grad_out)
     b, t, width = qkv.shape

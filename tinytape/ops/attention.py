@@ -88,9 +88,8 @@ def self_attention(qkv: Tensor, n_heads: int, is_causal: bool = False,
     require_float("self_attention", qkv)
     if dropout_keep is not None:
         dropout_keep = np.asarray(dropout_keep).astype(qkv.dtype, copy=False)
-    backend.attention_check("self_attention", qkv.data, n_heads, dropout_keep)
-    return SelfAttention.apply(qkv, n_heads=int(n_heads), causal=bool(is_causal),
-                               keep=dropout_keep)
+    # the kernel's own argument checks run in forward, before anything is recorded
+    return SelfAttention.apply(qkv, n_heads=n_heads, causal=bool(is_causal), keep=dropout_keep)
 
 
 def _self_attention_ref(qkv, n_heads, is_causal=False, dropout_keep=None):
