@@ -33,10 +33,11 @@ def config() -> dict[str, object]:
         "numpy": np.__version__,
         "platform": f"{platform.system()} {platform.machine()}",
         "backend": _state.name(),
+        "location": str(_state.package_dir()),
     }
     C = _state._C
     if C is None:
-        info["extension"] = "not built: " + _state._import_error
+        info["extension"] = "missing: " + _state.missing_reason()
         return info
     info.update(
         simd=C.simd_name(C.simd_level()),
@@ -50,7 +51,22 @@ def config() -> dict[str, object]:
     return info
 
 
+def headline() -> str:
+    """One line: version, where tinytape was imported from, and the backend in use."""
+    info = config()
+    line = f"tinytape {info['tinytape']} at {info['location']}: backend {info['backend']}"
+    if _state._C is None:
+        return line + " (the C extension is missing)"
+    if info["backend"] == "numpy":
+        return line + " (chosen with TINYTAPE_BACKEND=numpy; C is built)"
+    return line + f" (SIMD {info['simd']}, {info['threads']} thread(s))"
+
+
 def show_config() -> None:
-    """Print the version, backend, SIMD path in use, threads and build flags."""
+    """Print the headline, then the version, backend, SIMD path in use, threads and build
+    flags, one per line; without the C extension, why it is missing and how to build it."""
+    print(headline())
+    if _state._C is None:
+        print(_state.missing_extension_message())
     for key, value in config().items():
         print(f"{key:>15}: {value}")

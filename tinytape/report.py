@@ -530,10 +530,13 @@ def render(run_dir: str, summary: dict[str, Any]) -> str:
               "tiny labelled set, in-context learning and RLHF. Every stage is also its own "
               "command (shown in each section).", ""]
     cfg = summary.get("config", {})
-    lines += [f"- command: `{summary.get('command', 'python -m tinytape demo')}`",
+    lines += [f"- backend: **{cfg.get('backend', '?')}** (SIMD {cfg.get('simd', '?')}, "
+              f"{summary.get('threads', '?')} kernel thread(s))"
+              + ("; the numpy reference kernels, chosen with TINYTAPE_BACKEND=numpy: slow"
+                 if cfg.get("backend") == "numpy" else ""),
+              f"- command: `{summary.get('command', 'python -m tinytape demo')}`",
               f"- started {summary.get('started', '?')}; tinytape {summary.get('version', '?')}"
-              f", backend {cfg.get('backend', '?')}, SIMD {cfg.get('simd', '?')}, "
-              f"{summary.get('threads', '?')} kernel thread(s), seed {summary.get('seed', '?')}",
+              f", seed {summary.get('seed', '?')}",
               f"- total {_fmt_seconds(summary.get('wall_seconds'))} s wall, "
               f"{_fmt_seconds(summary.get('cpu_seconds'))} s CPU "
               f"(CPU counts every process and thread; wall depends on the machine's load)", ""]

@@ -40,11 +40,46 @@ def check_common(args: argparse.Namespace) -> None:
         raise UsageError(f"--threads must be at least 1, got {threads}")
 
 
+#: Commands that train for minutes, with their typical wall time on 2 cores with the C
+#: kernels (default sizes, --quick). Without the C extension they refuse to start unless
+#: the user chose the numpy kernels (TINYTAPE_BACKEND=numpy).
+LONG_RUNNING: dict[str, tuple[float, float]] = {
+    "demo": (300, 60), "layerwise": (600, 60), "lm": (120, 20), "authors": (1200, 60),
+    "icl": (300, 60), "rlhf": (300, 60),
+}
+#: How many times longer the numpy reference kernels take than C, measured on
+#: `demo --quick` (both backends alternated, 2 cores; see README, "Install").
+NUMPY_SLOWDOWN = 10
+
+
+def check_backend(args: argparse.Namespace) -> None:
+    """Refuse a long-running command on the numpy kernels unless the user asked for them."""
+    from ..backend import _state
+
+    if args.command not in LONG_RUNNING or getattr(args, "lm_command", "train") != "train":
+        return
+    if _state._C is not None or _state.requested == "numpy":
+        return
+    c_seconds = LONG_RUNNING[args.command][1 if getattr(args, "quick", False) else 0]
+    raise UsageError(
+        f"not started: the C extension is missing ({_state.missing_reason()}), and on the "
+        f"numpy reference kernels this would take about "
+        f"{_minutes(c_seconds * NUMPY_SLOWDOWN)} instead of {_minutes(c_seconds)}.\n"
+        f"  fix: {_state.fix_command()}\n"
+        f"  or run it on the numpy kernels anyway: TINYTAPE_BACKEND=numpy python -m tinytape "
+        f"{args.command} ...")
+
+
+def _minutes(seconds: float) -> str:
+    return f"{seconds / 60:.0f} minutes" if seconds >= 90 else f"{seconds:.0f} s"
+
+
 def run_command(args: argparse.Namespace) -> int:
-    """Check the shared options, then run the parsed command: a UsageError becomes its
-    one-line message on stderr and exit code 2."""
+    """Check the shared options and the backend, then run the parsed command: a UsageError
+    becomes its message on stderr and exit code 2."""
     try:
         check_common(args)
+        check_backend(args)
         return int(args.func(args) or 0)
     except UsageError as e:
         print(f"tinytape {args.command}: error: {e}", file=sys.stderr)
