@@ -117,7 +117,7 @@ class MaskedFill(Function):
     @staticmethod
     def forward(ctx, x, mask, value):
         ctx.mask = mask
-        out = x.data.copy()
+        out = np.array(x.data)  # a copy, and an array even when x holds a numpy scalar
         np.copyto(out, x.data.dtype.type(value), where=mask)
         return out
 
