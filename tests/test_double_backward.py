@@ -337,3 +337,43 @@ def test_functional_matches_torch(which):
     _close(out.numpy(), out_t.numpy(), f"{which}: output")
     for i, (a, b) in enumerate(zip(_as_list(res), _as_list(res_t))):
         _close(a.numpy(), b.numpy(), f"{which}: result {i}")
+
+
+@pytest.mark.parametrize("positional", ["learned", "rotary"])
+def test_hessian_vector_product_through_a_gpt(positional):
+    """Double backward through a whole Transformer LM (embeddings, fused attention or the
+    rotary path, layer norm, GELU, tied output layer, cross-entropy): the Hessian-vector
+    product against central differences of the gradient along the same direction."""
+    from tinytape.models import GPT, GPTConfig
+
+    cfg = GPTConfig(vocab_size=7, context_length=6, d_model=8, n_layers=1, n_heads=2,
+                    positional=positional)
+    model = GPT(cfg, generator=0).double()
+    params = list(model.parameters())
+    rng = np.random.default_rng(7)
+    idx, targets = rng.integers(0, 7, (2, 5)), rng.integers(0, 7, (2, 5))
+    vs = [rng.standard_normal(p.shape) for p in params]
+
+    def gradient():
+        _, loss = model(idx, targets)
+        return tt.grad(loss, params, create_graph=True)
+
+    first = gradient()
+    dot = (first[0] * tt.tensor(vs[0])).sum()
+    for g, v in zip(first[1:], vs[1:]):
+        dot = dot + (g * tt.tensor(v)).sum()
+    hv = tt.grad(dot, params)
+
+    def shifted(sign):
+        with tt.no_grad():
+            for p, v in zip(params, vs):
+                p.data += sign * FD_EPS * v
+        out = [g.numpy() for g in gradient()]
+        with tt.no_grad():
+            for p, v in zip(params, vs):
+                p.data -= sign * FD_EPS * v
+        return out
+
+    for h, plus, minus in zip(hv, shifted(1.0), shifted(-1.0)):
+        np.testing.assert_allclose(h.numpy(), (plus - minus) / (2 * FD_EPS), rtol=1e-5,
+                                   atol=1e-7)
