@@ -152,15 +152,14 @@ def test_gradient_penalty_through_layer_norm_and_cross_entropy():
     the gradient penalty's gradient against central differences of the penalty itself."""
     rng = np.random.default_rng(0)
     w = tt.tensor(rng.standard_normal((4, 3)), requires_grad=True)
-    targets = np.array([0, 2, 1, 2, 0])
+    x_data, targets = rng.standard_normal((5, 4)), np.array([0, 2, 1, 2, 0])
 
     def penalty(w_arr):
-        x = tt.tensor(rng_x, requires_grad=True)
+        x = tt.tensor(x_data, requires_grad=True)
         loss = tt.cross_entropy(tt.layer_norm(x @ w_arr), targets)
         (gx,) = tt.grad(loss, x, create_graph=True)
         return (gx * gx).sum()
 
-    rng_x = rng.standard_normal((5, 4))
     (dw,) = tt.grad(penalty(w), w)
     eps, numeric = 1e-6, np.zeros((4, 3))
     for idx in np.ndindex(4, 3):

@@ -84,11 +84,10 @@ def _binary_op(cls: type[Function], name: str, doc: str) -> Callable[[Any, Any],
     return op
 
 
-def _pair_samples(make_b=rand, make_a=None):
+def _pair_samples(make_b=rand, make_a=rand):
     def samples(rng, dtype):
         for sa, sb in BROADCAST_PAIRS:
-            yield Sample(((make_a or rand)(rng, sa, dtype), make_b(rng, sb, dtype)),
-                         name=f"{sa}{sb}")
+            yield Sample((make_a(rng, sa, dtype), make_b(rng, sb, dtype)), name=f"{sa}{sb}")
     return samples
 
 

@@ -209,6 +209,8 @@ def _var_ok(shape, axis):
 register(OpInfo("var", var, lambda x, axis, keepdims: np.var(x, axis=axis, keepdims=keepdims,
                                                               ddof=1),
                 _axis_samples(extra=_var_ok)))
+
+
 def _constant_slices(rng, dtype):
     """Samples whose reduced slices are all, or partly, constant (std 0: its kink)."""
     yield Sample((np.full((4,), 0.5, dtype),), {"axis": None, "keepdims": False}, name="all")
