@@ -6,7 +6,7 @@ input direction w, both libraries compute s = <v^T J(x), w> with create_graph=Tr
 then ds/dx (a Hessian-vector product of v . f) and ds/dv (= J w, which needs each
 backward to be recorded as a function of its incoming gradient). In float64 both are a
 few roundings from exact: rtol 1e-10, with an absolute floor of 1e-10 times the largest
-entry (entries that cancel to zero).
+entry or 1, whichever is larger (for entries that cancel to zero).
 
 Finite differences: central, step 1e-6 in float64; truncation O(eps^2) ~ 1e-12 and
 rounding ~ 1e-16 / eps ~ 1e-10 relative, so rtol 1e-6 (atol 1e-8) has room to spare.

@@ -274,6 +274,7 @@ def test_every_raise_in_ops_and_nn_has_a_case():
             return local
         return local
 
+    previous = sys.gettrace()  # a coverage tool's, say: put back afterwards
     sys.settrace(tracer)
     try:
         for _, call, exc, _ in CASES:
@@ -282,7 +283,7 @@ def test_every_raise_in_ops_and_nn_has_a_case():
             except exc:
                 pass
     finally:
-        sys.settrace(None)
+        sys.settrace(previous)
     missing = [f"{where}:{line} {text}" for (path, line), (where, text) in sorted(sites.items())
                if (path, line) not in reached and (where, text) not in UNREACHABLE]
     assert not missing, "raise statements without an error case in tests/test_errors.py:\n" + \
