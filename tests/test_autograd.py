@@ -124,11 +124,50 @@ def test_second_derivative_with_create_graph():
     np.testing.assert_allclose(h.numpy(), 6 * x.numpy())
 
 
-def test_create_graph_through_fused_kernel_without_double_backward_raises():
+class _TwiceByKernel(tt.Function):
+    """2x, with a backward that is not recorded (as a fused kernel's would be)."""
+
+    differentiable_backward = False
+
+    @staticmethod
+    def forward(ctx, x):
+        return 2 * x.data
+
+    @staticmethod
+    def backward(ctx, g):
+        return (tt.tensor(2 * g.numpy()),)
+
+
+def test_create_graph_through_a_backward_that_is_not_recorded_raises():
     x = leaf(2, 3)
-    y = tt.layer_norm(x).sum()
-    with pytest.raises(RuntimeError, match="LayerNorm does not support create_graph"):
+    y = _TwiceByKernel.apply(x).sum()
+    with pytest.raises(RuntimeError, match="_TwiceByKernel does not support create_graph"):
         tt.grad(y, x, create_graph=True)
+    (g,) = tt.grad(_TwiceByKernel.apply(x).sum(), x)  # without create_graph: fine
+    np.testing.assert_array_equal(g.numpy(), np.full((2, 3), 2.0, np.float32))
+
+
+def test_gradient_penalty_through_layer_norm_and_cross_entropy():
+    """create_graph through the fused kernels (their backwards recorded as composites):
+    the gradient penalty's gradient against central differences of the penalty itself."""
+    rng = np.random.default_rng(0)
+    w = tt.tensor(rng.standard_normal((4, 3)), requires_grad=True)
+    x_data, targets = rng.standard_normal((5, 4)), np.array([0, 2, 1, 2, 0])
+
+    def penalty(w_arr):
+        x = tt.tensor(x_data, requires_grad=True)
+        loss = tt.cross_entropy(tt.layer_norm(x @ w_arr), targets)
+        (gx,) = tt.grad(loss, x, create_graph=True)
+        return (gx * gx).sum()
+
+    (dw,) = tt.grad(penalty(w), w)
+    eps, numeric = 1e-6, np.zeros((4, 3))
+    for idx in np.ndindex(4, 3):
+        step = np.zeros((4, 3))
+        step[idx] = eps
+        numeric[idx] = (penalty(tt.tensor(w.numpy() + step)).item()
+                        - penalty(tt.tensor(w.numpy() - step)).item()) / (2 * eps)
+    np.testing.assert_allclose(dw.numpy(), numeric, rtol=1e-6, atol=1e-9)
 
 
 def test_no_grad_and_enable_grad_are_thread_local():

@@ -1,8 +1,18 @@
 """Tests generated from the op registry (tinytape.ops.REGISTRY), in the spirit of OpInfo.
 
 For every record and sample: forward against the numpy reference (float32 and float64),
-gradcheck in float64, gradgradcheck where the record supports it, and for ops on C
-kernels the C backend against the numpy backend, forward and backward.
+gradcheck in float64, gradgradcheck, the first derivative recorded under create_graph
+against the plain one, and for ops on C kernels the C backend against the numpy backend,
+forward and backward.
+
+gradgradcheck alone cannot see a create_graph backward (a composite of tensor ops, used
+instead of a fused kernel's backward) that is wrong as a first derivative: it checks the
+second derivative against finite differences of that same composite. Comparing the two
+first derivatives closes the gap; they are two formulas for one quantity, in float64,
+so they agree to rounding: within 1e-12 relative, with an absolute floor of 1e-12 times the
+gradient's largest entry (or 1, the size of the samples' inputs and of v, if larger) for
+entries that cancel to zero, e.g. layer norm over one feature, where the kernel leaves
+2e-14 of 1/sqrt(eps) ~ 316-sized terms and the composite exactly 0.
 
 Tolerances: gradcheck uses central differences in float64 with eps = 1e-6 (the record
 may choose another step). Truncation error is O(eps^2 |f'''|) ~ 1e-12 and rounding
@@ -84,6 +94,32 @@ def test_gradgradcheck(info, sample):
         return info.op(*ts, **sample.kwargs)
 
     assert tinytape.gradgradcheck(fn, inputs, eps=info.eps, atol=GRAD_ATOL, rtol=GRAD_RTOL)
+
+
+def _first_derivatives(info, sample, create_graph: bool):
+    """v^T J for a fixed random v, one array per input that requires grad (0 if unused)."""
+    inputs = _tensors(sample)
+    outs = [o for o in _as_list(info.op(*inputs, **sample.kwargs)) if o.requires_grad]
+    rng = np.random.default_rng(1)
+    vs = [tinytape.tensor(rng.standard_normal(o.shape)) for o in outs]
+    wanted = [t for t in inputs if t.requires_grad]
+    grads = tinytape.grad(outs, wanted, vs, create_graph=create_graph, allow_unused=True)
+    return [np.zeros(t.shape) if g is None else g.numpy() for g, t in zip(grads, wanted)]
+
+
+@pytest.mark.parametrize("info,sample", GRADGRAD_CASES)
+def test_create_graph_first_derivative_matches_plain(info, sample):
+    plain = _first_derivatives(info, sample, create_graph=False)
+    recorded = _first_derivatives(info, sample, create_graph=True)
+    for i, (p, r) in enumerate(zip(plain, recorded)):
+        scale = max(float(np.abs(p).max()), 1.0) if p.size else 1.0
+        np.testing.assert_allclose(r, p, rtol=1e-12, atol=1e-12 * scale,
+                                   err_msg=f"{info.name}: input {i}, create_graph vs plain")
+
+
+def test_every_differentiable_op_supports_double_backward():
+    missing = sorted(n for n, info in REGISTRY.items() if info.differentiable and not info.gradgrad)
+    assert not missing, f"differentiable ops without double backward: {missing}"
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

@@ -48,3 +48,27 @@ def assert_rows_close(got: np.ndarray, want64: np.ndarray, dtype, scale: float =
     assert got.shape == want64.shape, f"shape {got.shape}, expected {want64.shape}"
     np.testing.assert_allclose(got.astype(np.float64), want64, rtol=tol["rtol"],
                                atol=tol["atol"] * scale)
+
+
+def assert_summed_close(got: np.ndarray, want64: np.ndarray, magnitude64: np.ndarray, n: int,
+                        what: str = ""):
+    """|error| <= 4 (log2 n + 2) eps magnitude, elementwise: for outputs built from sums of
+    n terms (blocked, so the error grows like log n in practice) and a few roundings, where
+    `magnitude` is the float64 value of the same formula with every term replaced by its
+    absolute value (and, where a cancellation's inputs carry rounding, by their size).
+    Layer norm's cases need at most 0.08 of this bound (every SIMD path, both backends, rows
+    of 1 to 5,000, constant rows, +-1e4, offsets up to 1e4 and spreads down to 1e-3), so it
+    has room to spare while following each case: 2-12x tighter than a fixed atol on y,
+    dgamma, dbeta, ~150x on dx and ~600x on rstd, and 0 (exact) where the answer is exact.
+    """
+    eps = EPS[got.dtype]
+    assert got.shape == want64.shape, f"{what}: shape {got.shape}, expected {want64.shape}"
+    bound = 4.0 * (np.log2(max(n, 1)) + 2.0) * eps * magnitude64
+    err = np.abs(got.astype(np.float64) - want64)
+    bad = ~(err <= bound)
+    if bad.any():
+        i = tuple(np.argwhere(bad)[0])
+        raise AssertionError(
+            f"{what} {got.dtype} {got.shape}: element {i} = {got[i]!r}, expected {want64[i]!r} "
+            f"(error {err[i]:.3e} > bound {bound[i]:.3e}); {int(bad.sum())} elements out of bound"
+        )

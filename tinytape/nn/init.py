@@ -58,6 +58,13 @@ def xavier_normal_(t: Tensor, gain: float = 1.0, generator: Generator = None) ->
     return normal_(t, 0.0, gain * math.sqrt(2.0 / (fan_in + fan_out)), generator)
 
 
+def _fan(t: Tensor, mode: str) -> int:
+    if mode not in ("fan_in", "fan_out"):
+        raise ValueError(f"mode must be 'fan_in' or 'fan_out', got {mode!r}")
+    fan_in, fan_out = _fans(t)
+    return fan_in if mode == "fan_in" else fan_out
+
+
 def _gain(nonlinearity: str, a: float) -> float:
     if nonlinearity == "relu":
         return math.sqrt(2.0)
@@ -73,8 +80,7 @@ def _gain(nonlinearity: str, a: float) -> float:
 def kaiming_uniform_(t: Tensor, a: float = 0.0, mode: str = "fan_in",
                      nonlinearity: str = "leaky_relu", generator: Generator = None) -> Tensor:
     """He: U(-b, b) with b = gain * sqrt(3 / fan)."""
-    fan_in, fan_out = _fans(t)
-    fan = fan_in if mode == "fan_in" else fan_out
+    fan = _fan(t, mode)
     bound = _gain(nonlinearity, a) * math.sqrt(3.0 / fan)
     return uniform_(t, -bound, bound, generator)
 
@@ -82,6 +88,5 @@ def kaiming_uniform_(t: Tensor, a: float = 0.0, mode: str = "fan_in",
 def kaiming_normal_(t: Tensor, a: float = 0.0, mode: str = "fan_in",
                     nonlinearity: str = "leaky_relu", generator: Generator = None) -> Tensor:
     """He: N(0, std^2) with std = gain / sqrt(fan)."""
-    fan_in, fan_out = _fans(t)
-    fan = fan_in if mode == "fan_in" else fan_out
+    fan = _fan(t, mode)
     return normal_(t, 0.0, _gain(nonlinearity, a) / math.sqrt(fan), generator)

@@ -64,6 +64,8 @@ class Module:
     training: bool
     #: forward hooks by registration id; a shared empty default until one is registered
     _forward_hooks: dict[int, Callable[..., Any]] = {}
+    #: float64 sources of the tables registered with register_table (name -> array)
+    _exact_tables: dict[str, np.ndarray] = {}
 
     def __init__(self) -> None:
         object.__setattr__(self, "_parameters", OrderedDict())
@@ -113,6 +115,16 @@ class Module:
             self._non_persistent.discard(name)
         else:
             self._non_persistent.add(name)
+
+    def register_table(self, name: str, table: np.ndarray, dtype: Any) -> None:
+        """A non-persistent buffer computed in float64 (a positional table), kept in `dtype`.
+        Converting the module (to, double, float) rounds it again from the float64 values,
+        not from the rounded ones: a float32 module made float64 gets exact tables."""
+        exact = np.asarray(table, dtype=np.float64)
+        if not self._exact_tables:
+            object.__setattr__(self, "_exact_tables", {})
+        self._exact_tables[name] = exact
+        self.register_buffer(name, Tensor._wrap(exact.astype(dtype)), persistent=False)
 
     # ------------------------------------------------------------ running
     def forward(self, *args: Any, **kwargs: Any) -> Any:
@@ -289,6 +301,9 @@ class Module:
             if t.data.dtype.kind == "f":
                 t.data = t.data.astype(dt)
                 t._version[0] += 1
+        for m in self.modules():
+            for name, exact in m._exact_tables.items():
+                m._buffers[name].data = exact.astype(dt)
         return self
 
     def double(self) -> Module:

@@ -36,7 +36,7 @@ class SinusoidalPositionalEncoding(Module):
         pe = np.zeros((max_len, d_model))
         pe[:, 0::2] = np.sin(pos * freq)
         pe[:, 1::2] = np.cos(pos * freq[: d_model // 2])
-        self.register_buffer("pe", Tensor._wrap(pe.astype(dtype)), persistent=False)
+        self.register_table("pe", pe, dtype)
 
     def forward(self, x: Tensor, offset: int = 0) -> Tensor:
         t = x.shape[-2]
@@ -72,8 +72,8 @@ class RotaryEmbedding(Module):
         self.max_len, self.half = max_len, head_dim // 2
         inv = base ** (-np.arange(self.half) * 2.0 / head_dim)
         angles = np.arange(max_len)[:, None] * inv[None, :]
-        self.register_buffer("cos", Tensor._wrap(np.cos(angles).astype(dtype)), persistent=False)
-        self.register_buffer("sin", Tensor._wrap(np.sin(angles).astype(dtype)), persistent=False)
+        self.register_table("cos", np.cos(angles), dtype)
+        self.register_table("sin", np.sin(angles), dtype)
 
     def forward(self, x: Tensor, offset: int = 0) -> Tensor:
         """x: (..., T, head_dim) -> the same shape, rotated by position offset..offset+T-1."""
@@ -103,8 +103,7 @@ class ALiBi(Module):
     def __init__(self, n_heads: int, dtype: Any = DEFAULT_FLOAT) -> None:
         super().__init__()
         self.n_heads = n_heads
-        self.register_buffer("slopes", Tensor._wrap(alibi_slopes(n_heads).astype(dtype)),
-                             persistent=False)
+        self.register_table("slopes", alibi_slopes(n_heads), dtype)
 
     def forward(self, tq: int, tk: int, offset: int = 0) -> Tensor:
         """(n_heads, tq, tk) bias for queries at positions offset..offset+tq-1."""

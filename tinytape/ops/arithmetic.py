@@ -13,7 +13,16 @@ from ..autograd.function import Function
 from ..autograd.grad_mode import _mode
 from ..tensor import Tensor
 from ._util import binary_operands, broadcast_error
-from .registry import BROADCAST_PAIRS, OpInfo, Sample, away_from_zero, positive, rand, register
+from .registry import (
+    BROADCAST_PAIRS,
+    OpInfo,
+    Sample,
+    away_from_zero,
+    positive,
+    rand,
+    register,
+    with_ties,
+)
 
 _new_tensor = object.__new__
 
@@ -75,10 +84,10 @@ def _binary_op(cls: type[Function], name: str, doc: str) -> Callable[[Any, Any],
     return op
 
 
-def _pair_samples(make_b=rand):
+def _pair_samples(make_b=rand, make_a=rand):
     def samples(rng, dtype):
         for sa, sb in BROADCAST_PAIRS:
-            yield Sample((rand(rng, sa, dtype), make_b(rng, sb, dtype)), name=f"{sa}{sb}")
+            yield Sample((make_a(rng, sa, dtype), make_b(rng, sb, dtype)), name=f"{sa}{sb}")
     return samples
 
 
@@ -317,8 +326,9 @@ for _name, _fn, _ref, _dunder in [
     ("lt", lt, np.less, "__lt__"), ("le", le, np.less_equal, "__le__"),
     ("gt", gt, np.greater, "__gt__"), ("ge", ge, np.greater_equal, "__ge__"),
 ]:
-    register(OpInfo(_name, _fn, _ref, _pair_samples(), differentiable=False, gradgrad=False,
-                    aliases=(_dunder,)))
+    # values on a small grid: equal pairs occur, so `le` and `lt` (say) give different results
+    register(OpInfo(_name, _fn, _ref, _pair_samples(with_ties, with_ties), differentiable=False,
+                    gradgrad=False, aliases=(_dunder,)))
 
 
 def _bool_samples(rng, dtype):

@@ -1,10 +1,12 @@
 """Ops computed by the fused C kernels: softmax, log_softmax, layer_norm, cross_entropy.
 
 Each runs one kernel forward and one backward. softmax and log_softmax save their
-output; under create_graph their backward is written with tensor ops instead, so
-it is recorded and can be differentiated again. layer_norm saves x, gamma, mean
-and rstd; cross_entropy saves the logits, targets and per-row logsumexp. Those two
-do not support create_graph (a clear error says so).
+output; layer_norm saves x, gamma, mean and rstd; cross_entropy saves the logits,
+targets and per-row logsumexp. Under create_graph each backward is instead the same
+formulas written with tensor ops (layer_norm recomputes mean and rstd from x,
+cross_entropy its softmax from the logits), so it is recorded and can be
+differentiated again; tests/test_ops.py checks that both paths give the same first
+derivative.
 """
 
 from __future__ import annotations
@@ -99,21 +101,36 @@ register(OpInfo("log_softmax", log_softmax, _log_softmax_ref, _softmax_samples,
 
 
 class LayerNorm(Function):
-    differentiable_backward = False
-
     @staticmethod
     def forward(ctx, x, weight, bias, eps):
         y, mean, rstd = backend.layer_norm(x.data, weight.data, bias.data, eps)
         ctx.save_for_backward(x, weight)
-        ctx.stats = (mean, rstd)
+        ctx.stats, ctx.eps = (mean, rstd), eps
         return y
 
     @staticmethod
     def backward(ctx, g):
         x, weight = ctx.saved_tensors
+        if is_grad_enabled():  # create_graph: a recorded composite
+            return _layer_norm_backward_composite(g, x, weight, ctx.eps)
         mean, rstd = ctx.stats
         dx, dw, db = backend.layer_norm_backward(g.data, x.data, weight.data, mean, rstd)
         return Tensor._wrap(dx), Tensor._wrap(dw), Tensor._wrap(db)
+
+
+def _layer_norm_backward_composite(g: Tensor, x: Tensor, weight: Tensor,
+                                   eps: float) -> tuple[Tensor, Tensor, Tensor]:
+    """The kernel's backward as tensor ops, with mean and rstd recomputed from x:
+    xhat = (x - mean) rstd, gw = g weight,
+    dx = rstd (gw - mean(gw) - xhat mean(gw xhat)), dweight = sum g xhat, dbias = sum g."""
+    d = x.shape[-1]
+    centred = x - x.mean(axis=-1, keepdims=True)
+    rstd = ((centred * centred).mean(axis=-1, keepdims=True) + eps) ** -0.5
+    xhat = centred * rstd
+    gw = g * weight
+    dx = rstd * (gw - gw.mean(axis=-1, keepdims=True)
+                 - xhat * (gw * xhat).mean(axis=-1, keepdims=True))
+    return dx, (g * xhat).reshape(-1, d).sum(axis=0), g.reshape(-1, d).sum(axis=0)
 
 
 def layer_norm(x: Tensor, weight: Tensor | None = None, bias: Tensor | None = None,
@@ -142,13 +159,11 @@ def _layer_norm_samples(rng, dtype):
                      name=str(shape))
 
 
-register(OpInfo("layer_norm", layer_norm, _layer_norm_ref, _layer_norm_samples, gradgrad=False,
+register(OpInfo("layer_norm", layer_norm, _layer_norm_ref, _layer_norm_samples,
                 uses_kernel=True))
 
 
 class CrossEntropy(Function):
-    differentiable_backward = False
-
     @staticmethod
     def forward(ctx, logits, targets, ignore_index):
         loss, lse = backend.cross_entropy(logits.data, targets, ignore_index)
@@ -159,9 +174,24 @@ class CrossEntropy(Function):
     @staticmethod
     def backward(ctx, g):
         (logits,) = ctx.saved_tensors
+        if is_grad_enabled():  # create_graph: a recorded composite
+            return (_cross_entropy_backward_composite(g, logits, ctx.targets,
+                                                      ctx.ignore_index),)
         d = backend.cross_entropy_backward(logits.data, ctx.targets, ctx.lse,
                                            float(g.data), ctx.ignore_index)
         return (Tensor._wrap(d),)
+
+
+def _cross_entropy_backward_composite(g: Tensor, logits: Tensor, targets: np.ndarray,
+                                      ignore_index: int) -> Tensor:
+    """The kernel's backward as tensor ops: (softmax(logits) - onehot(targets)) * g / count
+    on counted rows, 0 on ignored ones (count: the rows whose target is not ignored)."""
+    keep = targets != ignore_index
+    onehot = np.zeros(logits.shape, logits.dtype)
+    np.put_along_axis(onehot, np.where(keep, targets, 0)[..., None].astype(np.intp), 1.0, -1)
+    row_scale = keep[..., None] / max(int(np.count_nonzero(keep)), 1)
+    return (softmax(logits) - Tensor._wrap(onehot)) * Tensor._wrap(
+        row_scale.astype(logits.dtype)) * g
 
 
 def cross_entropy(logits: Tensor, targets: Any, ignore_index: int = -100,
@@ -211,4 +241,4 @@ def _cross_entropy_samples(rng, dtype):
 
 
 register(OpInfo("cross_entropy", cross_entropy, _cross_entropy_ref, _cross_entropy_samples,
-                gradgrad=False, uses_kernel=True))
+                uses_kernel=True))

@@ -131,10 +131,36 @@ def min(x: Tensor, axis: Any = None, keepdims: bool = False, *, dim: Any = None,
     return _extreme(Min, "min", x, axis, keepdims, dim, keepdim)
 
 
+def _tied_samples(rng, dtype):
+    """Every reduced slice has its largest and its smallest value at least twice."""
+    rows = np.array([[1.0, 1.0, 0.0, -1.0], [0.5, 0.5, 0.5, 0.5], [-1.0, 2.0, 2.0, -1.0]])
+    cube = np.zeros((2, 3, 4))
+    cube[0, :, 0] = cube[1, :, 3] = 1.0
+    cube[:, :, 1] = -1.0
+    for x, axis, keep in [(np.array([1.0, -1.0, 0.5, 1.0, -1.0, 0.0]), None, False),
+                          (rows, 1, False), (rows.T, 0, True), (cube, (0, 2), False),
+                          (np.full((2, 2), 0.25), None, True)]:
+        yield Sample((x.astype(dtype),), {"axis": axis, "keepdims": keep},
+                     name=f"{x.shape} axis={axis} keep={keep}")
+
+
+def _extreme_subgradient(reducer):
+    """Tied extremes share the gradient evenly (PyTorch's amax/amin, and max()/min()
+    without a dim)."""
+    def rule(g, x, axis, keepdims):
+        axes = normalize_axes("rule", axis, x.ndim)
+        hit = x == reducer(x, axis=axes, keepdims=True)
+        g = g if keepdims else np.expand_dims(g, axes)
+        return (g * hit / hit.sum(axis=axes, keepdims=True),)
+    return rule
+
+
 register(OpInfo("max", max, lambda x, axis, keepdims: np.max(x, axis=axis, keepdims=keepdims),
-                _axis_samples(distinct, _nonempty)))
+                _axis_samples(distinct, _nonempty),
+                kink_samples=_tied_samples, subgradient=_extreme_subgradient(np.max)))
 register(OpInfo("min", min, lambda x, axis, keepdims: np.min(x, axis=axis, keepdims=keepdims),
-                _axis_samples(distinct, _nonempty)))
+                _axis_samples(distinct, _nonempty),
+                kink_samples=_tied_samples, subgradient=_extreme_subgradient(np.min)))
 
 
 def var(x: Tensor, axis: Any = None, keepdims: bool = False, correction: int = 1, *,
@@ -152,10 +178,27 @@ def var(x: Tensor, axis: Any = None, keepdims: bool = False, correction: int = 1
     return (centered * centered).sum(axis=axes, keepdims=keep) * (1.0 / (n - correction))
 
 
+class _SqrtOfVariance(Function):
+    """sqrt of a variance, whose gradient is 0 where the variance is 0 (a constant slice,
+    PyTorch's rule) instead of 0 * inf = NaN. Saves the output."""
+
+    @staticmethod
+    def forward(ctx, v):
+        ctx.save_output()
+        return np.sqrt(v.data)
+
+    @staticmethod
+    def backward(ctx, g):
+        y = ctx.output
+        zero = Tensor._wrap(y.data == 0)
+        # the divisor is 1 at the zeros, so no inf appears even in a double backward
+        return ((g / (y.masked_fill(zero, 1.0) * 2.0)).masked_fill(zero, 0.0),)
+
+
 def std(x: Tensor, axis: Any = None, keepdims: bool = False, correction: int = 1, *,
         dim: Any = None, keepdim: bool | None = None) -> Tensor:
-    """Standard deviation: sqrt(var(...))."""
-    return var(x, axis, keepdims, correction, dim=dim, keepdim=keepdim).sqrt()
+    """Standard deviation: sqrt(var(...)); its gradient is 0 over a constant slice."""
+    return _SqrtOfVariance.apply(var(x, axis, keepdims, correction, dim=dim, keepdim=keepdim))
 
 
 def _var_ok(shape, axis):
@@ -166,9 +209,31 @@ def _var_ok(shape, axis):
 register(OpInfo("var", var, lambda x, axis, keepdims: np.var(x, axis=axis, keepdims=keepdims,
                                                               ddof=1),
                 _axis_samples(extra=_var_ok)))
+
+
+def _constant_slices(rng, dtype):
+    """Samples whose reduced slices are all, or partly, constant (std 0: its kink)."""
+    yield Sample((np.full((4,), 0.5, dtype),), {"axis": None, "keepdims": False}, name="all")
+    x = rand(rng, (3, 4), dtype)
+    x[1] = 0.75  # exact in binary, so the mean is exact and the variance exactly 0
+    yield Sample((x,), {"axis": 1, "keepdims": False}, name="row 1")
+    yield Sample((x.T.copy(),), {"axis": 0, "keepdims": True}, name="column 1")
+
+
+def _std_subgradient(g, x, axis, keepdims):
+    """(x - mean) / ((n - 1) std) times g, and 0 where std is 0."""
+    axes = normalize_axes("rule", axis, x.ndim)
+    n = _count(x.shape, axes)
+    s = np.std(x, axis=axes, keepdims=True, ddof=1)
+    g = g if keepdims else np.expand_dims(g, axes)
+    scale = np.divide(g, (n - 1) * s, out=np.zeros_like(s * g), where=s > 0)
+    return (scale * (x - x.mean(axis=axes, keepdims=True)),)
+
+
 register(OpInfo("std", std, lambda x, axis, keepdims: np.std(x, axis=axis, keepdims=keepdims,
                                                               ddof=1),
-                _axis_samples(extra=_var_ok)))
+                _axis_samples(extra=_var_ok), kink_samples=_constant_slices,
+                subgradient=_std_subgradient))
 
 
 class LogSumExp(Function):

@@ -4,8 +4,10 @@ Every differentiable (and every public) op registers one record beside its
 definition: how to call it, its numpy reference, sample inputs that cover
 broadcasting, 0-d, size-1 and empty dims, and what it supports. The tests in
 tests/test_ops.py are generated from these records: forward against the
-reference, gradcheck in float64, gradgradcheck where supported, and the C
-backend against the numpy backend. A public op without a record fails a test.
+reference, gradcheck in float64, gradgradcheck, the first derivative under
+create_graph against the plain one, and the C backend against the numpy backend;
+tests/test_ties_and_kinks.py checks the kink samples against their subgradient rule
+(docs/gradients.md). A public op without a record fails a test.
 """
 
 from __future__ import annotations
@@ -46,6 +48,13 @@ class OpInfo:
     eps: float = 1e-6
     #: public names covered by this record besides `name` (methods, aliases)
     aliases: tuple[str, ...] = ()
+    #: samples at ties and kinks (max/min ties, relu at 0, clamp at its bounds ...), where
+    #: finite differences straddle the kink: checked against the reference, and their
+    #: gradient against `subgradient` (and PyTorch) instead of gradcheck
+    kink_samples: Callable[[np.random.Generator, Any], Iterator[Sample]] | None = None
+    #: the documented gradient there (PyTorch's choice), in numpy:
+    #: subgradient(g, *arrays, **kwargs) -> one array per float input
+    subgradient: Callable[..., tuple[np.ndarray, ...]] | None = None
 
 
 REGISTRY: dict[str, OpInfo] = {}
@@ -88,6 +97,13 @@ def distinct(rng: np.random.Generator, shape: tuple[int, ...], dtype: Any) -> np
     n = int(np.prod(shape, dtype=np.int64))
     vals = (rng.permutation(n) * 0.05 - n * 0.025).astype(dtype)
     return vals.reshape(shape)
+
+
+def with_ties(rng: np.random.Generator, shape: tuple[int, ...], dtype: Any,
+              step: float = 0.5) -> np.ndarray:
+    """Values on the grid {-2, -1, 0, 1, 2} * step: zeros and ties are frequent, and every
+    value is exact in float32 (samples at kinks and for comparisons at equality)."""
+    return np.array(rng.integers(-2, 3, shape) * step, dtype=dtype)
 
 
 UNARY_SHAPES: list[tuple[int, ...]] = [(), (1,), (5,), (3, 4), (2, 1, 3), (0, 3)]

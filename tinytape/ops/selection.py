@@ -9,7 +9,8 @@ import numpy as np
 from ..autograd.function import Function
 from ..tensor import Tensor
 from ._util import as_tensor, binary_operands, broadcast_error
-from .registry import BROADCAST_PAIRS, OpInfo, Sample, distinct, rand, register
+from .reduction import sum_to_shape_np
+from .registry import BROADCAST_PAIRS, OpInfo, Sample, distinct, rand, register, with_ties
 
 
 class _Extremum(Function):
@@ -68,8 +69,24 @@ def _pair_samples(rng, dtype):
                      name=f"{sa}{sb}")
 
 
-register(OpInfo("maximum", maximum, np.maximum, _pair_samples))
-register(OpInfo("minimum", minimum, np.minimum, _pair_samples))
+def _tied_pair_samples(rng, dtype):
+    for sa, sb in [((3, 4), (3, 4)), ((3, 4), (4,)), ((2, 1, 3), (4, 1))]:
+        yield Sample((with_ties(rng, sa, dtype), with_ties(rng, sb, dtype)), name=f"{sa}{sb}")
+
+
+def _extremum_subgradient(chosen):
+    """The chosen input gets the gradient; where a == b each gets half (PyTorch's rule)."""
+    def rule(g, a, b):
+        share = np.where(chosen(a, b), 1.0, 0.0) + np.where(a == b, 0.5, 0.0)
+        other = np.where(chosen(b, a), 1.0, 0.0) + np.where(a == b, 0.5, 0.0)
+        return sum_to_shape_np(g * share, a.shape), sum_to_shape_np(g * other, b.shape)
+    return rule
+
+
+register(OpInfo("maximum", maximum, np.maximum, _pair_samples, kink_samples=_tied_pair_samples,
+                subgradient=_extremum_subgradient(np.greater)))
+register(OpInfo("minimum", minimum, np.minimum, _pair_samples, kink_samples=_tied_pair_samples,
+                subgradient=_extremum_subgradient(np.less)))
 
 
 def _mask_array(op: str, cond: Any) -> np.ndarray:
@@ -117,7 +134,7 @@ class MaskedFill(Function):
     @staticmethod
     def forward(ctx, x, mask, value):
         ctx.mask = mask
-        out = x.data.copy()
+        out = np.array(x.data)  # a copy, and an array even when x holds a numpy scalar
         np.copyto(out, x.data.dtype.type(value), where=mask)
         return out
 

@@ -12,7 +12,7 @@ from ..autograd.grad_mode import _mode, is_grad_enabled
 from ..backend.gelu import _C2, _C3  # gelu(x) = x * sigmoid(x (C2 + C3 x^2))
 from ..tensor import Tensor
 from ._util import require_float
-from .registry import OpInfo, Sample, away_from_zero, positive, rand, register
+from .registry import OpInfo, Sample, away_from_zero, positive, rand, register, with_ties
 
 SHAPES = [(), (1,), (5,), (3, 4), (2, 1, 3), (0, 3)]
 
@@ -22,6 +22,14 @@ def _samples(make=rand, **kwargs):
         for shape in SHAPES:
             yield Sample((make(rng, shape, dtype),), dict(kwargs), name=str(shape))
     return samples
+
+
+def _zero_samples(rng, dtype):
+    """Kink samples at 0: ties on a grid, with a 0 in each."""
+    for shape in [(), (5,), (3, 4), (2, 1, 3)]:
+        x = with_ties(rng, shape, dtype)
+        x.flat[0] = 0.0
+        yield Sample((x,), name=str(shape))
 
 
 def _unary(cls: type[Function], op: str, x: Tensor) -> Tensor:
@@ -115,7 +123,8 @@ def abs(x: Tensor) -> Tensor:
     return _unary(Abs, "abs", x)
 
 
-register(OpInfo("abs", abs, np.abs, _samples(away_from_zero), aliases=("__abs__",)))
+register(OpInfo("abs", abs, np.abs, _samples(away_from_zero), aliases=("__abs__",),
+                kink_samples=_zero_samples, subgradient=lambda g, x: (g * np.sign(x),)))
 
 
 class Tanh(Function):
@@ -204,7 +213,8 @@ def relu(x: Tensor) -> Tensor:
     return _unary(Relu, "relu", x)
 
 
-register(OpInfo("relu", relu, lambda x: np.maximum(x, 0), _samples(away_from_zero)))
+register(OpInfo("relu", relu, lambda x: np.maximum(x, 0), _samples(away_from_zero),
+                kink_samples=_zero_samples, subgradient=lambda g, x: (g * (x > 0),)))
 
 class Gelu(Function):
     """GELU through the backend kernel (C, or the numpy reference); saves the input."""
@@ -306,5 +316,25 @@ def _clamp_samples(rng, dtype):
         yield Sample((x,), {"max": 0.5}, name=f"{shape} max")
 
 
+def _clamp_kink_samples(rng, dtype):
+    """Values on the bounds themselves (and min == max)."""
+    for shape in [(5,), (3, 4)]:
+        x = with_ties(rng, shape, dtype, step=0.25)
+        for bounds in [{"min": -0.25, "max": 0.25}, {"min": 0.0}, {"max": 0.0},
+                       {"min": 0.25, "max": 0.25}]:
+            yield Sample((x,), bounds, name=f"{shape} {bounds}")
+
+
+def _clamp_subgradient(g, x, min=None, max=None):
+    """1 inside the closed interval [min, max], bounds included (PyTorch's rule)."""
+    inside = np.ones(x.shape, bool)
+    if min is not None:
+        inside &= x >= min
+    if max is not None:
+        inside &= x <= max
+    return (g * inside,)
+
+
 register(OpInfo("clamp", clamp, lambda x, min=None, max=None: np.clip(x, min, max),
-                _clamp_samples))
+                _clamp_samples, kink_samples=_clamp_kink_samples,
+                subgradient=_clamp_subgradient))
