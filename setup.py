@@ -3,7 +3,9 @@
 Portable by default: no -march flag. SIMD paths are compiled with per-function
 target attributes and chosen at run time. OpenMP is used when the compiler
 accepts it, otherwise the kernels build serial. TINYTAPE_NATIVE=1 adds
--march=native for a local build tuned to this CPU.
+-march=native for a local build tuned to this CPU. TINYTAPE_SANITIZE=1 builds with
+AddressSanitizer and UndefinedBehaviorSanitizer (GCC/clang; for .ci/sanitize.sh: python
+must then run with the ASan runtime preloaded).
 """
 
 import os
@@ -43,6 +45,16 @@ class BuildExt(build_ext):
             cflags, openmp = ["-O3", "-fno-math-errno", "-std=c11"], ["-fopenmp"]
         if os.environ.get("TINYTAPE_NATIVE") == "1" and ctype != "msvc":
             cflags.append("-march=native")
+        sanitize = []
+        if os.environ.get("TINYTAPE_SANITIZE") == "1":
+            if ctype == "msvc":
+                raise RuntimeError("TINYTAPE_SANITIZE=1 needs GCC or clang")
+            # the optimized code that ships, with frame pointers and line numbers for
+            # readable reports; undefined behaviour is fatal, not a warning
+            sanitize = ["-fsanitize=address,undefined", "-fno-sanitize-recover=all",
+                        "-fno-omit-frame-pointer", "-g"]
+            # objects of their own, never reused by (or reusing) a normal build
+            self.build_temp = os.path.join(self.build_temp, "sanitize")
         use_openmp = os.environ.get("TINYTAPE_OPENMP", "1") != "0" and _compiler_accepts(
             self.compiler, openmp
         )
@@ -51,11 +63,12 @@ class BuildExt(build_ext):
         info = "{} {} | {}".format(
             ctype,
             sysconfig.get_config_var("CC") or "",
-            " ".join(cflags + openmp) + ("" if use_openmp else " (no OpenMP: serial)"),
+            " ".join(cflags + sanitize + openmp)
+            + ("" if use_openmp else " (no OpenMP: serial)"),
         )
         for ext in self.extensions:
-            ext.extra_compile_args = cflags + openmp
-            ext.extra_link_args = openmp
+            ext.extra_compile_args = cflags + sanitize + openmp
+            ext.extra_link_args = sanitize + openmp
             ext.define_macros.append(("TT_BUILD_INFO", '"{}"'.format(info.replace('"', "'"))))
         super().build_extensions()
 
