@@ -53,8 +53,6 @@ class BuildExt(build_ext):
             # readable reports; undefined behaviour is fatal, not a warning
             sanitize = ["-fsanitize=address,undefined", "-fno-sanitize-recover=all",
                         "-fno-omit-frame-pointer", "-g"]
-            # objects of their own, never reused by (or reusing) a normal build
-            self.build_temp = os.path.join(self.build_temp, "sanitize")
         use_openmp = os.environ.get("TINYTAPE_OPENMP", "1") != "0" and _compiler_accepts(
             self.compiler, openmp
         )
@@ -66,6 +64,19 @@ class BuildExt(build_ext):
             " ".join(cflags + sanitize + openmp)
             + ("" if use_openmp else " (no OpenMP: serial)"),
         )
+        # A build with other flags (sanitizers, -march=native) must not reuse the objects
+        # or the extension of the previous one: force a full rebuild when they change.
+        stamp = os.path.join(self.build_temp, "tinytape-flags.txt")
+        flags = " ".join(cflags + sanitize + openmp)
+        previous = None
+        if os.path.exists(stamp):
+            with open(stamp) as f:
+                previous = f.read()
+        if previous != flags:
+            self.force = True
+        os.makedirs(self.build_temp, exist_ok=True)
+        with open(stamp, "w") as f:
+            f.write(flags)
         for ext in self.extensions:
             ext.extra_compile_args = cflags + sanitize + openmp
             ext.extra_link_args = sanitize + openmp
