@@ -4,9 +4,9 @@ safetensors file, written atomically (see tinytape.serialization).
 Arrays go into the tensor section ("model/<name>", "optim/<param index>/<buffer>"); the
 rest (step counts, hyperparameters, schedule, generator states, anything in `extra`) is
 JSON in the metadata under "tinytape". A SHA-256 digest of the tensors and that JSON is
-stored beside them ("sha256"), so a flipped bit anywhere in the data is detected: loading
-never executes code, and a truncated, corrupted or tampered file raises CheckpointError
-before anything is restored. Floats survive the JSON round trip exactly, so a resumed run
+stored beside them ("sha256"), so a flipped bit anywhere in the data is detected (an
+accident, not an attack: a forger can recompute it). Loading never executes code, and a
+truncated or corrupted file raises CheckpointError before anything is restored. Floats survive the JSON round trip exactly, so a resumed run
 continues bit for bit.
 """
 
