@@ -433,6 +433,13 @@ def main(argv: list[str] | None = None) -> int:
                             f"{args.seed} --only {i}",
                             flush=True,
                         )
+                done = i + 1
+                if args.only is None and done % 20_000 == 0 and done < args.calls:
+                    print(
+                        f"fuzz: {done} calls, {mismatches} mismatches, "
+                        f"{time.perf_counter() - t0:.0f} s",
+                        flush=True,
+                    )
     finally:
         _state._C.set_simd_level(saved[0])
         tinytape.set_num_threads(saved[1])

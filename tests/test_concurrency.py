@@ -118,7 +118,7 @@ def test_parallel_calls_bit_equal_to_serial(threads2):
 def test_kernels_release_the_gil():
     """While one thread is inside a long GEMM, another thread keeps running Python: the
     longest pause between its steps is far shorter than the GEMM."""
-    a = np.random.default_rng(1).standard_normal((1100, 1100))
+    a = np.random.default_rng(1).standard_normal((1500, 1500))
     saved = tinytape.get_num_threads()
     tinytape.set_num_threads(1)
     try:
