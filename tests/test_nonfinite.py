@@ -172,8 +172,16 @@ def _ce_make(rng, dtype):
     return dict(x=x, t=t)
 
 
-def _ce_rows(d, rows):
-    return {k: (v[rows] if k == "x" or k == "t" else v) for k, v in d.items()}
+def _ce_neg_inf_make(rng, dtype):
+    """Only -inf, never at a target: a finite loss that the -inf logits do not change."""
+    rows, cols = 9, 40
+    x = rng.standard_normal((rows, cols)).astype(dtype)
+    t = rng.integers(0, cols, rows)
+    x[rng.random((rows, cols)) < 0.2] = -np.inf
+    x[np.arange(rows), t] = rng.standard_normal(rows)
+    t[3] = IGNORE
+    x[3] = np.nan  # and an ignored row of NaN
+    return dict(x=x, t=t)
 
 
 def _ce_run(d):
@@ -190,12 +198,6 @@ def _ce_torch(d):
     dx = x.grad.numpy().copy()
     dx[d["t"] == IGNORE] = 0  # the documented exception: an ignored row's gradient is 0
     return {"loss": loss.detach().numpy(), "dx": dx}
-
-
-def _ce_per_row_make(rng, dtype):
-    """One counted row per call: the mean over one row is that row's loss, so a NaN in one
-    row does not hide what the others give."""
-    return _ce_make(rng, dtype)
 
 
 def _ln_make(rng, dtype):
@@ -349,6 +351,7 @@ CASES = [
     Case("log_softmax", _rows_make(), _softmax_run(True), _softmax_torch(True)),
     Case("log_softmax_long", _rows_make(5, 300), _softmax_run(True), _softmax_torch(True)),
     Case("cross_entropy", _ce_make, _ce_run, _ce_torch),
+    Case("cross_entropy_neg_inf", _ce_neg_inf_make, _ce_run, _ce_torch),
     Case("layer_norm", _ln_make, _ln_run, _ln_torch),
     Case("gelu", _gelu_make, _gelu_run, _gelu_torch),
     Case("attention", _attention_make(False), _attention_run, _attention_torch),
