@@ -6,8 +6,8 @@ rest (step counts, hyperparameters, schedule, generator states, anything in `ext
 JSON in the metadata under "tinytape". A SHA-256 digest of the tensors and that JSON is
 stored beside them ("sha256"), so a flipped bit anywhere in the data is detected (an
 accident, not an attack: a forger can recompute it). Loading never executes code, and a
-truncated or corrupted file raises CheckpointError before anything is restored. Floats survive the JSON round trip exactly, so a resumed run
-continues bit for bit.
+truncated or corrupted file raises CheckpointError before anything is restored. Floats
+survive the JSON round trip exactly, so a resumed run continues bit for bit.
 """
 
 from __future__ import annotations
