@@ -3,7 +3,9 @@
 Portable by default: no -march flag. SIMD paths are compiled with per-function
 target attributes and chosen at run time. OpenMP is used when the compiler
 accepts it, otherwise the kernels build serial. TINYTAPE_NATIVE=1 adds
--march=native for a local build tuned to this CPU.
+-march=native for a local build tuned to this CPU. TINYTAPE_SANITIZE=1 builds with
+AddressSanitizer and UndefinedBehaviorSanitizer (GCC/clang; for .ci/sanitize.sh: python
+must then run with the ASan runtime preloaded).
 """
 
 import os
@@ -43,6 +45,14 @@ class BuildExt(build_ext):
             cflags, openmp = ["-O3", "-fno-math-errno", "-std=c11"], ["-fopenmp"]
         if os.environ.get("TINYTAPE_NATIVE") == "1" and ctype != "msvc":
             cflags.append("-march=native")
+        sanitize = []
+        if os.environ.get("TINYTAPE_SANITIZE") == "1":
+            if ctype == "msvc":
+                raise RuntimeError("TINYTAPE_SANITIZE=1 needs GCC or clang")
+            # the optimized code that ships, with frame pointers and line numbers for
+            # readable reports; undefined behaviour is fatal, not a warning
+            sanitize = ["-fsanitize=address,undefined", "-fno-sanitize-recover=all",
+                        "-fno-omit-frame-pointer", "-g"]
         use_openmp = os.environ.get("TINYTAPE_OPENMP", "1") != "0" and _compiler_accepts(
             self.compiler, openmp
         )
@@ -51,11 +61,25 @@ class BuildExt(build_ext):
         info = "{} {} | {}".format(
             ctype,
             sysconfig.get_config_var("CC") or "",
-            " ".join(cflags + openmp) + ("" if use_openmp else " (no OpenMP: serial)"),
+            " ".join(cflags + sanitize + openmp)
+            + ("" if use_openmp else " (no OpenMP: serial)"),
         )
+        # A build with other flags (sanitizers, -march=native) must not reuse the objects
+        # or the extension of the previous one: force a full rebuild when they change.
+        stamp = os.path.join(self.build_temp, "tinytape-flags.txt")
+        flags = " ".join(cflags + sanitize + openmp)
+        previous = None
+        if os.path.exists(stamp):
+            with open(stamp) as f:
+                previous = f.read()
+        if previous != flags:
+            self.force = True
+        os.makedirs(self.build_temp, exist_ok=True)
+        with open(stamp, "w") as f:
+            f.write(flags)
         for ext in self.extensions:
-            ext.extra_compile_args = cflags + openmp
-            ext.extra_link_args = openmp
+            ext.extra_compile_args = cflags + sanitize + openmp
+            ext.extra_link_args = sanitize + openmp
             ext.define_macros.append(("TT_BUILD_INFO", '"{}"'.format(info.replace('"', "'"))))
         super().build_extensions()
 

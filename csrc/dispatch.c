@@ -8,12 +8,26 @@
 #define TT_BUILD_INFO "unknown"
 #endif
 
+/* The settings below are read by every kernel call and may be changed by another
+ * Python thread at any time (the bindings release the GIL): each is one int read
+ * and written atomically (relaxed: no other memory hangs on it). A call reads the
+ * thread count once and the SIMD path once per kernel, so a change made during a
+ * call takes effect from the next one. */
+#if defined(__GNUC__) || defined(__clang__)
+#define TT_LOAD(v) __atomic_load_n(&(v), __ATOMIC_RELAXED)
+#define TT_STORE(v, x) __atomic_store_n(&(v), (x), __ATOMIC_RELAXED)
+#else
+#define TT_LOAD(v) (v)
+#define TT_STORE(v, x) ((v) = (x))
+#endif
+
 static int detected_level = -1;
 static int active_level = -1;
 static int num_threads = 0; /* 0: not set yet, use OpenMP's default */
 
 int tt_simd_detected(void) {
-    if (detected_level < 0) {
+    int detected = TT_LOAD(detected_level);
+    if (detected < 0) {
         int level = TT_SIMD_GENERIC;
 #if TT_X86_SIMD
         __builtin_cpu_init();
@@ -23,13 +37,15 @@ int tt_simd_detected(void) {
             __builtin_cpu_supports("avx512bw"))
             level = TT_SIMD_AVX512;
 #endif
-        detected_level = level;
+        TT_STORE(detected_level, level);
+        detected = level;
     }
-    return detected_level;
+    return detected;
 }
 
 int tt_simd_level(void) {
-    if (active_level < 0) {
+    int active = TT_LOAD(active_level);
+    if (active < 0) {
         int level = tt_simd_detected();
         const char *env = getenv("TINYTAPE_SIMD");
         if (env != NULL) {
@@ -38,16 +54,18 @@ int tt_simd_level(void) {
             else if (strcmp(env, "avx2") == 0) want = TT_SIMD_AVX2;
             if (want < level) level = want;
         }
-        active_level = level;
+        TT_STORE(active_level, level);
+        active = level;
     }
-    return active_level;
+    return active;
 }
 
 int tt_set_simd_level(int level) {
     int best = tt_simd_detected();
     if (level < TT_SIMD_GENERIC) level = TT_SIMD_GENERIC;
-    active_level = level > best ? best : level;
-    return active_level;
+    level = level > best ? best : level;
+    TT_STORE(active_level, level);
+    return level;
 }
 
 const char *tt_simd_name(int level) {
@@ -66,12 +84,24 @@ int tt_have_openmp(void) {
 #endif
 }
 
-void tt_set_num_threads(int n) { num_threads = n < 1 ? 1 : n; }
+void tt_set_num_threads(int n) { TT_STORE(num_threads, n < 1 ? 1 : n); }
 
 int tt_get_num_threads(void) {
 #ifdef _OPENMP
-    if (num_threads == 0) num_threads = omp_get_max_threads();
-    return num_threads;
+    int n = TT_LOAD(num_threads);
+    if (n == 0) { /* first use: OpenMP's default; a concurrent set_num_threads wins */
+        int unset = 0;
+        n = omp_get_max_threads();
+#if defined(__GNUC__) || defined(__clang__)
+        if (!__atomic_compare_exchange_n(&num_threads, &unset, n, 0, __ATOMIC_RELAXED,
+                                         __ATOMIC_RELAXED))
+            n = unset;
+#else
+        (void)unset;
+        num_threads = n;
+#endif
+    }
+    return n;
 #else
     return 1;
 #endif

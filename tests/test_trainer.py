@@ -10,7 +10,9 @@ import pytest
 
 import tinytape as tt
 from tinytape import nn
+from tinytape.checkpoint import load_checkpoint
 from tinytape.optim import SGD, Adam, StepLR
+from tinytape.serialization import CheckpointError
 from tinytape.train import BatchIterator, MetricsLogger, Progress, Trainer, read_metrics
 from tinytape.train.trainer import progress_mode
 
@@ -216,6 +218,50 @@ def test_without_resume_a_run_starts_over(tmp_path):
     assert again.resumed_from == 0 and again.step == 8
     with pytest.raises(FileNotFoundError):
         _run(tmp_path, 8, resume=tmp_path / "missing.safetensors")
+
+
+def _flip_bit(path, offset):
+    data = bytearray(path.read_bytes())
+    data[offset] ^= 0x10
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("offset", [-1, -37, -200])  # bytes into the tensors, from the end
+def test_a_corrupted_latest_checkpoint_falls_back_to_the_previous_one(tmp_path, offset):
+    full, _, full_tr, _ = _run(tmp_path, 20, ckpt_name="full.safetensors")
+    _run(tmp_path, 20, until=9)  # checkpoints at steps 4, 8 and 9: latest 9, previous 8
+    latest, previous = tmp_path / "ck.safetensors", tmp_path / "ck.prev.safetensors"
+    assert previous.exists()
+    _flip_bit(latest, offset)
+    with pytest.raises(CheckpointError, match="corrupted: the data does not match the checksum"):
+        load_checkpoint(latest)
+    with pytest.warns(RuntimeWarning, match=r"the latest checkpoint .*ck\.safetensors is "
+                      r"unreadable \(.*corrupted.*\); resumed from the previous one, "
+                      r".*ck\.prev\.safetensors, at step 8"):
+        model, _, trainer, result = _run(tmp_path, 20, resume=True, init_seed=5)
+    assert result.resumed_from == 8 and result.step == 20
+    for (name, a), b in zip(full.state_dict().items(), model.state_dict().values()):
+        np.testing.assert_array_equal(a, b, err_msg=name)
+    assert trainer.rng.bit_generator.state == full_tr.rng.bit_generator.state
+
+
+def test_a_missing_latest_checkpoint_falls_back_to_the_previous_one(tmp_path):
+    """A kill between the rename of the latest checkpoint to .prev and the new write."""
+    full, _, _, _ = _run(tmp_path, 12, ckpt_name="full.safetensors")
+    _run(tmp_path, 12, until=9)
+    (tmp_path / "ck.safetensors").unlink()
+    with pytest.warns(RuntimeWarning, match="is missing; resumed from the previous one"):
+        model, _, _, result = _run(tmp_path, 12, resume=True, init_seed=5)
+    assert result.resumed_from == 8 and result.step == 12
+    for (name, a), b in zip(full.state_dict().items(), model.state_dict().values()):
+        np.testing.assert_array_equal(a, b, err_msg=name)
+
+
+def test_a_corrupted_checkpoint_without_a_previous_one_is_an_error(tmp_path):
+    _run(tmp_path, 12, until=3)  # one checkpoint only
+    _flip_bit(tmp_path / "ck.safetensors", -5)
+    with pytest.raises(CheckpointError, match="corrupted"):
+        _run(tmp_path, 12, resume=True)
 
 
 # ---------------------------------------------------------------- progress

@@ -3,13 +3,16 @@ safetensors file, written atomically (see tinytape.serialization).
 
 Arrays go into the tensor section ("model/<name>", "optim/<param index>/<buffer>"); the
 rest (step counts, hyperparameters, schedule, generator states, anything in `extra`) is
-JSON in the metadata under "tinytape". Loading never executes code, and a truncated or
-tampered file raises CheckpointError. Floats survive the JSON round trip exactly, so
-a resumed run continues bit for bit.
+JSON in the metadata under "tinytape". A SHA-256 digest of the tensors and that JSON is
+stored beside them ("sha256"), so a flipped bit anywhere in the data is detected (an
+accident, not an attack: a forger can recompute it). Loading never executes code, and a
+truncated or corrupted file raises CheckpointError before anything is restored. Floats
+survive the JSON round trip exactly, so a resumed run continues bit for bit.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Mapping
@@ -53,7 +56,21 @@ def save_checkpoint(path: str | os.PathLike, model: Any = None, optimizer: Any =
         text = json.dumps(meta)
     except TypeError as e:
         raise TypeError(f"save_checkpoint: state that is not JSON-serializable: {e}") from None
-    save_file(tensors, path, {"format": FORMAT, "version": VERSION, "tinytape": text})
+    save_file(tensors, path, {"format": FORMAT, "version": VERSION, "tinytape": text,
+                              "sha256": _digest(tensors, text)})
+
+
+def _digest(tensors: Mapping[str, np.ndarray], text: str) -> str:
+    """SHA-256 of the tensors (name, dtype, shape and little-endian bytes, by name) and the
+    metadata JSON."""
+    h = hashlib.sha256()
+    for name in sorted(tensors):
+        arr = np.asarray(tensors[name])
+        le = arr.astype(arr.dtype.newbyteorder("<"), copy=False)
+        h.update(f"{name}|{le.dtype.str}|{arr.shape}|".encode())
+        h.update(np.ascontiguousarray(le).tobytes())
+    h.update(text.encode())
+    return h.hexdigest()
 
 
 def load_checkpoint(path: str | os.PathLike, model: Any = None, optimizer: Any = None,
@@ -64,6 +81,10 @@ def load_checkpoint(path: str | os.PathLike, model: Any = None, optimizer: Any =
     if metadata.get("format") != FORMAT:
         raise CheckpointError(f"{os.fspath(path)}: not a tinytape checkpoint "
                               f"(format {metadata.get('format')!r})")
+    stored = metadata.get("sha256")  # files written before the digest have none
+    if stored is not None and stored != _digest(tensors, metadata.get("tinytape", "")):
+        raise CheckpointError(f"{os.fspath(path)}: corrupted: the data does not match the "
+                              "checksum stored with it")
     try:
         meta = json.loads(metadata["tinytape"])
     except (KeyError, json.JSONDecodeError) as e:

@@ -45,10 +45,13 @@ def attention_reference(qkv: np.ndarray, n_heads: int, causal: bool = False,
         return np.zeros((b, t, width // 3), qkv.dtype), np.zeros((b, n_heads, t, t), qkv.dtype)
     q, k, v = heads(qkv, n_heads)
     scores = (q @ np.swapaxes(k, -1, -2)) * qkv.dtype.type(_scale(qkv, n_heads))
+    later = np.triu(np.ones((t, t), bool), 1)
     if causal:
-        scores = np.where(np.triu(np.ones((t, t), bool), 1), -np.inf, scores)
+        scores = np.where(later, -np.inf, scores)
     e = np.exp(scores - scores.max(axis=-1, keepdims=True))
     weights = e / e.sum(axis=-1, keepdims=True)
+    if causal:  # exactly 0, also in a row made NaN by a non-finite score (docs/numerics.md)
+        weights[..., later] = 0
     out = (weights if keep is None else weights * keep) @ v
     return out.transpose(0, 2, 1, 3).reshape(b, t, width // 3), weights
 
@@ -56,7 +59,6 @@ def attention_reference(qkv: np.ndarray, n_heads: int, causal: bool = False,
 def attention_backward_reference(qkv: np.ndarray, n_heads: int, keep: np.ndarray | None,
                                  weights: np.ndarray, grad_out: np.ndarray,
                                  causal: bool = False) -> np.ndarray:
-    del causal  # the saved weights are 0 on the masked keys, so their gradient is too
     q, k, v = heads(qkv, n_heads)
     g_out = concat_heads(grad_out, n_heads)
     used = weights if keep is None else weights * keep
@@ -66,7 +68,12 @@ def attention_backward_reference(qkv: np.ndarray, n_heads: int, keep: np.ndarray
     g_used = g_out @ np.swapaxes(v, -1, -2)
     if keep is not None:
         g_used = g_used * keep
+    later = np.triu(np.ones((qkv.shape[1],) * 2, bool), 1)
+    if causal:  # masked weights are constants: no gradient reaches or leaves them, NaN or not
+        g_used = np.where(later, 0, g_used)
     g_scores = weights * (g_used - (g_used * weights).sum(axis=-1, keepdims=True))
+    if causal:
+        g_scores[..., later] = 0
     scale = qkv.dtype.type(_scale(qkv, n_heads))
     g_q[...] = (g_scores @ k) * scale
     g_k[...] = (np.swapaxes(g_scores, -1, -2) @ q) * scale

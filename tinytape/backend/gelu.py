@@ -37,7 +37,9 @@ def gelu_backward_reference(x: np.ndarray, dy: np.ndarray) -> np.ndarray:
     r = 1 / (1 + t)
     s = np.where(z >= 0, 1, t) * r
     dz = x.dtype.type(3 * _C3) * x2 + x.dtype.type(_C2)
-    return dy * (s + xc * dz * (t * r * r))
+    dx = dy * (s + xc * dz * (t * r * r))
+    # the slope at +-inf is a limit, not a value: NaN, as in PyTorch (docs/numerics.md)
+    return np.where(np.isinf(x), x.dtype.type(np.nan), dx)
 
 
 def gelu(x: np.ndarray) -> np.ndarray:

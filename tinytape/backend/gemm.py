@@ -81,11 +81,17 @@ def _check(a, b, c, trans_a: bool, trans_b: bool, batched: bool):
 
 
 def reference(a, b, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, c=None) -> np.ndarray:
-    """numpy reference: alpha * op(a) @ op(b) + beta * c (c ignored when beta == 0)."""
+    """numpy reference: alpha * op(a) @ op(b) + beta * c. As in BLAS and PyTorch's addmm,
+    c is not read when beta == 0, nor a and b when alpha == 0 (their NaNs do not spread)."""
     op_a = np.swapaxes(a, -1, -2) if trans_a else a
     op_b = np.swapaxes(b, -1, -2) if trans_b else b
-    out = np.matmul(op_a, op_b)
-    if alpha != 1.0:
+    if alpha == 0.0:
+        shape = np.broadcast_shapes(op_a.shape[:-2], op_b.shape[:-2]) + \
+            (op_a.shape[-2], op_b.shape[-1])
+        out = np.zeros(shape, np.result_type(a, b))
+    else:
+        out = np.matmul(op_a, op_b)
+    if alpha not in (0.0, 1.0):
         out *= out.dtype.type(alpha)
     if c is not None and beta != 0.0:
         out += out.dtype.type(beta) * c

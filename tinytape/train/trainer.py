@@ -23,8 +23,10 @@ pretraining, RLHF) need not:
 - validation: `eval_fn() -> {name: value}` every `eval_every` steps and at the end, in eval
   mode without recording a tape;
 - checkpoints: model, optimizer, scheduler, both generators and the position in the epoch,
-  every `checkpoint_every` steps and at the end, via tinytape.checkpoint (atomic writes);
-  `fit(resume=True)` continues from one exactly as if never interrupted.
+  every `checkpoint_every` steps and at the end, via tinytape.checkpoint (atomic writes,
+  checksummed); the one before the latest is kept as `<name>.prev<ext>`, and
+  `fit(resume=True)` continues from the latest exactly as if never interrupted, or, when
+  the latest is missing or corrupted, from the previous one with a warning that says so.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ import math
 import os
 import sys
 import time
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any, Union
@@ -43,12 +46,19 @@ import numpy as np
 from ..autograd.grad_mode import no_grad
 from ..checkpoint import load_checkpoint, save_checkpoint
 from ..optim.clip import clip_grad_norm_
+from ..serialization import CheckpointError
 
 LossFn = Callable[[Any, np.random.Generator], Any]
 StepFn = Callable[[Any, np.random.Generator], Mapping[str, float]]
 EvalFn = Callable[[], Mapping[str, float]]
 SampleFn = Callable[[np.random.Generator, int], Any]
 Data = Union[Sequence[np.ndarray], SampleFn]
+
+
+def previous_checkpoint(path: str | os.PathLike) -> str:
+    """Where the checkpoint before the latest one at `path` is kept: ckpt.prev.safetensors."""
+    root, ext = os.path.splitext(os.fspath(path))
+    return f"{root}.prev{ext}"
 
 
 # ---------------------------------------------------------------------------- progress
@@ -397,6 +407,8 @@ class Trainer:
         state = {"name": self.name, "step": self.step, "steps": self.steps,
                  "seed": self.seed, "evals": self.evals,
                  "batches": self.batches.state_dict() if self.batches is not None else None}
+        if os.path.exists(path):  # keep the latest as the previous one (a rename: atomic)
+            os.replace(path, previous_checkpoint(path))
         save_checkpoint(path, self.model, self.optimizer, self.scheduler,
                         generators={"data": self.data_rng, "noise": self.rng},
                         extra={"trainer": state})
@@ -416,6 +428,24 @@ class Trainer:
         self.evals = list(state.get("evals", []))
         return self.step
 
+    def _resume(self, path: str) -> int:
+        """Load the latest checkpoint at `path`; when it is missing (a kill between the
+        rename and the write) or unreadable, the previous one, saying so."""
+        prev = previous_checkpoint(path)
+        if os.path.exists(path):
+            try:
+                return self.load_checkpoint(path)
+            except CheckpointError as e:
+                if not os.path.exists(prev):
+                    raise
+                problem = f"is unreadable ({e})"
+        else:
+            problem = "is missing"
+        step = self.load_checkpoint(prev)  # restores everything again, over any partial load
+        warnings.warn(f"{self.name}: the latest checkpoint {path} {problem}; resumed from the "
+                      f"previous one, {prev}, at step {step}", RuntimeWarning, stacklevel=3)
+        return step
+
     # ------------------------------------------------------------ the loop
     def _make_progress(self) -> Progress:
         arg = self._progress_arg
@@ -432,8 +462,8 @@ class Trainer:
         resumed_from = 0
         if resume:
             path = self.checkpoint_path if resume is True else os.fspath(resume)
-            if path and os.path.exists(path):
-                resumed_from = self.load_checkpoint(path)
+            if path and (os.path.exists(path) or os.path.exists(previous_checkpoint(path))):
+                resumed_from = self._resume(path)
             elif resume is not True:
                 raise FileNotFoundError(f"no checkpoint at {path}")
         stop = self.steps if until is None else min(int(until), self.steps)
