@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .grad_mode import set_grad_enabled
-from .hooks import hooked_leaf_uses, post_accumulate_grad_hooks, run_post_accumulate_grad_hooks
+from .hooks import leaf_uses, post_accumulate_grad_hooks, run_post_accumulate_grad_hooks
 
 if TYPE_CHECKING:
     from .function import Function
@@ -109,7 +109,11 @@ def run_backward(
             )
         _send(t, _root_grad(op, t, g), pending, heap, leaves)
     # id(hooked leaf) -> gradients still to come; empty (no cost) when no hook is set
-    uses = hooked_leaf_uses(roots) if inputs is None and post_accumulate_grad_hooks else {}
+    uses = {}
+    if inputs is None and post_accumulate_grad_hooks:
+        uses = leaf_uses(roots, only=post_accumulate_grad_hooks)
+        for t in roots:  # a root that is a leaf is delivered at the end, with the others
+            uses.pop(id(t), None)
 
     # Without create_graph the backward formulas (Tensor ops) run under no_grad, where
     # elementwise arithmetic takes its unrecorded fast path.

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import itertools
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Container, Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -80,13 +80,18 @@ def _forget(leaf_id: int, ref: weakref.ref) -> None:
         del post_accumulate_grad_hooks[leaf_id]
 
 
-def hooked_leaf_uses(roots: list[Tensor]) -> dict[int, int]:
-    """For every hooked leaf reachable from roots: how many gradients the backward pass will
-    send it (one per recorded use that needs its gradient). When that many have arrived, the
-    leaf's gradient is complete."""
+def leaf_uses(roots: Sequence[Tensor], only: Container[int] | None = None) -> dict[int, int]:
+    """id(leaf) -> how many gradients a backward pass from roots will send that leaf (one per
+    recorded use that needs its gradient), for the leaves reachable from roots (only those
+    whose id is in `only`, if given). When that many have arrived, the gradient is complete.
+    A root that is itself a leaf counts once."""
     uses: dict[int, int] = {}
-    hooks = post_accumulate_grad_hooks
-    stack = [t._node for t in roots if t._node is not None]
+    stack = []
+    for t in roots:
+        if t._node is not None:
+            stack.append(t._node)
+        elif only is None or id(t) in only:
+            uses[id(t)] = uses.get(id(t), 0) + 1
     seen = {id(n) for n in stack}
     while stack:
         node = stack.pop()
@@ -95,7 +100,7 @@ def hooked_leaf_uses(roots: list[Tensor]) -> dict[int, int]:
                 continue
             parent = inp._node
             if parent is None:
-                if id(inp) in hooks:
+                if only is None or id(inp) in only:
                     uses[id(inp)] = uses.get(id(inp), 0) + 1
             elif id(parent) not in seen:
                 seen.add(id(parent))

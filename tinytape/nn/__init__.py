@@ -1,6 +1,6 @@
 """tinytape.nn: modules, layers, attention, positional encodings, Transformer blocks, losses."""
 
-from . import functional, init
+from . import functional, init, parallel
 from .attention import MultiHeadAttention
 from .layers import (
                      GELU,
