@@ -20,18 +20,19 @@ def test_hook_sees_the_complete_gradient_before_earlier_leaves_are_done():
     calls = []
 
     def record(name):
-        return lambda t: calls.append((name, t.grad.numpy().copy(),
-                                       [w1.grad is None, w2.grad is None]))
+        return lambda t: calls.append(
+            (name, t.grad.numpy().copy(), [w1.grad is None, w2.grad is None])
+        )
 
     for name, t in (("a", a), ("w1", w1), ("w2", w2)):
         t.register_post_accumulate_grad_hook(record(name))
-    h = (w1 * a).tanh()              # early op: w1 and a's first use
+    h = (w1 * a).tanh()  # early op: w1 and a's first use
     loss = ((h * w2) + a * a).sum()  # late op: w2 and a's second use
     loss.backward()
     got = {name: (g, none) for name, g, none in calls}
     assert [c[0] for c in calls].count("a") == 1 and len(calls) == 3
     th = np.tanh(w1.numpy() * a.numpy())
-    dh = w2.numpy() * (1 - th ** 2)
+    dh = w2.numpy() * (1 - th**2)
     np.testing.assert_allclose(got["a"][0], dh * w1.numpy() + 2 * a.numpy(), rtol=1e-12)
     np.testing.assert_allclose(got["w1"][0], dh * a.numpy(), rtol=1e-12)
     np.testing.assert_allclose(got["w2"][0], th, rtol=1e-12)
@@ -65,7 +66,7 @@ class _NoGradForSecond(tt.Function):
 
     @staticmethod
     def backward(ctx, grad):
-        b, = ctx.saved_tensors
+        (b,) = ctx.saved_tensors
         return grad * b, None
 
 
@@ -77,7 +78,7 @@ def test_hook_counts_a_use_whose_gradient_is_none_and_skips_grad_with_inputs():
     (_NoGradForSecond.apply(x, w) + w * x).sum().backward()
     assert len(seen) == 1
     np.testing.assert_allclose(seen[0], x.numpy())
-    g, = tt.grad((w * x).sum(), [w])
+    (g,) = tt.grad((w * x).sum(), [w])
     assert len(seen) == 1  # grad(..., inputs) touches no .grad: no hook
     np.testing.assert_allclose(g.numpy(), x.numpy())
 
@@ -105,10 +106,14 @@ def test_gradients_with_hooks_equal_those_without():
     x = rng.standard_normal((5, 4))
     grads = []
     for with_hooks in (False, True):
-        model = tt.nn.Sequential(tt.nn.Linear(4, 6, generator=0), tt.nn.GELU(),
-                                 tt.nn.Linear(6, 3, generator=1)).double()
-        handles = [p.register_post_accumulate_grad_hook(lambda t: None)
-                   for p in model.parameters()] if with_hooks else []
+        model = tt.nn.Sequential(
+            tt.nn.Linear(4, 6, generator=0), tt.nn.GELU(), tt.nn.Linear(6, 3, generator=1)
+        ).double()
+        handles = (
+            [p.register_post_accumulate_grad_hook(lambda t: None) for p in model.parameters()]
+            if with_hooks
+            else []
+        )
         out = model(tt.tensor(x))
         (out * out).sum().backward()
         grads.append([p.grad.numpy().copy() for p in model.parameters()])

@@ -50,20 +50,22 @@ class HookHandle:
         self.remove()
 
 
-def register_post_accumulate_grad_hook(leaf: Tensor, hook: PostAccumulateGradHook
-                                       ) -> HookHandle:
+def register_post_accumulate_grad_hook(leaf: Tensor, hook: PostAccumulateGradHook) -> HookHandle:
     """Call hook(leaf) after each backward pass has accumulated leaf's gradient into
     leaf.grad (not for torch.autograd.grad-style calls with `inputs`, which touch no .grad)."""
     if leaf._node is not None:
-        raise RuntimeError("register_post_accumulate_grad_hook: only leaf tensors accumulate "
-                           f"gradients; this tensor of shape {leaf.shape} was computed by "
-                           f"{leaf._node.name}")
+        raise RuntimeError(
+            "register_post_accumulate_grad_hook: only leaf tensors accumulate "
+            f"gradients; this tensor of shape {leaf.shape} was computed by "
+            f"{leaf._node.name}"
+        )
     if not leaf.requires_grad:
-        raise RuntimeError("register_post_accumulate_grad_hook: the tensor of shape "
-                           f"{leaf.shape} does not require grad")
+        raise RuntimeError(
+            "register_post_accumulate_grad_hook: the tensor of shape "
+            f"{leaf.shape} does not require grad"
+        )
     if not callable(hook):
-        raise TypeError(f"register_post_accumulate_grad_hook: hook must be callable, "
-                        f"got {hook!r}")
+        raise TypeError(f"register_post_accumulate_grad_hook: hook must be callable, got {hook!r}")
     leaf_id = id(leaf)
     entry = post_accumulate_grad_hooks.get(leaf_id)
     if entry is None or entry[0]() is not leaf:  # none yet, or left by a dead tensor

@@ -6,17 +6,24 @@ so the same script runs alone or data-parallel. The names and semantics are PyTo
 (torch.distributed), so code ports over: collectives work in place on a Tensor's data or on
 a numpy array, and async_op=True returns a Work to wait() on.
 
-An uncaught exception in one process would leave the others waiting forever in their next
-collective; init_process_group() therefore installs an exception hook that prints which
-rank failed and aborts the whole job (MPI_Abort), so every process stops within seconds.
+A process that stops early must not leave the others waiting forever in a collective:
+- an uncaught exception: init_process_group() installs an exception hook that prints which
+  rank failed and aborts the whole job (MPI_Abort);
+- killed by a signal: the launcher (mpiexec) sees it and ends the others;
+- any other exit (sys.exit, the end of the script on one rank only): at exit, the process
+  sends an exit notice to every other rank, which every wait of a collective here looks
+  for; a rank that finds one while waiting raises, and so aborts the job. At a normal end,
+  all ranks exit together (a barrier) and the notices are simply collected.
 """
 
 from __future__ import annotations
 
+import atexit
 import os
+import pickle
 import sys
+import time
 import traceback
-from collections.abc import Sequence
 from typing import Any, Union
 
 import numpy as np
@@ -26,9 +33,15 @@ from ..tensor import Tensor
 Buffer = Union[Tensor, np.ndarray]
 
 #: environment variables by which MPI launchers announce the number of processes
-LAUNCHER_SIZE_VARIABLES = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "PMIX_SIZE",
-                           "MV2_COMM_WORLD_SIZE", "MPI_LOCALNRANKS")
+LAUNCHER_SIZE_VARIABLES = (
+    "PMI_SIZE",
+    "OMPI_COMM_WORLD_SIZE",
+    "PMIX_SIZE",
+    "MV2_COMM_WORLD_SIZE",
+    "MPI_LOCALNRANKS",
+)
 INSTALL_HINT = 'pip install "tinytape[mpi]" (mpi4py and an MPI with its mpiexec)'
+EXIT_TAG = 0x7E  # the message tag of exit notices
 
 
 class ReduceOp:
@@ -48,8 +61,9 @@ class Work:
     """A collective in flight (async_op=True): wait() blocks until it is done and the result
     is in place; is_completed() tests without blocking."""
 
-    def __init__(self, request: Any = None, finish: Any = None) -> None:
+    def __init__(self, request: Any = None, finish: Any = None, what: str = "") -> None:
         self._request, self._finish, self._done = request, finish, request is None
+        self._what = what
 
     def is_completed(self) -> bool:
         if not self._done and self._request.Test():
@@ -58,7 +72,7 @@ class Work:
 
     def wait(self) -> bool:
         if not self._done:
-            self._request.Wait()
+            _wait(self._request, self._what)
             self._complete()
         return True
 
@@ -119,12 +133,15 @@ def init_process_group(backend: str = "mpi") -> ProcessGroup:
     try:
         from mpi4py import MPI
     except ImportError:
-        raise RuntimeError(f"this process was started by an MPI launcher with {size} "
-                           f"processes, but mpi4py is not installed: {INSTALL_HINT}") from None
+        raise RuntimeError(
+            f"this process was started by an MPI launcher with {size} "
+            f"processes, but mpi4py is not installed: {INSTALL_HINT}"
+        ) from None
     comm = MPI.COMM_WORLD
     _group = ProcessGroup(comm)
     if _group.size > 1:
         _install_abort_on_exception(comm)
+        atexit.register(_exit_together, comm)
     return _group
 
 
@@ -140,8 +157,10 @@ def is_initialized() -> bool:
 
 def _default_group() -> ProcessGroup:
     if _group is None:
-        raise RuntimeError("tinytape.distributed: call init_process_group() first (it joins "
-                           "the processes of mpiexec, or makes a group of one without it)")
+        raise RuntimeError(
+            "tinytape.distributed: call init_process_group() first (it joins "
+            "the processes of mpiexec, or makes a group of one without it)"
+        )
     return _group
 
 
@@ -162,10 +181,13 @@ def _install_abort_on_exception(comm: Any) -> None:
     def abort(exc_type: type, exc: BaseException, tb: Any) -> None:
         try:
             traceback.print_exception(exc_type, exc, tb)
-            sys.stderr.write(f"tinytape.distributed: rank {comm.Get_rank()} of "
-                             f"{comm.Get_size()} stopped with {exc_type.__name__}: {exc}; "
-                             "aborting all ranks\n")
+            sys.stderr.write(
+                f"tinytape.distributed: rank {comm.Get_rank()} of "
+                f"{comm.Get_size()} stopped with {exc_type.__name__}: {exc}; "
+                "aborting all ranks\n"
+            )
             sys.stderr.flush()
+            time.sleep(0.5)  # the launcher forwards this output before the abort ends it
         finally:
             if exc_type is KeyboardInterrupt:
                 previous(exc_type, exc, tb)
@@ -174,7 +196,43 @@ def _install_abort_on_exception(comm: Any) -> None:
     sys.excepthook = abort
 
 
+def _exit_together(comm: Any) -> None:
+    """At exit: tell the other ranks, then wait until they exit too (so the notices of a
+    normal end are collected, not taken for a failure)."""
+    from mpi4py import MPI
+
+    note = np.array([comm.Get_rank()], dtype=np.int64)
+    sends = [
+        comm.Isend(note, dest=r, tag=EXIT_TAG)
+        for r in range(comm.Get_size())
+        if r != comm.Get_rank()
+    ]
+    comm.Barrier()
+    got = np.empty(1, dtype=np.int64)
+    for r in range(comm.Get_size()):
+        if r != comm.Get_rank():
+            comm.Recv(got, source=r, tag=EXIT_TAG)
+    MPI.Request.Waitall(sends)
+
+
+def _wait(request: Any, what: str) -> None:
+    """Wait for a non-blocking MPI operation; raise if another rank exits meanwhile."""
+    group = _default_group()
+    comm = group.comm
+    from mpi4py import MPI
+
+    status = MPI.Status()
+    while not request.Test():
+        if comm.Iprobe(source=MPI.ANY_SOURCE, tag=EXIT_TAG, status=status):
+            raise RuntimeError(
+                f"rank {status.Get_source()} exited "
+                f"while rank {group.rank} waited in {what or 'a collective'}; "
+                "stopping"
+            )
+
+
 # ---------------------------------------------------------------------------- collectives
+
 
 def _array(buf: Buffer, op: str) -> np.ndarray:
     data = buf.data if isinstance(buf, Tensor) else buf
@@ -200,12 +258,16 @@ def _bump(buf: Buffer) -> None:
 def _mpi_op(op: str) -> Any:
     from mpi4py import MPI
 
-    return {ReduceOp.SUM: MPI.SUM, ReduceOp.AVG: MPI.SUM, ReduceOp.PRODUCT: MPI.PROD,
-            ReduceOp.MIN: MPI.MIN, ReduceOp.MAX: MPI.MAX}[op]
+    return {
+        ReduceOp.SUM: MPI.SUM,
+        ReduceOp.AVG: MPI.SUM,
+        ReduceOp.PRODUCT: MPI.PROD,
+        ReduceOp.MIN: MPI.MIN,
+        ReduceOp.MAX: MPI.MAX,
+    }[op]
 
 
-def all_reduce(tensor: Buffer, op: str = ReduceOp.SUM, async_op: bool = False
-               ) -> Work | None:
+def all_reduce(tensor: Buffer, op: str = ReduceOp.SUM, async_op: bool = False) -> Work | None:
     """Reduce `tensor` over all processes, in place: every process ends with the result
     (AVG: the mean). With async_op=True, returns a Work; the result is in place after wait()."""
     if op not in _OPS:
@@ -226,11 +288,11 @@ def all_reduce(tensor: Buffer, op: str = ReduceOp.SUM, async_op: bool = False
             data[...] = buf
         _bump(tensor)
 
-    if not async_op:
-        group.comm.Allreduce(MPI.IN_PLACE, buf, _mpi_op(op))
-        finish()
-        return None
-    return Work(group.comm.Iallreduce(MPI.IN_PLACE, buf, _mpi_op(op)), finish)
+    work = Work(group.comm.Iallreduce(MPI.IN_PLACE, buf, _mpi_op(op)), finish, "all_reduce")
+    if async_op:
+        return work
+    work.wait()
+    return None
 
 
 def broadcast(tensor: Buffer, src: int = 0, async_op: bool = False) -> Work | None:
@@ -248,26 +310,28 @@ def broadcast(tensor: Buffer, src: int = 0, async_op: bool = False) -> Work | No
             data[...] = buf
         _bump(tensor)
 
-    if not async_op:
-        group.comm.Bcast(buf, root=src)
-        finish()
-        return None
-    return Work(group.comm.Ibcast(buf, root=src), finish)
+    work = Work(group.comm.Ibcast(buf, root=src), finish, "broadcast")
+    if async_op:
+        return work
+    work.wait()
+    return None
 
 
-def all_gather(tensor_list: list[Buffer], tensor: Buffer, async_op: bool = False
-               ) -> Work | None:
+def all_gather(tensor_list: list[Buffer], tensor: Buffer, async_op: bool = False) -> Work | None:
     """Fill tensor_list[r] with `tensor` of process r (every list entry has its shape)."""
     group = _default_group()
     data = _array(tensor, "all_gather")
     if len(tensor_list) != group.size:
-        raise ValueError(f"all_gather: tensor_list has {len(tensor_list)} entries for a group "
-                         f"of {group.size}")
+        raise ValueError(
+            f"all_gather: tensor_list has {len(tensor_list)} entries for a group of {group.size}"
+        )
     outs = [_array(t, "all_gather") for t in tensor_list]
     for i, out in enumerate(outs):
         if out.shape != data.shape or out.dtype != data.dtype:
-            raise ValueError(f"all_gather: tensor_list[{i}] is {out.dtype}{list(out.shape)}, "
-                             f"the tensor sent is {data.dtype}{list(data.shape)}")
+            raise ValueError(
+                f"all_gather: tensor_list[{i}] is {out.dtype}{list(out.shape)}, "
+                f"the tensor sent is {data.dtype}{list(data.shape)}"
+            )
     send = np.ascontiguousarray(data)
     recv = np.empty((group.size, *data.shape), dtype=data.dtype)
 
@@ -280,37 +344,55 @@ def all_gather(tensor_list: list[Buffer], tensor: Buffer, async_op: bool = False
         recv[0] = send
         finish()
         return Work() if async_op else None
-    if not async_op:
-        group.comm.Allgather(send, recv)
-        finish()
-        return None
-    return Work(group.comm.Iallgather(send, recv), finish)
+    work = Work(group.comm.Iallgather(send, recv), finish, "all_gather")
+    if async_op:
+        return work
+    work.wait()
+    return None
 
 
 def barrier() -> None:
     """Wait until every process has reached this call."""
     group = _default_group()
     if group.comm is not None:
-        group.comm.Barrier()
+        _wait(group.comm.Ibarrier(), "barrier")
 
 
 def all_gather_object(object_list: list[Any], obj: Any) -> None:
     """Fill object_list (one entry per process) with `obj` of every process (pickled)."""
     group = _default_group()
     if len(object_list) != group.size:
-        raise ValueError(f"all_gather_object: object_list has {len(object_list)} entries for "
-                         f"a group of {group.size}")
-    object_list[:] = [obj] if group.comm is None else group.comm.allgather(obj)
+        raise ValueError(
+            f"all_gather_object: object_list has {len(object_list)} entries for "
+            f"a group of {group.size}"
+        )
+    if group.comm is None:
+        object_list[:] = [obj]
+        return
+    data = np.frombuffer(pickle.dumps(obj), dtype=np.uint8)
+    sizes = np.empty(group.size, dtype=np.int64)
+    _wait(group.comm.Iallgather(np.array([data.size], dtype=np.int64), sizes), "all_gather_object")
+    recv = np.empty(int(sizes.sum()), dtype=np.uint8)
+    _wait(group.comm.Iallgatherv(data, (recv, sizes)), "all_gather_object")
+    ends = np.cumsum(sizes)
+    object_list[:] = [pickle.loads(recv[e - n : e].tobytes()) for n, e in zip(sizes, ends)]
 
 
 def broadcast_object_list(object_list: list[Any], src: int = 0) -> None:
     """Replace object_list's entries with those of process `src` (pickled)."""
     group = _default_group()
     if not 0 <= src < group.size:
-        raise ValueError(f"broadcast_object_list: src {src} is not a rank of a group of "
-                         f"{group.size}")
-    if group.comm is not None:
-        object_list[:] = group.comm.bcast(list(object_list), root=src)
+        raise ValueError(
+            f"broadcast_object_list: src {src} is not a rank of a group of {group.size}"
+        )
+    if group.comm is None:
+        return
+    data = np.frombuffer(pickle.dumps(list(object_list)), dtype=np.uint8)
+    size = np.array([data.size], dtype=np.int64)
+    _wait(group.comm.Ibcast(size, root=src), "broadcast_object_list")
+    buf = data.copy() if group.rank == src else np.empty(int(size[0]), dtype=np.uint8)
+    _wait(group.comm.Ibcast(buf, root=src), "broadcast_object_list")
+    object_list[:] = pickle.loads(buf.tobytes())
 
 
 def check_same_on_all_ranks(value: Any, what: str) -> None:
@@ -319,8 +401,11 @@ def check_same_on_all_ranks(value: Any, what: str) -> None:
     group = _default_group()
     if group.comm is None:
         return
-    values: Sequence[Any] = group.comm.allgather(value)
+    values: list[Any] = [None] * group.size
+    all_gather_object(values, value)
     differ = [r for r, v in enumerate(values) if v != values[0]]
     if differ:
-        raise RuntimeError(f"{what} differs between ranks: rank 0 has {values[0]!r}, "
-                           + ", ".join(f"rank {r} has {values[r]!r}" for r in differ))
+        raise RuntimeError(
+            f"{what} differs between ranks: rank 0 has {values[0]!r}, "
+            + ", ".join(f"rank {r} has {values[r]!r}" for r in differ)
+        )

@@ -18,10 +18,10 @@ from ..checkpoint import module_generators
 _TAG = 0x5EED  # keeps these streams apart from other uses of the same seed
 
 
-def seed_rank_generators(model: Any, seed: int, rank: int, step: int = 0
-                         ) -> np.random.Generator:
+def seed_rank_generators(model: Any, seed: int, rank: int, step: int = 0) -> np.random.Generator:
     """Reseed, in place, the generators the model's modules hold (dropout) and tinytape's
     default generator, from (seed, rank, step); return a new generator for other noise."""
+
     def stream(k: int) -> np.random.SeedSequence:
         return np.random.SeedSequence(seed, spawn_key=(_TAG, rank, step, k))
 

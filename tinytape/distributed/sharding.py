@@ -38,11 +38,14 @@ def shard_batch(batch: Any, rank: int | None = None, world_size: int | None = No
     arrays = batch if isinstance(batch, (tuple, list)) else (batch,)
     n = len(arrays[0])
     if any(len(a) != n for a in arrays):
-        raise ValueError(f"shard_batch: the batch's arrays have different lengths "
-                         f"{[len(a) for a in arrays]}")
+        raise ValueError(
+            f"shard_batch: the batch's arrays have different lengths {[len(a) for a in arrays]}"
+        )
     if n < world_size:
-        raise ValueError(f"shard_batch: a batch of {n} items cannot be split over "
-                         f"{world_size} ranks; use a batch of at least {world_size}")
+        raise ValueError(
+            f"shard_batch: a batch of {n} items cannot be split over "
+            f"{world_size} ranks; use a batch of at least {world_size}"
+        )
     start, stop = shard_range(n, rank, world_size)
     parts = [a[start:stop] for a in arrays]
     if isinstance(batch, (tuple, list)):
@@ -59,14 +62,21 @@ class DistributedSampler:
     that every rank gets the same count; with it, the tail is dropped.
     """
 
-    def __init__(self, num_samples: int, num_replicas: int | None = None,
-                 rank: int | None = None, shuffle: bool = True, seed: int = 0,
-                 drop_last: bool = False) -> None:
+    def __init__(
+        self,
+        num_samples: int,
+        num_replicas: int | None = None,
+        rank: int | None = None,
+        shuffle: bool = True,
+        seed: int = 0,
+        drop_last: bool = False,
+    ) -> None:
         self.num_replicas = get_world_size() if num_replicas is None else int(num_replicas)
         self.rank = get_rank() if rank is None else int(rank)
         if not 0 <= self.rank < self.num_replicas:
-            raise ValueError(f"DistributedSampler: rank {self.rank} is not in "
-                             f"[0, {self.num_replicas})")
+            raise ValueError(
+                f"DistributedSampler: rank {self.rank} is not in [0, {self.num_replicas})"
+            )
         if num_samples < 1:
             raise ValueError(f"DistributedSampler: num_samples must be >= 1, got {num_samples}")
         self.num_samples_total, self.shuffle, self.seed = int(num_samples), shuffle, int(seed)
@@ -76,8 +86,10 @@ class DistributedSampler:
         else:
             self.num_samples = math.ceil(self.num_samples_total / self.num_replicas)
         if self.num_samples == 0:
-            raise ValueError(f"DistributedSampler: {num_samples} samples over "
-                             f"{self.num_replicas} ranks with drop_last leave none")
+            raise ValueError(
+                f"DistributedSampler: {num_samples} samples over "
+                f"{self.num_replicas} ranks with drop_last leave none"
+            )
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
@@ -95,7 +107,7 @@ class DistributedSampler:
         if total > n:
             order = np.resize(order, total)  # pads by repeating from the start
         order = order[:total]
-        return iter(order[self.rank::self.num_replicas].tolist())
+        return iter(order[self.rank :: self.num_replicas].tolist())
 
 
 def shard_runs(items: Sequence[T]) -> list[tuple[int, T]]:
@@ -120,6 +132,8 @@ def gather_runs(results: Sequence[tuple[int, Any]], n: int | None = None) -> lis
     count = len(merged) if n is None else n
     missing = [i for i in range(count) if i not in merged]
     if missing or len(merged) != count:
-        raise ValueError(f"gather_runs: no result for items {missing[:10]} "
-                         f"({len(merged)} results for {count} items)")
+        raise ValueError(
+            f"gather_runs: no result for items {missing[:10]} "
+            f"({len(merged)} results for {count} items)"
+        )
     return [merged[i] for i in range(count)]

@@ -26,7 +26,7 @@ from .positional import (
 from .transformer import FeedForward, TransformerBlock
 
 __all__ = [
-    "functional", "init", "Module", "Parameter", "Sequential", "ModuleList",
+    "functional", "init", "parallel", "Module", "Parameter", "Sequential", "ModuleList",
     "Linear", "Embedding", "LayerNorm", "Dropout", "Identity", "ReLU", "GELU", "Sigmoid", "Tanh",
     "Softmax", "CrossEntropyLoss", "MSELoss", "BCEWithLogitsLoss", "MultiHeadAttention",
     "SinusoidalPositionalEncoding", "LearnedPositionalEmbedding", "RotaryEmbedding", "ALiBi",

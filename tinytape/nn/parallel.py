@@ -53,25 +53,30 @@ class DistributedDataParallel(Module):
         that leaves parameters without gradient raises at the next forward, naming them.
     """
 
-    def __init__(self, module: Module, bucket_cap_mb: float = 1.0,
-                 find_unused_parameters: bool = False) -> None:
+    def __init__(
+        self, module: Module, bucket_cap_mb: float = 1.0, find_unused_parameters: bool = False
+    ) -> None:
         super().__init__()
         if not isinstance(module, Module):
             raise TypeError(f"DistributedDataParallel wraps a Module, got {type(module).__name__}")
         if not bucket_cap_mb > 0:
-            raise ValueError(f"DistributedDataParallel: bucket_cap_mb must be > 0, "
-                             f"got {bucket_cap_mb}")
+            raise ValueError(
+                f"DistributedDataParallel: bucket_cap_mb must be > 0, got {bucket_cap_mb}"
+            )
         if not dist.is_initialized():
-            raise RuntimeError("DistributedDataParallel: call tinytape.distributed."
-                               "init_process_group() first")
+            raise RuntimeError(
+                "DistributedDataParallel: call tinytape.distributed.init_process_group() first"
+            )
         self.module = module
         named = [(n, p) for n, p in module.named_parameters() if p.requires_grad]
         self._names = {id(p): n for n, p in named}
         self._params = [p for _, p in named]
         self.find_unused_parameters = find_unused_parameters
         self.world_size = dist.get_world_size()
-        dist.check_same_on_all_ranks([(n, p.data.shape, str(p.data.dtype)) for n, p in named],
-                                     "DistributedDataParallel: the trainable parameters")
+        dist.check_same_on_all_ranks(
+            [(n, p.data.shape, str(p.data.dtype)) for n, p in named],
+            "DistributedDataParallel: the trainable parameters",
+        )
         self.broadcast_parameters()
         self._buckets = _make_buckets(self._params, bucket_cap_mb)
         self._where = {id(p): (b, i) for b in self._buckets for i, p in enumerate(b.params)}
@@ -80,8 +85,11 @@ class DistributedDataParallel(Module):
         self._sync = True
         #: seconds spent waiting for the all-reduces after backward's last gradient
         self.comm_wait_seconds = 0.0
-        self._handles = [p.register_post_accumulate_grad_hook(self._grad_ready)
-                         for p in self._params] if self.world_size > 1 else []
+        self._handles = (
+            [p.register_post_accumulate_grad_hook(self._grad_ready) for p in self._params]
+            if self.world_size > 1
+            else []
+        )
 
     def broadcast_parameters(self) -> None:
         """Copy rank 0's parameters and buffers to every rank (done at construction)."""
@@ -121,7 +129,8 @@ class DistributedDataParallel(Module):
                 "DistributedDataParallel: the previous backward pass gave no gradient to "
                 f"{len(missing)} parameter(s) ({', '.join(missing[:8])}), so the gradients "
                 "were not averaged; pass find_unused_parameters=True if parts of the model "
-                "are not used in every step")
+                "are not used in every step"
+            )
         if self.find_unused_parameters:
             used = leaf_uses(list(_tensors(outputs)))
             for p in self._params:
@@ -134,7 +143,7 @@ class DistributedDataParallel(Module):
         if not self._sync:
             return
         bucket, i = self._where[id(p)]
-        flat = bucket.buffer[bucket.offsets[i]:bucket.offsets[i + 1]]
+        flat = bucket.buffer[bucket.offsets[i] : bucket.offsets[i + 1]]
         if p.grad is None:
             flat[...] = 0
         else:
@@ -151,7 +160,7 @@ class DistributedDataParallel(Module):
             return
         # MPI moves a non-blocking collective forward only inside MPI calls: test the ones
         # in flight while backward runs, so they progress before the end.
-        for b in buckets[:self._next_bucket]:
+        for b in buckets[: self._next_bucket]:
             b.work.is_completed()
 
     def _finish(self) -> None:
@@ -164,7 +173,7 @@ class DistributedDataParallel(Module):
         for b in self._buckets:
             b.buffer *= scale
             for i, p in enumerate(b.params):
-                avg = b.buffer[b.offsets[i]:b.offsets[i + 1]].reshape(p.data.shape)
+                avg = b.buffer[b.offsets[i] : b.offsets[i + 1]].reshape(p.data.shape)
                 if p.grad is None:  # unused here, used elsewhere (find_unused_parameters)
                     p.grad = Tensor._wrap(avg.copy())
                 else:
