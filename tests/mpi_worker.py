@@ -111,7 +111,6 @@ def case_ddp(out: str) -> None:
         {
             **params(model),
             "buckets": np.array(len(ddp._buckets)),
-            "wait": np.array(ddp.comm_wait_seconds),
         },
     )
 

@@ -83,8 +83,9 @@ class DistributedDataParallel(Module):
         self._ready: set[int] = set()  # ids of the parameters whose gradient is in its bucket
         self._next_bucket = 0  # the next bucket to start: the same order on every rank
         self._sync = True
-        #: seconds spent waiting for the all-reduces after backward's last gradient
-        self.comm_wait_seconds = 0.0
+        #: perf_counter() times of the last round: when this rank's last gradient was ready
+        #: (its last bucket started) and when the averaged gradients were in .grad
+        self.last_ready_time = self.last_done_time = 0.0
         self._handles = (
             [p.register_post_accumulate_grad_hook(self._grad_ready) for p in self._params]
             if self.world_size > 1
@@ -165,10 +166,10 @@ class DistributedDataParallel(Module):
 
     def _finish(self) -> None:
         """Wait for every bucket, then write the averages into .grad; reset for the next."""
-        t0 = time.perf_counter()
+        self.last_ready_time = time.perf_counter()
         for b in self._buckets:
             b.work.wait()
-        self.comm_wait_seconds += time.perf_counter() - t0
+        self.last_done_time = time.perf_counter()
         scale = 1.0 / self.world_size
         for b in self._buckets:
             b.buffer *= scale
