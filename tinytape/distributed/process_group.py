@@ -42,6 +42,8 @@ LAUNCHER_SIZE_VARIABLES = (
 )
 INSTALL_HINT = 'pip install "tinytape[mpi]" (mpi4py and an MPI with its mpiexec)'
 EXIT_TAG = 0x7E  # the message tag of exit notices
+SPIN_POLLS = 200  # a wait polls this many times (about 0.2 ms) before sleeping between polls
+WAIT_SLEEP_S = 5e-5
 
 
 class ReduceOp:
@@ -222,6 +224,7 @@ def _wait(request: Any, what: str) -> None:
     from mpi4py import MPI
 
     status = MPI.Status()
+    polls = 0
     while not request.Test():
         if comm.Iprobe(source=MPI.ANY_SOURCE, tag=EXIT_TAG, status=status):
             raise RuntimeError(
@@ -229,6 +232,11 @@ def _wait(request: Any, what: str) -> None:
                 f"while rank {group.rank} waited in {what or 'a collective'}; "
                 "stopping"
             )
+        polls += 1
+        if polls > SPIN_POLLS:
+            # Still waiting (usually for a slower rank): yield the core rather than spin,
+            # so that rank (or other work) sharing it runs; MPI progresses at each Test.
+            time.sleep(WAIT_SLEEP_S)
 
 
 # ---------------------------------------------------------------------------- collectives

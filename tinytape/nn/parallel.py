@@ -124,6 +124,16 @@ class DistributedDataParallel(Module):
         not go through this wrapper)."""
         if self.world_size == 1 or not self._sync:
             return
+        self.check_reduction_finished()
+        if self.find_unused_parameters:
+            used = leaf_uses(list(_tensors(outputs)))
+            for p in self._params:
+                if id(p) not in used:
+                    self._grad_ready(p)
+
+    def check_reduction_finished(self) -> None:
+        """Raise, naming them, if the last backward left parameters without a gradient, so
+        that nothing was averaged (the next forward checks this too)."""
         if self._ready:
             missing = [self._names[id(p)] for p in self._params if id(p) not in self._ready]
             raise RuntimeError(
@@ -132,11 +142,6 @@ class DistributedDataParallel(Module):
                 "were not averaged; pass find_unused_parameters=True if parts of the model "
                 "are not used in every step"
             )
-        if self.find_unused_parameters:
-            used = leaf_uses(list(_tensors(outputs)))
-            for p in self._params:
-                if id(p) not in used:
-                    self._grad_ready(p)
 
     def _grad_ready(self, p: Any) -> None:
         """The hook: p's gradient for this backward is complete; pack it, and start every

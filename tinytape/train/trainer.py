@@ -502,6 +502,8 @@ class Trainer:
                     share = _batch_len(batch) / n_items
                     self._loss_weight = share * self.world_size
                 values = self.train_step(batch)
+                if self.ddp is not None:  # a step on gradients not averaged stops the run
+                    self.ddp.check_reduction_finished()
                 self.step += 1
                 items_total += n_items
                 window_items += n_items
