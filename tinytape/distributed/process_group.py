@@ -96,6 +96,7 @@ class ProcessGroup:
 
 
 _group: ProcessGroup | None = None
+_failure_handling = False  # the exception hook and the exit notice are installed
 
 
 def launcher_world_size() -> int | None:
@@ -129,7 +130,7 @@ def init_process_group(backend: str = "mpi") -> ProcessGroup:
     if _group is not None:
         return _group
     size = launcher_world_size()
-    if size is None or size == 1 and not is_available():
+    if size is None or size == 1:
         _group = ProcessGroup(None)
         return _group
     try:
@@ -141,9 +142,11 @@ def init_process_group(backend: str = "mpi") -> ProcessGroup:
         ) from None
     comm = MPI.COMM_WORLD
     _group = ProcessGroup(comm)
-    if _group.size > 1:
+    global _failure_handling
+    if _group.size > 1 and not _failure_handling:
         _install_abort_on_exception(comm)
         atexit.register(_exit_together, comm)
+        _failure_handling = True
     return _group
 
 

@@ -348,7 +348,8 @@ class Trainer:
                 raise ValueError(f"Trainer: a global batch of {self.batch_size} cannot be "
                                  f"split over {self.world_size} processes")
             # find_unused_parameters: loss_fn may leave parts of the model out
-            self.ddp = DistributedDataParallel(model, find_unused_parameters=True)
+            self.ddp = model if isinstance(model, DistributedDataParallel) else \
+                DistributedDataParallel(model, find_unused_parameters=True)
             if self.rank != 0:
                 self.metrics = None
 
