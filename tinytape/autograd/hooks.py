@@ -17,6 +17,7 @@ from __future__ import annotations
 import itertools
 import weakref
 from collections.abc import Callable, Container, Sequence
+from functools import partial
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -69,17 +70,19 @@ def register_post_accumulate_grad_hook(leaf: Tensor, hook: PostAccumulateGradHoo
     leaf_id = id(leaf)
     entry = post_accumulate_grad_hooks.get(leaf_id)
     if entry is None or entry[0]() is not leaf:  # none yet, or left by a dead tensor
-        entry = (weakref.ref(leaf, lambda _ref, i=leaf_id: _forget(i, _ref)), {})
+        # (the callback binds what it needs: it may run while the interpreter shuts down)
+        forget = partial(_forget, leaf_id, hooks=post_accumulate_grad_hooks)
+        entry = (weakref.ref(leaf, forget), {})
         post_accumulate_grad_hooks[leaf_id] = entry
     key = next(_keys)
     entry[1][key] = hook
     return HookHandle(leaf_id, key)
 
 
-def _forget(leaf_id: int, ref: weakref.ref) -> None:
-    entry = post_accumulate_grad_hooks.get(leaf_id)
+def _forget(leaf_id: int, ref: weakref.ref, hooks: dict) -> None:
+    entry = hooks.get(leaf_id)
     if entry is not None and entry[0] is ref:
-        del post_accumulate_grad_hooks[leaf_id]
+        del hooks[leaf_id]
 
 
 def leaf_uses(roots: Sequence[Tensor], only: Container[int] | None = None) -> dict[int, int]:

@@ -36,7 +36,6 @@ Buffer = Union[Tensor, np.ndarray]
 LAUNCHER_SIZE_VARIABLES = (
     "PMI_SIZE",
     "OMPI_COMM_WORLD_SIZE",
-    "PMIX_SIZE",
     "MV2_COMM_WORLD_SIZE",
     "MPI_LOCALNRANKS",
 )
@@ -212,7 +211,9 @@ def _exit_together(comm: Any) -> None:
         for r in range(comm.Get_size())
         if r != comm.Get_rank()
     ]
-    comm.Barrier()
+    barrier = comm.Ibarrier()
+    while not barrier.Test():  # others may still work a while (rank 0 writes results)
+        time.sleep(1e-3)
     got = np.empty(1, dtype=np.int64)
     for r in range(comm.Get_size()):
         if r != comm.Get_rank():
