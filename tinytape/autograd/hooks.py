@@ -18,7 +18,7 @@ import itertools
 import weakref
 from collections.abc import Callable, Container, Sequence
 from functools import partial
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ..tensor import Tensor
@@ -27,31 +27,35 @@ PostAccumulateGradHook = Callable[["Tensor"], None]
 
 #: id(leaf) -> (weak reference to the leaf, {handle key: hook}); empty when none is set
 post_accumulate_grad_hooks: dict[int, tuple[weakref.ref, dict[int, PostAccumulateGradHook]]] = {}
-_keys = itertools.count()
+#: keys of registered hooks (leaf hooks here, module forward hooks in nn.module)
+hook_ids = itertools.count()
 
 
-class HookHandle:
-    """Returned by register_post_accumulate_grad_hook: `remove()` unregisters the hook (also
-    on leaving a `with` block)."""
+class RemovableHandle:
+    """Returned when a hook is registered: `remove()` unregisters it (also on leaving a
+    `with` block). on_empty runs when the last hook of `hooks` is removed."""
 
-    def __init__(self, leaf_id: int, key: int) -> None:
-        self._leaf_id, self._key = leaf_id, key
+    def __init__(
+        self, hooks: dict[int, Callable[..., Any]], key: int,
+        on_empty: Callable[[], None] | None = None,
+    ) -> None:  # fmt: skip
+        self._hooks, self._key, self._on_empty = hooks, key, on_empty
 
     def remove(self) -> None:
-        entry = post_accumulate_grad_hooks.get(self._leaf_id)
-        if entry is not None:
-            entry[1].pop(self._key, None)
-            if not entry[1]:
-                del post_accumulate_grad_hooks[self._leaf_id]
+        self._hooks.pop(self._key, None)
+        if not self._hooks and self._on_empty is not None:
+            self._on_empty()
 
-    def __enter__(self) -> HookHandle:
+    def __enter__(self) -> RemovableHandle:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.remove()
 
 
-def register_post_accumulate_grad_hook(leaf: Tensor, hook: PostAccumulateGradHook) -> HookHandle:
+def register_post_accumulate_grad_hook(
+    leaf: Tensor, hook: PostAccumulateGradHook
+) -> RemovableHandle:
     """Call hook(leaf) after each backward pass has accumulated leaf's gradient into
     leaf.grad (not for torch.autograd.grad-style calls with `inputs`, which touch no .grad)."""
     if leaf._node is not None:
@@ -71,15 +75,16 @@ def register_post_accumulate_grad_hook(leaf: Tensor, hook: PostAccumulateGradHoo
     entry = post_accumulate_grad_hooks.get(leaf_id)
     if entry is None or entry[0]() is not leaf:  # none yet, or left by a dead tensor
         # (the callback binds what it needs: it may run while the interpreter shuts down)
-        forget = partial(_forget, leaf_id, hooks=post_accumulate_grad_hooks)
-        entry = (weakref.ref(leaf, forget), {})
+        ref = weakref.ref(leaf, partial(_drop, leaf_id, hooks=post_accumulate_grad_hooks))
+        entry = (ref, {})
         post_accumulate_grad_hooks[leaf_id] = entry
-    key = next(_keys)
+    key = next(hook_ids)
     entry[1][key] = hook
-    return HookHandle(leaf_id, key)
+    return RemovableHandle(entry[1], key, partial(_drop, leaf_id, entry[0]))
 
 
-def _forget(leaf_id: int, ref: weakref.ref, hooks: dict) -> None:
+def _drop(leaf_id: int, ref: weakref.ref, hooks: dict = post_accumulate_grad_hooks) -> None:
+    """Forget the leaf's entry (dead, or its last hook removed) unless a new one replaced it."""
     entry = hooks.get(leaf_id)
     if entry is not None and entry[0] is ref:
         del hooks[leaf_id]
