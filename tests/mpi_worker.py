@@ -90,6 +90,15 @@ def case_ddp(out: str) -> None:
     model = tiny_gpt(100 + g.rank)
     ddp = DistributedDataParallel(model, bucket_cap_mb=0.004)
     opt = AdamW(model.parameters(), lr=1e-2, weight_decay=0.1)
+    # each all-reduce DDP starts: how many parameters were still waiting for their gradient
+    waiting = []
+    all_reduce = dist.all_reduce
+
+    def counting_all_reduce(*args, **kwargs):
+        waiting.append(sum(b.pending for b in ddp._buckets))
+        return all_reduce(*args, **kwargs)
+
+    dist.all_reduce = counting_all_reduce
     for step in range(STEPS):
         x, y = dist.shard_batch(global_batch(step, PER_RANK * g.size))
         _, loss = ddp(x, y)
@@ -111,6 +120,7 @@ def case_ddp(out: str) -> None:
         {
             **params(model),
             "buckets": np.array(len(ddp._buckets)),
+            "waiting": np.array(waiting),
         },
     )
 
