@@ -74,8 +74,8 @@ def tinytape_stepper() -> Callable[[Any, Any], None]:
     return step
 
 
-def torch_stepper() -> Callable[[Any, Any], None]:
-    """The same model written with torch.nn, and its training step."""
+def torch_gpt() -> Any:
+    """The same model written with torch.nn: forward(idx, targets) -> the loss."""
     import torch
     import torch.nn as tnn
     import torch.nn.functional as F
@@ -114,7 +114,14 @@ def torch_stepper() -> Callable[[Any, Any], None]:
             logits = self.ln_f(x) @ self.wte.weight.T
             return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
 
-    model = GPT()
+    return GPT()
+
+
+def torch_stepper() -> Callable[[Any, Any], None]:
+    """torch_gpt's training step."""
+    import torch
+
+    model = torch_gpt()
     opt = torch.optim.AdamW(model.parameters(), lr=3e-4, weight_decay=0.1)
 
     def step(x, y) -> None:

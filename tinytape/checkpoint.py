@@ -49,7 +49,7 @@ def save_checkpoint(path: str | os.PathLike, model: Any = None, optimizer: Any =
         meta["optimizer"] = {"scalars": scalars, "param_groups": _plain(sd["param_groups"])}
     if scheduler is not None:
         meta["scheduler"] = _plain(scheduler.state_dict())
-    generators = {**_module_generators(model), **(generators or {})}
+    generators = {**module_generators(model), **(generators or {})}
     if generators:
         meta["generators"] = {k: g.bit_generator.state for k, g in generators.items()}
     try:
@@ -110,7 +110,7 @@ def load_checkpoint(path: str | os.PathLike, model: Any = None, optimizer: Any =
         if "scheduler" not in meta:
             raise CheckpointError(f"{os.fspath(path)}: holds no scheduler state")
         scheduler.load_state_dict(meta["scheduler"])
-    for name, g in {**_module_generators(model), **(generators or {})}.items():
+    for name, g in {**module_generators(model), **(generators or {})}.items():
         saved = meta.get("generators", {}).get(name)
         if saved is None:
             raise CheckpointError(f"{os.fspath(path)}: holds no state for generator {name!r}")
@@ -118,7 +118,7 @@ def load_checkpoint(path: str | os.PathLike, model: Any = None, optimizer: Any =
     return meta["extra"]
 
 
-def _module_generators(model: Any) -> dict[str, np.random.Generator]:
+def module_generators(model: Any) -> dict[str, np.random.Generator]:
     """Random generators held by the model's modules (dropout masks), each once, so that
     a resumed run draws the same masks as an uninterrupted one."""
     found: dict[str, np.random.Generator] = {}

@@ -9,7 +9,7 @@ bottom of this file to the ops in tinytape.ops.
 from __future__ import annotations
 
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -187,6 +187,14 @@ class Tensor:
             self._retains_grad = True
             self._node.retained = weakref.ref(self)
         return self
+
+    def register_post_accumulate_grad_hook(self, hook: Callable[[Tensor], None]) -> Any:
+        """Call hook(self) in every backward pass as soon as this leaf's gradient has been
+        accumulated into .grad, before the rest of the pass (PyTorch's name). Returns a
+        handle whose remove() unregisters it."""
+        from .autograd.hooks import register_post_accumulate_grad_hook
+
+        return register_post_accumulate_grad_hook(self, hook)
 
     def _accumulate_grad(self, g: Tensor, create_graph: bool) -> None:
         if create_graph:

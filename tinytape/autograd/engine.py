@@ -4,7 +4,8 @@ Every recorded op has a sequence number, and an op's inputs were made before it,
 popping nodes from a max-heap of sequence numbers visits each node only after every
 node that consumed its output: the gradient it receives is complete. No recursion,
 so a chain of 100,000 ops works. A leaf's gradient is summed over its uses and
-delivered once, at the end.
+delivered once, at the end; a leaf with a post-accumulate-grad hook (autograd.hooks) gets
+it as soon as its last use has been run, and its hooks run then, mid-backward.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .grad_mode import set_grad_enabled
+from .hooks import leaf_uses, post_accumulate_grad_hooks, run_post_accumulate_grad_hooks
 
 if TYPE_CHECKING:
     from .function import Function
@@ -59,6 +61,21 @@ def _send(t: Tensor, g: Tensor, pending: dict, heap: list[int], leaves: dict) ->
         pending[node.seq] = (node, prev[1] + g)
 
 
+def _leaf_use_done(leaf: Tensor, leaves: dict, uses: dict[int, int], create_graph: bool
+                   ) -> None:
+    """One of a hooked leaf's uses has sent its gradient (or None); after the last one the
+    gradient is complete: accumulate it into .grad now and run the leaf's hooks."""
+    left = uses[id(leaf)] - 1
+    if left:
+        uses[id(leaf)] = left
+        return
+    del uses[id(leaf)]
+    entry = leaves.pop(id(leaf), None)
+    if entry is not None:
+        leaf._accumulate_grad(entry[1], create_graph)
+        run_post_accumulate_grad_hooks(leaf)
+
+
 def run_backward(
     roots: Sequence[Tensor],
     root_grads: Sequence[Tensor | np.ndarray | float | None],
@@ -91,6 +108,12 @@ def run_backward(
                 "was it computed under no_grad, or from tensors without requires_grad=True?"
             )
         _send(t, _root_grad(op, t, g), pending, heap, leaves)
+    # id(hooked leaf) -> gradients still to come; empty (no cost) when no hook is set
+    uses = {}
+    if inputs is None and post_accumulate_grad_hooks:
+        uses = leaf_uses(roots, only=post_accumulate_grad_hooks)
+        for t in roots:  # a root that is a leaf is delivered at the end, with the others
+            uses.pop(id(t), None)
 
     # Without create_graph the backward formulas (Tensor ops) run under no_grad, where
     # elementwise arithmetic takes its unrecorded fast path.
@@ -125,6 +148,8 @@ def run_backward(
             nxt = nxt_g = None
             for inp, ig, need in zip(node.inputs, input_grads, node.needs_input_grad):
                 if not need or ig is None:
+                    if uses and need and id(inp) in uses:
+                        _leaf_use_done(inp, leaves, uses, create_graph)
                     continue
                 if ig.data.shape != inp.data.shape:
                     ig = ig.sum_to_shape(inp.data.shape)
@@ -137,6 +162,8 @@ def run_backward(
                         entry[1] = entry[1] + ig
                     else:  # the array sum, as _accumulate_grad makes it
                         entry[1] = wrap(entry[1].data + ig.data)
+                    if uses and id(inp) in uses:
+                        _leaf_use_done(inp, leaves, uses, create_graph)
                 elif parent is nxt:
                     nxt_g = nxt_g + ig
                 else:
@@ -158,6 +185,8 @@ def run_backward(
         for leaf, g in leaves.values():
             if inputs is None:
                 leaf._accumulate_grad(g, create_graph)
+                if post_accumulate_grad_hooks:
+                    run_post_accumulate_grad_hooks(leaf)
             else:
                 i = wanted_leaf.get(id(leaf))
                 if i is not None:

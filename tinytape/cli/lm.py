@@ -3,11 +3,14 @@
     python -m tinytape lm train --corpus pydoc            # a few minutes, runs/lm/pydoc
     python -m tinytape lm train --corpus fortunes --tokenizer bpe --vocab-size 512
     python -m tinytape lm sample --from runs/lm/pydoc --prompt "The "
+    mpiexec -n 2 python -m tinytape lm train ...           # data-parallel, same global batch
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
 import os
 import re
@@ -113,6 +116,17 @@ def _slug(name: str) -> str:
 
 
 def run_train(args: argparse.Namespace) -> int:
+    """Train; under mpiexec every rank runs this (data-parallel) and only rank 0 prints."""
+    from ..distributed import init_process_group
+
+    if init_process_group().rank != 0:
+        with contextlib.redirect_stdout(io.StringIO()):
+            return _train(args)
+    return _train(args)
+
+
+def _train(args: argparse.Namespace) -> int:
+    from ..distributed import barrier, get_rank
     from ..text.corpora import CorpusError, load_corpus
     from ..train.lm import LMConfig, prepare_lm_data, sample_text, train_lm
     from . import UsageError
@@ -158,6 +172,7 @@ def run_train(args: argparse.Namespace) -> int:
         raise UsageError(f"the training documents hold {len(data.train_ids)} tokens, fewer "
                          f"than the context + 1 ({cfg.context + 1})")
     resume = _check_resume(out, cfg, data, args)
+    barrier()  # every rank has read the folder before rank 0 writes to it
     d = data.describe()
     print(f"corpus {args.corpus}: {d['train_docs']} train / {d['val_docs']} validation "
           f"documents, {d['train_chars']:,} / {d['val_chars']:,} characters; "
@@ -167,6 +182,8 @@ def run_train(args: argparse.Namespace) -> int:
           f"{cfg.context}; {cfg.steps} steps of {cfg.batch_size} sequences -> {out}")
     results = train_lm(data, cfg, out, resume=resume, name="lm")
     model = results.pop("model")
+    if get_rank() != 0:  # the files and the sample are rank 0's
+        return 0
     print(format_table(results))
     if args.sample_tokens:
         text = sample_text(model, data.tokenizer, "", args.sample_tokens, 0.8, seed=args.seed)
@@ -181,19 +198,21 @@ def _check_resume(out: str, cfg: Any, data: Any, args: argparse.Namespace) -> bo
     """Resume a run in `out` only if it was made with the same settings; else refuse."""
     from dataclasses import asdict
 
+    from ..distributed import get_rank
     from . import UsageError
+
+    def remove(path: str) -> None:
+        if get_rank() == 0 and os.path.exists(path):  # one rank deletes
+            os.remove(path)
 
     cfg_path = os.path.join(out, "config.json")
     ckpt = os.path.join(out, "ckpt.safetensors")
     if args.no_resume:
         for name in ("ckpt.safetensors", "metrics.jsonl", "model.safetensors", "results.json"):
-            path = os.path.join(out, name)
-            if os.path.exists(path):
-                os.remove(path)
+            remove(os.path.join(out, name))
         return False
     if not os.path.exists(ckpt):
-        if os.path.exists(os.path.join(out, "metrics.jsonl")):
-            os.remove(os.path.join(out, "metrics.jsonl"))
+        remove(os.path.join(out, "metrics.jsonl"))
         return False
     try:
         with open(cfg_path, encoding="utf-8") as f:

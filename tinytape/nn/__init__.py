@@ -1,6 +1,6 @@
 """tinytape.nn: modules, layers, attention, positional encodings, Transformer blocks, losses."""
 
-from . import functional, init
+from . import functional, init, parallel
 from .attention import MultiHeadAttention
 from .layers import (
                      GELU,
@@ -26,7 +26,7 @@ from .positional import (
 from .transformer import FeedForward, TransformerBlock
 
 __all__ = [
-    "functional", "init", "Module", "Parameter", "Sequential", "ModuleList",
+    "functional", "init", "parallel", "Module", "Parameter", "Sequential", "ModuleList",
     "Linear", "Embedding", "LayerNorm", "Dropout", "Identity", "ReLU", "GELU", "Sigmoid", "Tanh",
     "Softmax", "CrossEntropyLoss", "MSELoss", "BCEWithLogitsLoss", "MultiHeadAttention",
     "SinusoidalPositionalEncoding", "LearnedPositionalEmbedding", "RotaryEmbedding", "ALiBi",

@@ -7,7 +7,6 @@ state but not trained) and sub-modules, found through attribute assignment.
 
 from __future__ import annotations
 
-import itertools
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -15,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from ..autograd.grad_mode import no_grad
+from ..autograd.hooks import RemovableHandle, hook_ids
 from ..tensor import Tensor
 
 
@@ -36,26 +36,6 @@ class Parameter(Tensor):
 
     def __repr__(self) -> str:
         return "Parameter containing:\n" + Tensor.__repr__(self)
-
-
-_hook_ids = itertools.count()
-
-
-class RemovableHandle:
-    """Returned by `register_forward_hook`: `remove()` unregisters the hook (also on leaving
-    a `with` block)."""
-
-    def __init__(self, hooks: dict[int, Callable[..., Any]], key: int) -> None:
-        self._hooks, self._key = hooks, key
-
-    def remove(self) -> None:
-        self._hooks.pop(self._key, None)
-
-    def __enter__(self) -> RemovableHandle:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.remove()
 
 
 class Module:
@@ -145,7 +125,7 @@ class Module:
         a result other than None replaces the output. Hooks run in registration order."""
         if "_forward_hooks" not in self.__dict__:
             object.__setattr__(self, "_forward_hooks", {})
-        key = next(_hook_ids)
+        key = next(hook_ids)
         self._forward_hooks[key] = hook
         return RemovableHandle(self._forward_hooks, key)
 

@@ -26,6 +26,7 @@ import numpy as np
 
 from ..autograd.grad_mode import no_grad
 from ..checkpoint import load_checkpoint, save_checkpoint
+from ..distributed import get_rank
 from ..models import GPT, GPTConfig
 from ..optim import AdamW, WarmupCosineLR, param_groups_for_weight_decay
 from ..text.corpora import Document, split_documents
@@ -269,19 +270,22 @@ def train_lm(data: LMData, cfg: LMConfig, out_dir: str | os.PathLike | None = No
     a resumable ckpt.safetensors, then model.safetensors (the model with its config and
     tokenizer), tokenizer.json, config.json and results.json. Returns the results (and the
     model under "model"). `until` stops early at that step (checkpointed: an interruption on
-    purpose); the final files are written only once all the steps are done."""
+    purpose); the final files are written only once all the steps are done. Under mpiexec
+    the ranks train data-parallel (see Trainer) and only rank 0 writes files."""
     t0 = time.perf_counter()
     model, opt, sched = build_lm(cfg, data.tokenizer.vocab_size)
     ckpt = model_path = None
+    writes = get_rank() == 0
     if out_dir is not None:
         os.makedirs(out_dir, exist_ok=True)
         ckpt = os.path.join(out_dir, "ckpt.safetensors")
         model_path = os.path.join(out_dir, "model.safetensors")
-        data.tokenizer.save(os.path.join(out_dir, "tokenizer.json"))
-        _write_json(os.path.join(out_dir, "config.json"),
-                    {"lm": asdict(cfg), "gpt": cfg.gpt_config(data.tokenizer.vocab_size)
-                     .to_dict(), "data": data.describe()})
-        if metrics is None:
+        if writes:
+            data.tokenizer.save(os.path.join(out_dir, "tokenizer.json"))
+            _write_json(os.path.join(out_dir, "config.json"),
+                        {"lm": asdict(cfg), "gpt": cfg.gpt_config(data.tokenizer.vocab_size)
+                         .to_dict(), "data": data.describe()})
+        if metrics is None and writes:
             metrics = MetricsLogger(os.path.join(out_dir, "metrics.jsonl"), {"run": name})
     baselines = ngram_bpc(data.train_docs, data.val_docs)
     val_chars = data.val_chars
@@ -316,10 +320,10 @@ def train_lm(data: LMData, cfg: LMConfig, out_dir: str | os.PathLike | None = No
                "evals": fit.evals,
                "resumed_from": fit.resumed_from, "seconds": time.perf_counter() - t0,
                "data": data.describe(), "config": asdict(cfg)}
-    if metrics is not None:
+    if metrics is not None and writes:
         metrics.log(event="result", phase=name, step=fit.step, val_bpc=val_bpc,
                     unigram_bpc=baselines["unigram"], bigram_bpc=baselines["bigram"])
-    if out_dir is not None:
+    if out_dir is not None and writes:
         save_lm(model_path, model, data.tokenizer, cfg, {"val_bpc": val_bpc,
                                                            "baselines": baselines})
         _write_json(os.path.join(out_dir, "results.json"), results)

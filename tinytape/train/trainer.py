@@ -26,7 +26,14 @@ pretraining, RLHF) need not:
   every `checkpoint_every` steps and at the end, via tinytape.checkpoint (atomic writes,
   checksummed); the one before the latest is kept as `<name>.prev<ext>`, and
   `fit(resume=True)` continues from the latest exactly as if never interrupted, or, when
-  the latest is missing or corrupted, from the previous one with a warning that says so.
+  the latest is missing or corrupted, from the previous one with a warning that says so;
+- several processes (under mpiexec, after tinytape.distributed.init_process_group()): the
+  model is wrapped in DistributedDataParallel; batch_size stays the global batch, which
+  every rank draws from the same seeded generator and splits (`shard_batch`), so the run
+  equals one process's up to rounding; noise and dropout streams differ per rank
+  (`seed_rank_generators`); only rank 0 prints, logs metrics (averaged over the ranks) and
+  writes checkpoints; evaluations run on rank 0 and are sent to all; a checkpoint resumes
+  at any number of processes (it must be on a file system every rank can read).
 """
 
 from __future__ import annotations
@@ -43,8 +50,10 @@ from typing import IO, Any, Union
 
 import numpy as np
 
+from .. import distributed as dist
 from ..autograd.grad_mode import no_grad
 from ..checkpoint import load_checkpoint, save_checkpoint
+from ..nn.parallel import DistributedDataParallel
 from ..optim.clip import clip_grad_norm_
 from ..serialization import CheckpointError
 
@@ -340,6 +349,19 @@ class Trainer:
             self.batches = BatchIterator(data, batch_size, self.data_rng, shuffle, drop_last)
         self.step = 0
         self.evals: list[dict[str, float]] = []
+        self.rank, self.world_size = dist.get_rank(), dist.get_world_size()
+        #: the model's DistributedDataParallel wrapper when several processes train it
+        self.ddp: DistributedDataParallel | None = None
+        self._loss_weight = 1.0  # this rank's share of the global batch times world_size
+        if self.world_size > 1:
+            if self.batch_size < self.world_size:
+                raise ValueError(f"Trainer: a global batch of {self.batch_size} cannot be "
+                                 f"split over {self.world_size} processes")
+            # find_unused_parameters: loss_fn may leave parts of the model out
+            self.ddp = model if isinstance(model, DistributedDataParallel) else \
+                DistributedDataParallel(model, find_unused_parameters=True)
+            if self.rank != 0:
+                self.metrics = None
 
     # ------------------------------------------------------------ pieces
     def next_batch(self) -> Any:
@@ -361,8 +383,13 @@ class Trainer:
         values = {"loss": float(loss.item())}
         if not math.isfinite(values["loss"]):  # before the update spoils the weights
             raise FloatingPointError(f"{self.name}: the loss is {values['loss']} at step "
-                                     f"{self.step + 1}")
+                                     f"{self.step + 1}" + (f" on rank {self.rank}"
+                                                           if self.world_size > 1 else ""))
         self.optimizer.zero_grad()
+        if self.ddp is not None:
+            self.ddp.prepare_for_backward(loss)
+            if self._loss_weight != 1.0:  # DDP averages: weight a shard by its size
+                loss = loss * self._loss_weight
         loss.backward()
         if self.clip_grad_norm is not None:
             params = [p for g in self.optimizer.param_groups for p in g["params"]]
@@ -374,9 +401,20 @@ class Trainer:
         return values
 
     def evaluate(self) -> dict[str, float]:
-        """Run eval_fn in eval mode without a tape; log and remember the result."""
+        """Run eval_fn in eval mode without a tape; log and remember the result. With
+        several processes, rank 0 evaluates and sends the values to the others."""
         if self.eval_fn is None:
             return {}
+        if self.world_size > 1:
+            shared = [self._evaluate_here() if self.rank == 0 else None]
+            dist.broadcast_object_list(shared, src=0)
+            values = shared[0]
+            if self.rank != 0:
+                self.evals.append({"step": self.step, **values})
+            return values
+        return self._evaluate_here()
+
+    def _evaluate_here(self) -> dict[str, float]:
         was_training = getattr(self.model, "training", True)
         if hasattr(self.model, "eval"):
             self.model.eval()
@@ -399,13 +437,16 @@ class Trainer:
     # ------------------------------------------------------------ checkpoints
     def save_checkpoint(self, path: str | os.PathLike | None = None) -> str:
         """Save everything a resume needs (model, optimizer, scheduler, generators, the
-        position in the data and the evaluations so far); returns the path."""
+        position in the data and the evaluations so far); returns the path. Only rank 0
+        writes (the ranks hold the same state)."""
         path = os.fspath(path or self.checkpoint_path or "")
         if not path:
             raise ValueError("Trainer.save_checkpoint: no path (set checkpoint_path)")
+        if self.rank != 0:
+            return path
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         state = {"name": self.name, "step": self.step, "steps": self.steps,
-                 "seed": self.seed, "evals": self.evals,
+                 "seed": self.seed, "evals": self.evals, "world_size": self.world_size,
                  "batches": self.batches.state_dict() if self.batches is not None else None}
         if os.path.exists(path):  # keep the latest as the previous one (a rename: atomic)
             os.replace(path, previous_checkpoint(path))
@@ -452,6 +493,8 @@ class Trainer:
         if isinstance(arg, Progress):
             return arg
         mode = {True: None, None: None, False: "off"}.get(arg, arg)  # type: ignore[arg-type]
+        if self.rank != 0:
+            mode = "off"
         return Progress(self.steps, self.name, mode=mode)
 
     def fit(self, resume: bool | str | os.PathLike = False, until: int | None = None
@@ -466,6 +509,8 @@ class Trainer:
                 resumed_from = self._resume(path)
             elif resume is not True:
                 raise FileNotFoundError(f"no checkpoint at {path}")
+        if self.world_size > 1:  # this rank's own noise, from where this run starts
+            self.rng = dist.seed_rank_generators(self.model, self.seed, self.rank, self.step)
         stop = self.steps if until is None else min(int(until), self.steps)
         if hasattr(self.model, "train"):
             self.model.train()
@@ -481,20 +526,31 @@ class Trainer:
         try:
             while self.step < stop:
                 batch = self.next_batch()
-                values = self.train_step(batch)
-                self.step += 1
                 n_items = _batch_len(batch)
+                share = 1.0  # this rank's fraction of the global batch
+                if self.world_size > 1:
+                    batch = dist.shard_batch(batch, self.rank, self.world_size)
+                    share = _batch_len(batch) / n_items
+                    self._loss_weight = share * self.world_size
+                values = self.train_step(batch)
+                if self.ddp is not None:  # a step on gradients not averaged stops the run
+                    self.ddp.check_reduction_finished()
+                self.step += 1
                 items_total += n_items
                 window_items += n_items
                 window_n += 1
                 for k, v in values.items():
-                    window[k] = window.get(k, 0.0) + v
+                    window[k] = window.get(k, 0.0) + v * share
                 if not math.isfinite(values["loss"]):  # from a step_fn
                     raise FloatingPointError(f"{self.name}: the loss is {values['loss']} at "
                                              f"step {self.step}")
                 progress.update(1, items=n_items, loss=values["loss"])
                 if self.step % self.log_every == 0 or self.step == stop:
                     now = time.perf_counter()
+                    if self.world_size > 1:  # the global batch's values: sum the shares
+                        sums = np.array(list(window.values()), dtype=np.float64)
+                        dist.all_reduce(sums)
+                        window = dict(zip(window, sums.tolist()))
                     means = {k: v / window_n for k, v in window.items()}
                     last_loss = means["loss"]
                     if self.metrics is not None:
@@ -519,6 +575,8 @@ class Trainer:
         finally:
             if own_progress:
                 progress.close()
+        if self.world_size > 1:  # rank 0's checkpoint is written before anyone goes on
+            dist.barrier()
         return TrainResult(self.step, last_loss, list(self.evals), time.perf_counter() - t0,
                            items_total, resumed_from)
 

@@ -1,0 +1,382 @@
+"""tinytape.distributed and DistributedDataParallel.
+
+The first tests run in this process (a group of one, sharding, seeding). The others start
+`mpiexec -n 2 python tests/mpi_worker.py CASE` (with a timeout) and compare what the two
+ranks computed with one process doing the same work in float64. They need the `mpi` extra;
+without it they skip, unless TINYTAPE_REQUIRE_MPI=1 (set by .ci/mpi.sh), where they fail.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+import mpi_worker as W
+import numpy as np
+import pytest
+
+import tinytape as tt
+import tinytape.distributed as dist
+from tinytape.checkpoint import module_generators
+from tinytape.nn.parallel import DistributedDataParallel
+from tinytape.optim import AdamW
+
+WORKER = os.path.join(os.path.dirname(__file__), "mpi_worker.py")
+TOL = 1e-10  # float64: two ranks against one process
+
+
+@pytest.fixture(autouse=True)
+def one_thread_no_group():
+    saved = tt.get_num_threads()
+    tt.set_num_threads(1)
+    dist.destroy_process_group()
+    yield
+    dist.destroy_process_group()
+    tt.set_num_threads(saved)
+
+
+# ---------------------------------------------------------------------------- one process
+
+
+def test_group_of_one_without_a_launcher(monkeypatch):
+    for name in dist.launcher_world_size.__globals__["LAUNCHER_SIZE_VARIABLES"]:
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(RuntimeError, match="init_process_group"):
+        dist.all_reduce(np.ones(2))
+    assert not dist.is_initialized() and dist.get_world_size() == 1
+    g = dist.init_process_group()
+    assert (g.rank, g.size, dist.get_rank(), dist.get_world_size()) == (0, 1, 0, 1)
+    t = tt.tensor([1.0, 2.0])
+    dist.all_reduce(t, dist.ReduceOp.AVG)
+    dist.broadcast(t)
+    np.testing.assert_array_equal(t.numpy(), [1.0, 2.0])
+    parts = [np.zeros(2, np.float32)]
+    dist.all_gather(parts, t)
+    np.testing.assert_array_equal(parts[0], [1.0, 2.0])
+    with pytest.raises(ValueError, match="tensor_list has 2 entries for a group of 1"):
+        dist.all_gather([np.zeros(2), np.zeros(2)], t)
+    with pytest.raises(
+        ValueError,
+        match=r"tensor_list\[0\] is float64\[3\], the tensor sent is "
+        r"float32\[2\]",
+    ):
+        dist.all_gather([np.zeros(3)], t)
+    with pytest.raises(ValueError, match="src 1 is not a rank"):
+        dist.broadcast(t, src=1)
+    with pytest.raises(ValueError, match="op must be one of"):
+        dist.all_reduce(t, "mean")
+    with pytest.raises(TypeError, match="Tensor or a numpy array"):
+        dist.all_reduce([1.0])
+    assert dist.gather_runs(dist.shard_runs(["a", "b"]), 2) == ["a", "b"]
+
+
+def test_launcher_without_mpi4py_is_a_clear_error(monkeypatch):
+    monkeypatch.setenv("PMI_SIZE", "2")
+    monkeypatch.setitem(sys.modules, "mpi4py", None)  # import mpi4py fails
+    monkeypatch.setitem(sys.modules, "mpi4py.MPI", None)
+    with pytest.raises(RuntimeError, match=r"MPI launcher with 2 processes.*tinytape\[mpi\]"):
+        dist.init_process_group()
+    assert not dist.is_initialized()
+
+
+def test_shard_range_and_shard_batch_cover_the_batch_once():
+    for n in (7, 8, 2):
+        spans = [dist.shard_range(n, r, 2) for r in range(2)]
+        assert spans[0][0] == 0 and spans[0][1] == spans[1][0] and spans[1][1] == n
+        assert abs((spans[0][1] - spans[0][0]) - (spans[1][1] - spans[1][0])) <= 1
+    assert [dist.shard_range(10, r, 3) for r in range(3)] == [(0, 4), (4, 7), (7, 10)]
+    x, y = np.arange(14).reshape(7, 2), np.arange(7)
+    parts = [dist.shard_batch((x, y), r, 2) for r in range(2)]
+    np.testing.assert_array_equal(np.concatenate([p[0] for p in parts]), x)
+    np.testing.assert_array_equal(parts[1][1], [4, 5, 6])
+    with pytest.raises(ValueError, match="batch of 1 items cannot be split over 2 ranks"):
+        dist.shard_batch(np.zeros(1), 0, 2)
+    with pytest.raises(ValueError, match="different lengths"):
+        dist.shard_batch((np.zeros(3), np.zeros(2)), 0, 2)
+
+
+def test_distributed_sampler_matches_pytorch():
+    torch_data = pytest.importorskip("torch.utils.data")
+    for n, world, drop in ((10, 3, False), (10, 3, True), (4, 2, False)):
+        for rank in range(world):
+            ours = list(dist.DistributedSampler(n, world, rank, shuffle=False, drop_last=drop))
+            theirs = list(
+                torch_data.DistributedSampler(range(n), world, rank, shuffle=False, drop_last=drop)
+            )
+            assert ours == theirs, (n, world, rank, drop)
+    # shuffled: every rank the same permutation, a new one per epoch
+    s = [dist.DistributedSampler(9, 3, r, seed=1) for r in range(3)]
+    first = sorted(i for x in s for i in x)
+    assert first == list(range(9))
+    order0 = [list(x) for x in s]
+    for x in s:
+        x.set_epoch(1)
+    assert [list(x) for x in s] != order0
+    with pytest.raises(ValueError, match="rank 3 is not in"):
+        dist.DistributedSampler(9, 3, 3)
+
+
+def test_seed_rank_generators_differ_by_rank_and_repeat():
+    model = W.tiny_gpt(0, dropout=0.3)
+    (gen,) = module_generators(model).values()
+    draws = {}
+    for rank in (0, 1, 0):
+        noise = dist.seed_rank_generators(model, 5, rank)
+        draws.setdefault(rank, []).append((gen.random(3).tolist(), noise.random(2).tolist()))
+    assert draws[0][0] == draws[0][1]  # the same seed and rank: the same streams
+    assert draws[0][0][0] != draws[1][0][0] and draws[0][0][1] != draws[1][0][1]
+    noise_later = dist.seed_rank_generators(model, 5, 0, step=3).random(2).tolist()
+    assert noise_later != draws[0][0][1]
+
+
+def test_ddp_in_a_group_of_one_leaves_gradients_alone():
+    with pytest.raises(RuntimeError, match="init_process_group"):
+        DistributedDataParallel(W.tiny_gpt(0))
+    dist.init_process_group()
+    model = W.tiny_gpt(0)
+    ref = W.tiny_gpt(0)
+    ddp = DistributedDataParallel(model)
+    assert ddp._handles == [] and list(ddp.state_dict())[0].startswith("module.")
+    x, y = W.global_batch(0, 4)
+    ddp(x, y)[1].backward()
+    ref(x, y)[1].backward()
+    for p, q in zip(model.parameters(), ref.parameters()):
+        np.testing.assert_array_equal(p.grad.numpy(), q.grad.numpy())
+    with pytest.raises(TypeError, match="wraps a Module"):
+        DistributedDataParallel(lambda x: x)
+
+
+# ---------------------------------------------------------------------------- two processes
+
+
+def _mpiexec() -> str | None:
+    local = os.path.join(os.path.dirname(sys.executable), "mpiexec")
+    return local if os.path.exists(local) else shutil.which("mpiexec")
+
+
+def _need_mpi() -> str:
+    exe = _mpiexec()
+    if exe is not None and dist.is_available():
+        return exe
+    why = "needs mpi4py and mpiexec: pip install '.[mpi]'"
+    if os.environ.get("TINYTAPE_REQUIRE_MPI") == "1":
+        pytest.fail(why + " (TINYTAPE_REQUIRE_MPI=1)")
+    pytest.skip(why)
+
+
+def run_mpi(
+    case: str, out, *args: str, n: int = 2, timeout: float = 180, check: bool = True
+) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    for name in dist.launcher_world_size.__globals__["LAUNCHER_SIZE_VARIABLES"]:
+        env.pop(name, None)
+    cmd = [_need_mpi(), "-n", str(n), sys.executable, WORKER, case, str(out), *args]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
+    if check:
+        assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{proc.stdout}\n{proc.stderr}"
+    return proc
+
+
+def _load(out, name: str, rank: int) -> dict[str, np.ndarray]:
+    with np.load(os.path.join(out, f"{name}_rank{rank}.npz")) as f:
+        return {k: f[k] for k in f}
+
+
+def _assert_params_close(got: dict, want: dict, tol: float = TOL) -> None:
+    for name, value in want.items():
+        err = np.max(np.abs(got[name] - value))
+        assert err <= tol, f"{name}: max difference {err:.3g} > {tol}"
+
+
+def test_collectives_on_two_ranks(tmp_path):
+    run_mpi("collectives", tmp_path)
+    for rank in (0, 1):
+        got = _load(tmp_path, "collectives", rank)
+        np.testing.assert_array_equal(got["sum"], np.arange(6.0).reshape(2, 3) * 3)  # 1 + 2
+        np.testing.assert_array_equal(got["avg"], np.full(4, 1.5))
+        np.testing.assert_array_equal(got["max"], [1, 0])
+        np.testing.assert_array_equal(got["noncontig"], np.arange(12.0).reshape(3, 4)[:, ::2] * 3)
+        np.testing.assert_array_equal(got["bcast"], np.full(3, 11.0))  # rank 1's
+        np.testing.assert_array_equal(got["gather"], [[0, 0], [1, 10]])
+        np.testing.assert_array_equal(got["objects"], [0, 1])
+        assert got["runs"].tolist() == ["aa", "bb", "cc", "dd", "ee"]
+        assert got["run_items"].tolist() == [[0, 2, 4], [1, 3]][rank]
+
+
+def test_ddp_two_ranks_equal_one_process_with_the_double_batch(tmp_path):
+    run_mpi("ddp", tmp_path)
+    # the reference: one process, rank 0's initial weights, batches of 2 * PER_RANK
+    model = W.tiny_gpt(100)
+    assert np.max(np.abs(W.tiny_gpt(101).wte.weight.numpy() - model.wte.weight.numpy())) > 0.01
+    opt = AdamW(model.parameters(), lr=1e-2, weight_decay=0.1)
+    for step in range(W.STEPS):
+        _, loss = model(*W.global_batch(step, 2 * W.PER_RANK))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    opt.zero_grad()
+    for micro in (W.STEPS, W.STEPS + 1):
+        model(*W.global_batch(micro, 2 * W.PER_RANK))[1].backward()
+    opt.step()
+    want = W.params(model)
+    for rank in (0, 1):
+        got = _load(tmp_path, "ddp", rank)
+        # several buckets; in every backward, all but the last start while gradients of
+        # other parameters are still to come (backward still running)
+        n = int(got["buckets"])
+        assert n > 2 and len(got["waiting"]) == (W.STEPS + 1) * n
+        started_early = (got["waiting"].reshape(-1, n) > 0).sum(axis=1)
+        assert (started_early == n - 1).all(), got["waiting"]
+        _assert_params_close(got, want)
+
+
+def test_ddp_unused_parameters_refused_or_averaged(tmp_path):
+    run_mpi("unused", tmp_path)
+    for rank in (0, 1):
+        with open(tmp_path / f"unused_rank{rank}.json") as f:
+            got = json.load(f)
+        assert "gave no gradient to 2 parameter(s) (1.weight, 1.bias)" in got["False"]["message"]
+        assert "find_unused_parameters=True" in got["False"]["message"]
+        # x = (rank + 1) * ones(4, 3): d(sum)/dW = 4 (rank + 1) per entry; two backwards
+        # without zero_grad: averaged (4 + 8) / 2 = 6, then (6 + 4(rank + 1)) averaged = 12
+        assert got["True"]["message"] == ""
+        np.testing.assert_array_equal(got["True"]["grad0"], np.full((2, 3), 12.0))
+        np.testing.assert_array_equal(got["True"]["grad1"], np.zeros((2, 2)))
+
+
+def test_dropout_streams_per_rank(tmp_path):
+    run_mpi("dropout", tmp_path)
+    # the reference: one process runs each rank's shard with that rank's dropout stream,
+    # accumulates, and halves: the mean of the two ranks' gradients
+    model = W.tiny_gpt(100, dropout=0.3)
+    (gen,) = module_generators(model).values()
+    streams = {}
+    for rank in (0, 1):
+        dist.seed_rank_generators(model, 5, rank)
+        streams[rank] = gen.bit_generator.state
+    assert streams[0] != streams[1]
+    opt = AdamW(model.parameters(), lr=1e-2)
+    for step in range(W.STEPS):
+        opt.zero_grad()
+        batch = W.global_batch(step, 2 * W.PER_RANK)
+        for rank in (0, 1):
+            gen.bit_generator.state = streams[rank]
+            model(*dist.shard_batch(batch, rank, 2))[1].backward()
+            streams[rank] = gen.bit_generator.state
+        for p in model.parameters():
+            p.grad.data *= 0.5
+        opt.step()
+    want = W.params(model)
+    for rank in (0, 1):
+        _assert_params_close(_load(tmp_path, "dropout", rank), want)
+
+
+def _trainer_reference(out, until: int | None = None):
+    trainer, model = W.make_trainer(str(out), 6, str(out / "metrics.jsonl"))
+    result = trainer.fit(resume=True, until=until)
+    return W.params(model), result
+
+
+def test_trainer_two_ranks_equal_one_and_resume_at_another_world_size(tmp_path):
+    ref_dir, two, two_then_one, one_then_two = (tmp_path / n for n in ("ref", "a", "b", "c"))
+    for d in (ref_dir, two, two_then_one, one_then_two):
+        d.mkdir()
+    want, ref = _trainer_reference(ref_dir)
+    # two ranks, the whole run: the same parameters, one metrics file with the same losses
+    run_mpi("trainer", two, "6", "0")
+    for rank in (0, 1):
+        got = _load(two, "trainer6", rank)
+        _assert_params_close(got, want)
+        np.testing.assert_allclose(got["evals"], [e["p0"] for e in ref.evals], rtol=0, atol=TOL)
+    ref_log = [json.loads(x) for x in open(ref_dir / "metrics.jsonl")]
+    two_log = [json.loads(x) for x in open(two / "metrics.jsonl")]
+    assert [r["event"] for r in two_log] == [r["event"] for r in ref_log]
+    for a, b in zip(two_log, ref_log):
+        for key in ("loss", "grad_norm", "lr", "p0"):
+            if key in b:
+                assert abs(a[key] - b[key]) <= TOL, (key, a, b)
+    # two ranks stop at step 3; one process resumes; and the other way round
+    run_mpi("trainer", two_then_one, "6", "3")
+    assert not (two_then_one / "trainer6_rank0.npz").exists()
+    got, result = _trainer_reference(two_then_one)
+    assert result.resumed_from == 3
+    _assert_params_close(got, want)
+    _trainer_reference(one_then_two, until=3)
+    run_mpi("trainer", one_then_two, "6", "0")
+    for rank in (0, 1):
+        _assert_params_close(_load(one_then_two, "trainer6", rank), want)
+
+
+def test_lm_train_command_two_ranks(tmp_path):
+    exe = _need_mpi()
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    rng = np.random.default_rng(0)
+    words = ["tape", "grad", "node", "leaf", "rank", "batch", "step", "loss"]
+    for i in range(12):
+        (corpus / f"{i}.txt").write_text(" ".join(rng.choice(words, 60)) + ".\n")
+    args = [
+        "-m",
+        "tinytape",
+        "lm",
+        "train",
+        "--corpus",
+        str(corpus),
+        "--steps",
+        "6",
+        "--d-model",
+        "16",
+        "--context",
+        "16",
+        "--layers",
+        "1",
+        "--heads",
+        "2",
+        "--batch-size",
+        "6",
+        "--eval-every",
+        "3",
+        "--warmup",
+        "1",
+        "--sample-tokens",
+        "10",
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    runs = {}
+    for n in (1, 2):
+        out = tmp_path / f"run{n}"
+        cmd = ([exe, "-n", "2"] if n == 2 else []) + [sys.executable, *args, "--out", str(out)]
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        runs[n] = (
+            proc.stdout,
+            json.loads((out / "results.json").read_text()),
+            (out / "metrics.jsonl").read_text().splitlines(),
+        )
+    assert runs[2][0].count("GPT d_model 16") == 1  # rank 0 alone prints
+    assert len(runs[2][2]) == len(runs[1][2])  # and logs
+    # float32 training: equal up to rounding
+    assert abs(runs[2][1]["val_bpc"] - runs[1][1]["val_bpc"]) < 1e-4
+    for a, b in zip(runs[2][1]["evals"], runs[1][1]["evals"]):
+        assert a["step"] == b["step"] and abs(a["val_bpc"] - b["val_bpc"]) < 1e-4
+
+
+@pytest.mark.parametrize(
+    "how, message",
+    [
+        ("raise", "rank 1 of 2 stopped with RuntimeError: rank 1 fails on purpose; aborting"),
+        ("exit", "rank 1 exited while rank 0 waited in all_reduce"),
+        ("kill", "signal 9"),
+    ],
+)
+def test_a_rank_that_dies_stops_the_others(tmp_path, how, message):
+    t0 = time.perf_counter()
+    proc = run_mpi("die", tmp_path, how, check=False, timeout=60)
+    seconds = time.perf_counter() - t0
+    assert proc.returncode != 0
+    assert message in proc.stdout + proc.stderr, proc.stdout + proc.stderr
+    assert seconds < 30, f"the job took {seconds:.0f} s to stop"
