@@ -14,8 +14,10 @@ import numpy as np
 import pytest
 
 import tinytape as tt
+from tinytape import distributed as dist
 from tinytape import nn
 from tinytape.nn import functional as F
+from tinytape.nn.parallel import DistributedDataParallel
 from tinytape.ops import REGISTRY
 from tinytape.ops.registry import register
 
@@ -41,6 +43,20 @@ class _Bare(nn.Module):
 
 def _linear_state(shape):
     return {"weight": np.zeros(shape), "bias": np.zeros(3)}
+
+
+def _in_group(call):
+    """call() inside a process group of one (init, then destroy whatever happens)."""
+    dist.init_process_group()
+    try:
+        return call()
+    finally:
+        dist.destroy_process_group()
+
+
+def _without_group(call):
+    dist.destroy_process_group()
+    return call()
 
 
 CASES = [
@@ -231,6 +247,14 @@ CASES = [
     # nn/transformer.py
     ("block norm", lambda: nn.TransformerBlock(8, 2, norm="mid"), ValueError,
      "TransformerBlock: norm must be 'pre' or 'post', got 'mid'"),
+    # nn/parallel.py (a world of one process: no MPI needed)
+    ("ddp not a module", lambda: _in_group(lambda: DistributedDataParallel(lambda x: x)),
+     TypeError, "DistributedDataParallel wraps a Module, got function"),
+    ("ddp bucket", lambda: _in_group(lambda: DistributedDataParallel(nn.Linear(2, 2),
+                                                                     bucket_cap_mb=0)),
+     ValueError, "bucket_cap_mb must be > 0, got 0"),
+    ("ddp no group", lambda: _without_group(lambda: DistributedDataParallel(nn.Linear(2, 2))),
+     RuntimeError, r"call tinytape.distributed.init_process_group\(\) first"),
 ]
 
 
@@ -244,6 +268,10 @@ def test_error_message(call, exc, match):
 UNREACHABLE = {
     ("ops/arithmetic.py", "raise"): "re-raises, unchanged, an error other than a broadcast "
                                     "one from an op's forward (none is known)",
+    ("nn/parallel.py", "raise RuntimeError"): "besides the missing process group (a case "
+                                              "here), a backward that left parameters "
+                                              "unaveraged: needs two processes, tested under "
+                                              "mpiexec in tests/test_distributed.py",
 }
 
 
