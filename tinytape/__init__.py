@@ -8,7 +8,7 @@
 
 import numpy as np
 
-from . import backend, nn, optim  # noqa: E402, I001  (they build on everything above)
+from . import backend, nn, optim, profiler  # noqa: E402, I001  (they build on everything above)
 from ._version import __version__
 from .autograd.function import Function
 from .autograd.functional import grad
@@ -40,7 +40,7 @@ int64 = np.int64
 bool_ = np.bool_
 
 __all__ = [
-    "__version__", "backend", "nn", "optim", "config", "get_num_threads", "set_num_threads",
+    "__version__", "backend", "nn", "optim", "profiler", "config", "get_num_threads", "set_num_threads",
     "show_config",
     "Tensor", "Function", "no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled",
     "grad", "gradcheck", "gradgradcheck", "GradcheckError",

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .. import profiler
 from .grad_mode import set_grad_enabled
 from .hooks import hooked_leaf_uses, post_accumulate_grad_hooks, run_post_accumulate_grad_hooks
 
@@ -87,6 +88,20 @@ def run_backward(
     """Backpropagate from `roots`. Without `inputs`, gradients accumulate into the
     leaves' .grad (and retain_grad tensors); with `inputs`, their gradients are
     returned instead and no .grad is touched."""
+    if profiler.active:
+        return profiler.call("run_backward", "engine", _run_backward, roots, root_grads,
+                             retain_graph, create_graph, inputs, op)
+    return _run_backward(roots, root_grads, retain_graph, create_graph, inputs, op)
+
+
+def _run_backward(
+    roots: Sequence[Tensor],
+    root_grads: Sequence[Tensor | np.ndarray | float | None],
+    retain_graph: bool,
+    create_graph: bool,
+    inputs: Sequence[Tensor] | None,
+    op: str,
+) -> list[Tensor | None] | None:
     pending: dict[int, tuple[Function, Tensor]] = {}  # seq -> (node, its gradient so far)
     heap: list[int] = []  # -seq of the pending nodes: the latest op pops first
     leaves: dict[int, list] = {}  # id(leaf) -> [leaf, its gradient so far]
@@ -132,7 +147,10 @@ def run_backward(
                     f"{op}: {node.name} does not support create_graph=True (its backward is a "
                     "fused kernel that is not itself recorded)"
                 )
-            input_grads = type(node).backward(node, g)
+            if profiler.active:
+                input_grads = profiler.call(node.name, "backward", type(node).backward, node, g)
+            else:
+                input_grads = type(node).backward(node, g)
             if not retain_graph:  # node.release(), inlined
                 node.freed = True
                 if node._saved:

@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import profiler
 from .grad_mode import _mode
 
 _next_seq = itertools.count().__next__
@@ -63,6 +64,8 @@ class Function:
 
     @classmethod
     def apply(cls, *inputs: Tensor, **params: Any) -> Tensor:
+        if profiler.active:
+            return profiler.call_unprofiled(cls.__name__, "forward", cls.apply, *inputs, **params)
         ctx = cls.__new__(cls)
         out = _new_tensor(Tensor)
         out.grad = None

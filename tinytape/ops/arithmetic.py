@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import profiler
 from ..autograd.function import Function
 from ..autograd.grad_mode import _mode
 from ..tensor import Tensor
@@ -26,6 +27,8 @@ def _binary_op(cls: type[Function], name: str, doc: str) -> Callable[[Any, Any],
 
     def op(a: Any, b: Any) -> Tensor:
         if not _mode.enabled:
+            if profiler.active:
+                return profiler.call_unprofiled(cls.__name__, "forward", op, a, b)
             # Nothing is recorded (no_grad, or a backward pass without create_graph): the
             # kernel alone on the arrays, no node and no ctx. For two tensors of one dtype,
             # or a float tensor and a Python number (converted as as_tensor does); other
@@ -174,6 +177,8 @@ class Neg(Function):
 def neg(a: Tensor) -> Tensor:
     """-a."""
     if not _mode.enabled and isinstance(a, Tensor):
+        if profiler.active:
+            return profiler.call_unprofiled("Neg", "forward", neg, a)
         return Tensor._wrap(Neg.kernel(a.data))  # nothing recorded: no node, no ctx
     return Neg.apply(a)
 
