@@ -40,8 +40,8 @@ int64 = np.int64
 bool_ = np.bool_
 
 __all__ = [
-    "__version__", "backend", "nn", "optim", "profiler", "config", "get_num_threads", "set_num_threads",
-    "show_config",
+    "__version__", "backend", "nn", "optim", "profiler", "config", "get_num_threads",
+    "set_num_threads", "show_config",
     "Tensor", "Function", "no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled",
     "grad", "gradcheck", "gradgradcheck", "GradcheckError",
     "tensor", "from_numpy", "zeros", "ones", "full", "arange", "zeros_like", "ones_like",

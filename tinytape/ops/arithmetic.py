@@ -12,11 +12,9 @@ import numpy as np
 from .. import profiler
 from ..autograd.function import Function
 from ..autograd.grad_mode import _mode
-from ..tensor import Tensor
+from ..tensor import Tensor, make_tensor
 from ._util import binary_operands, broadcast_error
 from .registry import BROADCAST_PAIRS, OpInfo, Sample, away_from_zero, positive, rand, register
-
-_new_tensor = object.__new__
 
 
 def _binary_op(cls: type[Function], name: str, doc: str) -> Callable[[Any, Any], Tensor]:
@@ -53,14 +51,7 @@ def _binary_op(cls: type[Function], name: str, doc: str) -> Callable[[Any, Any],
                 except ValueError:
                     pass
                 else:
-                    out = _new_tensor(Tensor)  # Tensor._wrap(data), inlined: this is hot
-                    out.data = data
-                    out.grad = None
-                    out._node = None
-                    out._version = [0]
-                    out._retains_grad = False
-                    out.requires_grad = False
-                    return out
+                    return make_tensor(data, [0], None, False)
         if isinstance(a, Tensor) and type(b) is float and a.data.dtype.kind == "f":
             b = Tensor._wrap(np.asarray(b, a.data.dtype))  # t + 0.5: as_tensor would
         elif not (isinstance(a, Tensor) and isinstance(b, Tensor)
