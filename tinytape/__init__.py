@@ -8,7 +8,8 @@
 
 import numpy as np
 
-from . import backend, nn, optim, profiler  # noqa: E402, I001  (they build on everything above)
+# _compiled first: with TINYTAPE_PURE_PYTHON=1 the tape is then imported from its sources
+from . import _compiled, backend, nn, optim, profiler  # noqa: E402, I001, F401
 from ._version import __version__
 from .autograd.function import Function
 from .autograd.functional import grad

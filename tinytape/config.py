@@ -8,6 +8,7 @@ import sys
 
 import numpy as np
 
+from ._compiled import compiled_modules
 from ._version import __version__
 from .backend import _memory, _state
 
@@ -33,6 +34,8 @@ def config() -> dict[str, object]:
         "numpy": np.__version__,
         "platform": f"{platform.system()} {platform.machine()}",
         "backend": _state.name(),
+        "tape": ", ".join(compiled_modules()) + " compiled (Cython)" if compiled_modules()
+        else "Python",
     }
     C = _state._C
     if C is None:

@@ -1,0 +1,49 @@
+"""The tape's compiled build (Cython, from the same .py files) and the switch back to the
+plain-Python sources (TINYTAPE_PURE_PYTHON=1, as .ci/plain.sh runs the suite)."""
+
+import os
+import subprocess
+import sys
+
+from tinytape import _compiled
+from tinytape.backend import _state
+
+PROBE = ("import sys, tinytape, tinytape._compiled as c; "
+         "print(c.compiled_modules()); "
+         "print([sys.modules[m].__file__.rsplit('.', 1)[-1] for m in c.TAPE_MODULES]); "
+         "print(tinytape.config()['tape'])")
+
+
+def _probe(**env):
+    out = subprocess.run([sys.executable, "-c", PROBE], env={**os.environ, **env},
+                         capture_output=True, text=True, check=False)
+    assert out.returncode == 0, out.stderr
+    return out.stdout.splitlines()
+
+
+def test_pure_python_switch_imports_every_tape_module_from_its_source():
+    compiled, suffixes, tape = _probe(TINYTAPE_PURE_PYTHON="1")
+    assert compiled == "[]"
+    assert suffixes == str(["py"] * len(_compiled.TAPE_MODULES))
+    assert tape == "Python"
+
+
+def test_a_built_extension_comes_with_the_compiled_tape():
+    # setup.py builds the tape with the kernels (unless told not to): a checkout whose _C
+    # is built but whose tape is not was built by an older setup.py, or the switch leaks.
+    if os.environ.get("TINYTAPE_PURE_PYTHON") == "1":  # this process runs the sources
+        assert _compiled.compiled_modules() == []
+        return
+    if _state._C is None or os.environ.get("TINYTAPE_COMPILE_TAPE") == "0":
+        return  # nothing was compiled
+    compiled, suffixes, tape = _probe(TINYTAPE_PURE_PYTHON="0")
+    assert compiled == str(list(_compiled.TAPE_MODULES))
+    assert "py" not in suffixes
+    assert tape.endswith("compiled (Cython)")
+
+
+def test_a_bad_switch_value_is_an_error_naming_it():
+    out = subprocess.run([sys.executable, "-c", "import tinytape"],
+                         env={**os.environ, "TINYTAPE_PURE_PYTHON": "yes"},
+                         capture_output=True, text=True, check=False)
+    assert out.returncode != 0 and "TINYTAPE_PURE_PYTHON='yes'" in out.stderr
