@@ -3,7 +3,9 @@
 A tensor made by a recorded op keeps that op (its node, `grad_fn`); a leaf made by
 the user has none and, with requires_grad=True, collects gradients in `.grad`.
 Operators and methods (`+`, `@`, `.sum()`, `.reshape()` ...) are bound at the
-bottom of this file to the ops in tinytape.ops.
+bottom of this file to the ops in tinytape.ops; tensor.pyi declares them all for readers
+and type checkers (written by tools/tensor_stub.py, checked by the tests). Every Tensor's
+slots are set by _set_slots: through __init__ for user data, make_tensor on the tape.
 """
 
 from __future__ import annotations
