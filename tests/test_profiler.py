@@ -103,6 +103,21 @@ def test_unrecorded_fast_paths_are_counted_under_no_grad():
     np.testing.assert_allclose(y.numpy(), -(np.tanh(x.numpy()) * 2 + 1), rtol=1e-15)
 
 
+@pytest.mark.parametrize("clock", ["wall", "cpu"])
+def test_both_clocks_count_alike_and_nest_consistently(clock):
+    x, w, b = _leaves()
+    loss = _forward(x, w, b)
+    with profiler.profile(clock=clock) as prof:
+        loss.backward()
+    assert prof.row("Mul", "forward").calls == 4 and prof.row("Linear", "backward").calls == 1
+    engine = prof.row("run_backward", "engine")
+    assert sum(r.self_s for r in prof.rows()) == pytest.approx(engine.total_s, rel=1e-9, abs=1e-12)
+    assert all(r.total_s >= r.self_s >= 0.0 for r in prof.rows())
+    with pytest.raises(ValueError, match="clock"):
+        with profiler.profile(clock="gpu"):
+            pass
+
+
 def test_table_is_sorted_by_total_time_and_names_every_row():
     x, w, b = _leaves()
     with profiler.profile() as prof:
