@@ -1,5 +1,5 @@
 """Build the tinytape._C extension from csrc/*.c through tinytape/_C.pyx, and compile
-the tape's hot path (COMPILED_TAPE) with Cython.
+the tape's hot path (TAPE_MODULES) with Cython.
 
 Portable by default: no -march flag. SIMD paths are compiled with per-function
 target attributes and chosen at run time. OpenMP is used when the compiler

@@ -103,7 +103,7 @@ def _run_backward(
                 "was it computed under no_grad, or from tensors without requires_grad=True?"
             )
     # id(hooked leaf) -> gradients still to come; empty (no cost) when no hook is set
-    uses = {}
+    uses: dict[int, int] = {}
     if inputs is None and post_accumulate_grad_hooks:
         uses = hooked_leaf_uses(roots)
         for t in roots:  # a hooked leaf given as a root receives that gradient too
