@@ -47,3 +47,34 @@ def test_a_bad_switch_value_is_an_error_naming_it():
                          env={**os.environ, "TINYTAPE_PURE_PYTHON": "yes"},
                          capture_output=True, text=True, check=False)
     assert out.returncode != 0 and "TINYTAPE_PURE_PYTHON='yes'" in out.stderr
+
+
+def _layout(tmp_path, source_age_s):
+    """A package directory with tensor.py and a (dummy) compiled tensor module."""
+    import importlib.machinery
+
+    source = tmp_path / "tensor.py"
+    built = tmp_path / ("tensor" + importlib.machinery.EXTENSION_SUFFIXES[0])
+    source.write_text("x = 1\n")
+    built.write_bytes(b"")
+    os.utime(built, (1_000_000, 1_000_000))
+    os.utime(source, (1_000_000 + source_age_s, 1_000_000 + source_age_s))
+    return str(tmp_path), str(source)
+
+
+def test_a_source_edited_after_the_build_is_imported_instead_with_a_warning(tmp_path):
+    import pytest
+
+    entry, source = _layout(tmp_path, source_age_s=60.0)
+    with pytest.warns(RuntimeWarning, match="changed after it was compiled"):
+        spec = _compiled._SourceFirst(always=False).find_spec("tinytape.tensor", [entry])
+    assert spec.origin == source
+
+
+def test_an_up_to_date_build_and_other_modules_are_left_to_the_ordinary_import(tmp_path):
+    entry, source = _layout(tmp_path, source_age_s=1.0)  # written moments apart: current
+    finder = _compiled._SourceFirst(always=False)
+    assert finder.find_spec("tinytape.tensor", [entry]) is None
+    assert finder.find_spec("tinytape.ops.unary", [entry]) is None
+    assert _compiled._SourceFirst(always=True).find_spec("tinytape.tensor", [entry]).origin \
+        == source
