@@ -93,8 +93,7 @@ def _method(name: str, fn: Any) -> str:
 
 
 def render() -> str:
-    """The stub's text."""
-    sys.path.insert(0, str(ROOT))
+    """The stub's text (tinytape must be importable)."""
     from tinytape.ops import tensor_methods
 
     tree = ast.parse(SOURCE.read_text())
@@ -141,6 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--check", action="store_true", help="only check that it is current")
     args = parser.parse_args(argv)
+    sys.path.insert(0, str(ROOT))  # this checkout's tinytape
     text = render()
     if args.check:
         if not STUB.exists() or STUB.read_text() != text:
