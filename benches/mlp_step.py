@@ -45,8 +45,12 @@ def init(seed: int = 1) -> list[tuple[np.ndarray, np.ndarray]]:
     layers = []
     for n_in, n_out in zip(SIZES[:-1], SIZES[1:]):
         bound = 1 / np.sqrt(n_in)
-        layers.append((rng.uniform(-bound, bound, (n_out, n_in)).astype(np.float32),
-                       rng.uniform(-bound, bound, n_out).astype(np.float32)))
+        layers.append(
+            (
+                rng.uniform(-bound, bound, (n_out, n_in)).astype(np.float32),
+                rng.uniform(-bound, bound, n_out).astype(np.float32),
+            )
+        )
     return layers
 
 
@@ -89,8 +93,7 @@ def torch_step() -> Callable[[], float]:
             lin.weight.copy_(torch.from_numpy(w))
             lin.bias.copy_(torch.from_numpy(b))
         layers.append(lin)
-    model = torch.nn.Sequential(layers[0], torch.nn.ReLU(), layers[1], torch.nn.ReLU(),
-                                layers[2])
+    model = torch.nn.Sequential(layers[0], torch.nn.ReLU(), layers[1], torch.nn.ReLU(), layers[2])
     opt = torch.optim.SGD(model.parameters(), lr=LR)
     xv, yv = data()
     x, y = torch.from_numpy(xv), torch.from_numpy(yv)
@@ -171,17 +174,37 @@ def worker(libs: list[str], threads: int, rounds: int, steps: int) -> dict:
         out[lib] = {"step_ms": spread(per_round[lib]), "first_losses": losses[lib]}
         if lib != "tinytape" and "tinytape" in libs:  # how many tinytape steps per lib step
             out[lib]["speedup_of_tinytape"] = spread(
-                [b / a for a, b in zip(per_round["tinytape"], per_round[lib])])
+                [b / a for a, b in zip(per_round["tinytape"], per_round[lib])]
+            )
     return out
 
 
 def run_worker(libs: list[str], threads: int, rounds: int, steps: int) -> dict:
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads),
-           "OPENBLAS_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": str(threads),
+        "OPENBLAS_NUM_THREADS": str(threads),
+        "MKL_NUM_THREADS": str(threads),
+    }
     with tempfile.NamedTemporaryFile(suffix=".json") as out:
-        subprocess.run([sys.executable, __file__, "--worker", str(threads), "--out", out.name,
-                        "--libs", ",".join(libs), "--rounds", str(rounds),
-                        "--steps", str(steps)], env=env, check=True)
+        subprocess.run(
+            [
+                sys.executable,
+                __file__,
+                "--worker",
+                str(threads),
+                "--out",
+                out.name,
+                "--libs",
+                ",".join(libs),
+                "--rounds",
+                str(rounds),
+                "--steps",
+                str(steps),
+            ],
+            env=env,
+            check=True,
+        )
         with open(out.name) as f:
             return json.load(f)
 
@@ -219,31 +242,44 @@ def main(argv: list[str] | None = None) -> int:
         except ImportError:
             print("PyTorch is not installed: skipped", file=sys.stderr)
             libs.remove("torch")
-    result = {"sizes": SIZES, "batch": BATCH, "rounds": args.rounds, "steps": args.steps,
-              "threads": {}}
+    result = {
+        "sizes": SIZES,
+        "batch": BATCH,
+        "rounds": args.rounds,
+        "steps": args.steps,
+        "threads": {},
+    }
     for threads in counts:
         print(f"{', '.join(libs)} at {threads} thread(s)...", file=sys.stderr, flush=True)
         result["threads"][str(threads)] = run_worker(libs, threads, args.rounds, args.steps)
-    print(f"MLP {'-'.join(map(str, SIZES))} SGD step, batch {BATCH}, float32: median [range] "
-          f"over {args.rounds} rounds")
-    print(f"{'library':<10}{'threads':>8}{'step ms':>24}{'steps/s':>10}"
-          f"{'tinytape speedup':>22}")
+    print(
+        f"MLP {'-'.join(map(str, SIZES))} SGD step, batch {BATCH}, float32: median [range] "
+        f"over {args.rounds} rounds"
+    )
+    print(f"{'library':<10}{'threads':>8}{'step ms':>24}{'steps/s':>10}{'tinytape speedup':>22}")
     for threads, rows in result["threads"].items():
         for lib, row in rows.items():
             speed = fmt(row["speedup_of_tinytape"]) if "speedup_of_tinytape" in row else "-"
-            print(f"{lib:<10}{threads:>8}{fmt(row['step_ms'], 3):>24}"
-                  f"{1e3 / row['step_ms']['median']:>10.0f}{speed:>22}")
+            print(
+                f"{lib:<10}{threads:>8}{fmt(row['step_ms'], 3):>24}"
+                f"{1e3 / row['step_ms']['median']:>10.0f}{speed:>22}"
+            )
     for threads, rows in result["threads"].items():
         reference = next(iter(rows.values()))["first_losses"]
         for lib, row in rows.items():  # one model, one step: the losses must agree
             if not np.allclose(row["first_losses"], reference, rtol=1e-4):
-                print(f"warning @{threads}t: {lib}'s first losses {row['first_losses']} differ "
-                      f"from {reference}", file=sys.stderr)
+                print(
+                    f"warning @{threads}t: {lib}'s first losses {row['first_losses']} differ "
+                    f"from {reference}",
+                    file=sys.stderr,
+                )
         if "speedup_of_tinytape" in rows.get("torch", {}):
             ratio = rows["torch"]["speedup_of_tinytape"]["median"]
             verdict = "ok  " if ratio >= TARGET_VS_TORCH else "MISS"
-            print(f"target @{threads}t: {verdict} tinytape's step is {ratio:.2f}x as fast as "
-                  f"PyTorch eager's (target >= {TARGET_VS_TORCH})")
+            print(
+                f"target @{threads}t: {verdict} tinytape's step is {ratio:.2f}x as fast as "
+                f"PyTorch eager's (target >= {TARGET_VS_TORCH})"
+            )
     if args.json:
         with open(args.json, "w") as f:
             json.dump(result, f, indent=2)

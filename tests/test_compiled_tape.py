@@ -8,15 +8,22 @@ import sys
 from tinytape import _compiled
 from tinytape.backend import _state
 
-PROBE = ("import sys, tinytape, tinytape._compiled as c; "
-         "print(c.compiled_modules()); "
-         "print([sys.modules[m].__file__.rsplit('.', 1)[-1] for m in c.TAPE_MODULES]); "
-         "print(tinytape.config()['tape'])")
+PROBE = (
+    "import sys, tinytape, tinytape._compiled as c; "
+    "print(c.compiled_modules()); "
+    "print([sys.modules[m].__file__.rsplit('.', 1)[-1] for m in c.TAPE_MODULES]); "
+    "print(tinytape.config()['tape'])"
+)
 
 
 def _probe(**env):
-    out = subprocess.run([sys.executable, "-c", PROBE], env={**os.environ, **env},
-                         capture_output=True, text=True, check=False)
+    out = subprocess.run(
+        [sys.executable, "-c", PROBE],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert out.returncode == 0, out.stderr
     return out.stdout.splitlines()
 
@@ -43,9 +50,13 @@ def test_a_built_extension_comes_with_the_compiled_tape():
 
 
 def test_a_bad_switch_value_is_an_error_naming_it():
-    out = subprocess.run([sys.executable, "-c", "import tinytape"],
-                         env={**os.environ, "TINYTAPE_PURE_PYTHON": "yes"},
-                         capture_output=True, text=True, check=False)
+    out = subprocess.run(
+        [sys.executable, "-c", "import tinytape"],
+        env={**os.environ, "TINYTAPE_PURE_PYTHON": "yes"},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert out.returncode != 0 and "TINYTAPE_PURE_PYTHON='yes'" in out.stderr
 
 
@@ -76,5 +87,6 @@ def test_an_up_to_date_build_and_other_modules_are_left_to_the_ordinary_import(t
     finder = _compiled._SourceFirst(always=False)
     assert finder.find_spec("tinytape.tensor", [entry]) is None
     assert finder.find_spec("tinytape.ops.unary", [entry]) is None
-    assert _compiled._SourceFirst(always=True).find_spec("tinytape.tensor", [entry]).origin \
-        == source
+    assert (
+        _compiled._SourceFirst(always=True).find_spec("tinytape.tensor", [entry]).origin == source
+    )

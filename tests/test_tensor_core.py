@@ -35,8 +35,13 @@ def test_every_way_of_making_a_tensor_sets_every_slot():
             seen["output"] = ctx.output
             return (g * 2.0 * ctx.output.sqrt(),)
 
-    made = {"Tensor()": Tensor([1.0]), "_wrap": Tensor._wrap(np.ones(2)),
-            "recorded": x * 2.0, "view": x.reshape(3, 1), "detach": x.detach()}
+    made = {
+        "Tensor()": Tensor([1.0]),
+        "_wrap": Tensor._wrap(np.ones(2)),
+        "recorded": x * 2.0,
+        "view": x.reshape(3, 1),
+        "detach": x.detach(),
+    }
     with tt.no_grad():
         made["fast path"] = x * 2.0
         made["unrecorded apply"] = x.sum()
@@ -62,8 +67,7 @@ def test_a_hooked_leaf_given_as_a_root_gets_its_hook_once_with_the_full_gradient
     seen = []
     w.register_post_accumulate_grad_hook(lambda t: seen.append(t.grad.numpy().copy()))
     loss = (w * w).sum()
-    run_backward([loss, w], [None, np.array([10.0, 20.0])], retain_graph=False,
-                 create_graph=False)
+    run_backward([loss, w], [None, np.array([10.0, 20.0])], retain_graph=False, create_graph=False)
     assert len(seen) == 1
     np.testing.assert_array_equal(seen[0], [12.0, 24.0])  # 2 w from loss, plus the root's
 
@@ -71,8 +75,12 @@ def test_a_hooked_leaf_given_as_a_root_gets_its_hook_once_with_the_full_gradient
 def test_roots_sharing_a_node_and_a_leaf_sum_their_gradients():
     x = tt.tensor([1.0, 2.0], requires_grad=True)
     y = x * 3.0
-    run_backward([y, y, x], [np.ones(2), np.full(2, 2.0), np.full(2, 5.0)],
-                 retain_graph=False, create_graph=False)
+    run_backward(
+        [y, y, x],
+        [np.ones(2), np.full(2, 2.0), np.full(2, 5.0)],
+        retain_graph=False,
+        create_graph=False,
+    )
     np.testing.assert_array_equal(x.grad.numpy(), [3.0 * 3 + 5, 3.0 * 3 + 5])
     with pytest.raises(RuntimeError, match="does not require grad"):
         run_backward([tt.tensor([1.0])], [None], retain_graph=False, create_graph=False)
@@ -88,7 +96,8 @@ def _stub_tool():
 def test_tensor_stub_is_in_sync_with_tensor_py_and_the_bound_ops():
     tool = _stub_tool()
     assert tool.render() == (ROOT / "tinytape" / "tensor.pyi").read_text(), (
-        "tinytape/tensor.pyi is out of date: run python tools/tensor_stub.py")
+        "tinytape/tensor.pyi is out of date: run python tools/tensor_stub.py"
+    )
 
 
 def test_tensor_stub_declares_every_attribute_of_the_runtime_class():
@@ -102,8 +111,16 @@ def test_tensor_stub_declares_every_attribute_of_the_runtime_class():
             declared.add(node.target.id)
         elif isinstance(node, ast.Assign):
             declared.update(t.id for t in node.targets)
-    implicit = {"__module__", "__doc__", "__annotations__", "__weakref__", "__qualname__",
-                "__firstlineno__", "__static_attributes__", "__annotate__"}
+    implicit = {
+        "__module__",
+        "__doc__",
+        "__annotations__",
+        "__weakref__",
+        "__qualname__",
+        "__firstlineno__",
+        "__static_attributes__",
+        "__annotate__",
+    }
     assert set(vars(Tensor)) - implicit - declared == set()
     from tinytape.ops import tensor_methods
 

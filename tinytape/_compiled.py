@@ -44,16 +44,23 @@ class _SourceFirst(MetaPathFinder):
             if not os.path.isfile(source):
                 continue
             if not self.always:
-                built = [os.path.join(entry, stem + suffix)
-                         for suffix in importlib.machinery.EXTENSION_SUFFIXES]
+                built = [
+                    os.path.join(entry, stem + suffix)
+                    for suffix in importlib.machinery.EXTENSION_SUFFIXES
+                ]
                 built = [b for b in built if os.path.isfile(b)]
-                if not built or os.path.getmtime(source) <= os.path.getmtime(built[0]) \
-                        + STALE_AFTER_S:
+                if (
+                    not built
+                    or os.path.getmtime(source) <= os.path.getmtime(built[0]) + STALE_AFTER_S
+                ):
                     return None  # the ordinary import: the compiled module, or the source
-                warnings.warn(f"{source} changed after it was compiled: importing it instead "
-                              f"of {os.path.basename(built[0])} (rebuild with pip install -e . "
-                              "or python setup.py build_ext --inplace)", RuntimeWarning,
-                              stacklevel=2)
+                warnings.warn(
+                    f"{source} changed after it was compiled: importing it instead "
+                    f"of {os.path.basename(built[0])} (rebuild with pip install -e . "
+                    "or python setup.py build_ext --inplace)",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
             return importlib.util.spec_from_file_location(name, source)
         return None
 
@@ -71,8 +78,11 @@ def use_sources_if_asked() -> None:
 def compiled_modules() -> list[str]:
     """The tape modules running as compiled extension modules (after import)."""
     suffixes = tuple(importlib.machinery.EXTENSION_SUFFIXES)
-    return [name for name in TAPE_MODULES
-            if (getattr(sys.modules.get(name), "__file__", None) or "").endswith(suffixes)]
+    return [
+        name
+        for name in TAPE_MODULES
+        if (getattr(sys.modules.get(name), "__file__", None) or "").endswith(suffixes)
+    ]
 
 
 use_sources_if_asked()

@@ -20,13 +20,17 @@ ROOT = Path(__file__).resolve().parent.parent
 SOURCE = ROOT / "tinytape" / "tensor.py"
 STUB = ROOT / "tinytape" / "tensor.pyi"
 
-HEADER = ('"""Type stub of tinytape/tensor.py with the methods bound at import; written by\n'
-          'tools/tensor_stub.py (run it after changing Tensor or the ops bound onto it)."""\n')
+HEADER = (
+    '"""Type stub of tinytape/tensor.py with the methods bound at import; written by\n'
+    'tools/tensor_stub.py (run it after changing Tensor or the ops bound onto it)."""\n'
+)
 # names the bound ops' annotations use, and the import that provides each
-ANNOTATION_IMPORTS = {"Any": "from typing import Any",
-                      "Callable": "from collections.abc import Callable",
-                      "Sequence": "from collections.abc import Sequence",
-                      "np": "import numpy as np"}
+ANNOTATION_IMPORTS = {
+    "Any": "from typing import Any",
+    "Callable": "from collections.abc import Callable",
+    "Sequence": "from collections.abc import Sequence",
+    "np": "import numpy as np",
+}
 
 
 def _stub_body(fn: ast.FunctionDef) -> list[ast.stmt]:
@@ -111,8 +115,9 @@ def render() -> str:
     cls.body += ast.parse("class Bound:\n" + bound).body[0].body
     body = "\n\n".join(ast.unparse(stmt) for stmt in rest) + "\n"
     present = {alias.asname or alias.name for stmt in imports for alias in stmt.names}
-    imports += [ast.parse(line).body[0] for name, line in ANNOTATION_IMPORTS.items()
-                if name not in present]
+    imports += [
+        ast.parse(line).body[0] for name, line in ANNOTATION_IMPORTS.items() if name not in present
+    ]
     return HEADER + "\n" + _import_block(imports, body) + "\n\n" + body
 
 
@@ -121,8 +126,7 @@ def _import_block(imports: list[ast.stmt], body: str) -> str:
     tinytape, one blank line between the groups."""
     groups: dict[int, list[tuple[int, str, str]]] = {}
     for stmt in imports:
-        names = [a for a in stmt.names
-                 if re.search(rf"\b{re.escape(a.asname or a.name)}\b", body)]
+        names = [a for a in stmt.names if re.search(rf"\b{re.escape(a.asname or a.name)}\b", body)]
         module = stmt.module or "" if isinstance(stmt, ast.ImportFrom) else stmt.names[0].name
         if isinstance(stmt, ast.ImportFrom) and module == "__future__":
             names = stmt.names
@@ -144,8 +148,10 @@ def main(argv: list[str] | None = None) -> int:
     text = render()
     if args.check:
         if not STUB.exists() or STUB.read_text() != text:
-            print(f"{STUB.relative_to(ROOT)} is out of date: run python tools/tensor_stub.py",
-                  file=sys.stderr)
+            print(
+                f"{STUB.relative_to(ROOT)} is out of date: run python tools/tensor_stub.py",
+                file=sys.stderr,
+            )
             return 1
         return 0
     STUB.write_text(text)
