@@ -1,4 +1,5 @@
-"""Build the tinytape._C extension from csrc/*.c through tinytape/_C.pyx.
+"""Build the tinytape._C extension from csrc/*.c through tinytape/_C.pyx, and compile
+the tape's hot path (TAPE_MODULES) with Cython.
 
 Portable by default: no -march flag. SIMD paths are compiled with per-function
 target attributes and chosen at run time. OpenMP is used when the compiler
@@ -6,9 +7,15 @@ accepts it, otherwise the kernels build serial. TINYTAPE_NATIVE=1 adds
 -march=native for a local build tuned to this CPU. TINYTAPE_SANITIZE=1 builds with
 AddressSanitizer and UndefinedBehaviorSanitizer (GCC/clang; for .ci/sanitize.sh: python
 must then run with the ASan runtime preloaded).
+
+The tape modules are plain Python files that Cython compiles as they are (its
+pure-Python mode); they are optional extensions: when one fails to build, the
+package runs its .py source instead, and TINYTAPE_PURE_PYTHON=1 at run time makes
+it import the sources even when they are built. TINYTAPE_COMPILE_TAPE=0 skips them.
 """
 
 import os
+import runpy
 import shutil
 import sysconfig
 import tempfile
@@ -78,6 +85,10 @@ class BuildExt(build_ext):
         with open(stamp, "w") as f:
             f.write(flags)
         for ext in self.extensions:
+            if ext.name in TAPE_MODULES:  # Python code: no OpenMP, no build info
+                ext.extra_compile_args = cflags[:1] + sanitize
+                ext.extra_link_args = sanitize
+                continue
             ext.extra_compile_args = cflags + sanitize + openmp
             ext.extra_link_args = sanitize + openmp
             ext.define_macros.append(("TT_BUILD_INFO", '"{}"'.format(info.replace('"', "'"))))
@@ -92,11 +103,25 @@ ext = Extension(
     depends=sorted(glob("csrc/*.h") + glob("csrc/*.inc")),
 )
 
+# The tape's hot path, compiled from its .py files; tinytape/_compiled.py lists them (it
+# also holds the run-time switch back to the sources) and imports nothing of tinytape.
+TAPE_MODULES = runpy.run_path(os.path.join("tinytape", "_compiled.py"))["TAPE_MODULES"]
+tape = []
+if os.environ.get("TINYTAPE_COMPILE_TAPE", "1") != "0":
+    tape = cythonize(
+        [Extension(m, [m.replace(".", "/") + ".py"], optional=True) for m in TAPE_MODULES],
+        language_level=3,
+        # Annotations stay documentation: a plain-Python meaning for every line, so the
+        # compiled and the plain build behave alike.
+        compiler_directives={"annotation_typing": False, "binding": True},
+    )
+
 setup(
     ext_modules=cythonize(
         [ext],
         language_level=3,
         compiler_directives={"boundscheck": False, "wraparound": False, "cdivision": True},
-    ),
+    )
+    + tape,
     cmdclass={"build_ext": BuildExt},
 )

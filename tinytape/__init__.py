@@ -8,7 +8,8 @@
 
 import numpy as np
 
-from . import backend, nn, optim  # noqa: E402, I001  (they build on everything above)
+# _compiled first: with TINYTAPE_PURE_PYTHON=1 the tape is then imported from its sources
+from . import _compiled, backend, nn, optim, profiler  # noqa: E402, I001, F401
 from ._version import __version__
 from .autograd.function import Function
 from .autograd.functional import grad
@@ -40,8 +41,8 @@ int64 = np.int64
 bool_ = np.bool_
 
 __all__ = [
-    "__version__", "backend", "nn", "optim", "config", "get_num_threads", "set_num_threads",
-    "show_config",
+    "__version__", "backend", "nn", "optim", "profiler", "config", "get_num_threads",
+    "set_num_threads", "show_config",
     "Tensor", "Function", "no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled",
     "grad", "gradcheck", "gradgradcheck", "GradcheckError",
     "tensor", "from_numpy", "zeros", "ones", "full", "arange", "zeros_like", "ones_like",

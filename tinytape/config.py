@@ -8,6 +8,7 @@ import sys
 
 import numpy as np
 
+from ._compiled import compiled_modules
 from ._version import __version__
 from .backend import _memory, _state
 
@@ -34,6 +35,8 @@ def config() -> dict[str, object]:
         "platform": f"{platform.system()} {platform.machine()}",
         "backend": _state.name(),
         "location": str(_state.package_dir()),
+        "tape": ", ".join(compiled_modules()) + " compiled (Cython)" if compiled_modules()
+        else "Python",
     }
     C = _state._C
     if C is None:

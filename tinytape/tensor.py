@@ -3,7 +3,9 @@
 A tensor made by a recorded op keeps that op (its node, `grad_fn`); a leaf made by
 the user has none and, with requires_grad=True, collects gradients in `.grad`.
 Operators and methods (`+`, `@`, `.sum()`, `.reshape()` ...) are bound at the
-bottom of this file to the ops in tinytape.ops.
+bottom of this file to the ops in tinytape.ops; tensor.pyi declares them all for readers
+and type checkers (written by tools/tensor_stub.py, checked by the tests). Every Tensor's
+slots are set by _set_slots: through __init__ for user data, make_tensor on the tape.
 """
 
 from __future__ import annotations
@@ -43,22 +45,14 @@ class Tensor:
     def __init__(self, data: Any, dtype: Any = None, requires_grad: bool = False) -> None:
         from .creation import as_array
 
-        self.data = as_array(data, dtype)
-        self.grad = None
-        self._node = None
-        self._version = [0]
-        self._retains_grad = False
-        self.requires_grad = False
+        _set_slots(self, as_array(data, dtype), [0], None, False)
         if requires_grad:
             self.requires_grad_(True)
 
     @staticmethod
     def _wrap(data: np.ndarray) -> Tensor:
         """A leaf around `data` (no copy, no checks): the fast path for internal use."""
-        t = Tensor.__new__(Tensor)
-        t.data, t.grad, t._node, t._version = data, None, None, [0]
-        t._retains_grad, t.requires_grad = False, False
-        return t
+        return _set_slots(_new_object(Tensor), data, [0], None, False)
 
     # ------------------------------------------------------------ properties
     @property
@@ -175,9 +169,7 @@ class Tensor:
 
     def detach(self) -> Tensor:
         """The same data (shared, with the same version counter) cut from the graph."""
-        t = Tensor._wrap(self.data)
-        t._version = self._version
-        return t
+        return make_tensor(self.data, self._version, None, False)
 
     def retain_grad(self) -> Tensor:
         """Keep .grad for this non-leaf tensor too after backward."""
@@ -303,6 +295,29 @@ class Tensor:
 
     def __itruediv__(self, other: Any) -> Tensor:
         return self._augmented(other, np.true_divide, "/=", Tensor.__truediv__)
+
+
+_new_object = object.__new__
+
+
+def _set_slots(t: Tensor, data: np.ndarray, version: list[int], node: Function | None,
+               requires_grad: bool) -> Tensor:
+    """Set all of t's slots: the one place they are set (Tensor() checks its arguments
+    first; the tape's hot paths skip __init__ through make_tensor)."""
+    t.data = data
+    t.grad = None
+    t._node = node
+    t._version = version
+    t._retains_grad = False
+    t.requires_grad = requires_grad
+    return t
+
+
+def make_tensor(data: np.ndarray, version: list[int], node: Function | None,
+                requires_grad: bool) -> Tensor:
+    """A Tensor around `data` (no copy, no checks) with the version counter `version`
+    (shared with the tensor it views, or a new [0]) made by the recorded op `node`."""
+    return _set_slots(_new_object(Tensor), data, version, node, requires_grad)
 
 
 from .autograd.engine import run_backward  # noqa: E402  (the engine needs Tensor first)

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .. import profiler
 from .grad_mode import set_grad_enabled
 from .hooks import leaf_uses, post_accumulate_grad_hooks, run_post_accumulate_grad_hooks
 
@@ -39,26 +40,6 @@ def _root_grad(op: str, t: Tensor, g: Tensor | np.ndarray | float | None) -> Ten
     if g.dtype != t.dtype:
         raise TypeError(f"{op}: gradient of dtype {g.dtype} for a tensor of dtype {t.dtype}")
     return g
-
-
-def _send(t: Tensor, g: Tensor, pending: dict, heap: list[int], leaves: dict) -> None:
-    """Add g to what t has received: a leaf's sum (delivered once, at the end), or the
-    gradient of the node that made t, which waits in the heap. (The loop in run_backward
-    inlines this.)"""
-    node = t._node
-    if node is None:
-        entry = leaves.get(id(t))
-        if entry is None:
-            leaves[id(t)] = [t, g]
-        else:
-            entry[1] = entry[1] + g
-        return
-    prev = pending.get(node.seq)
-    if prev is None:
-        pending[node.seq] = (node, g)
-        heapq.heappush(heap, -node.seq)
-    else:
-        pending[node.seq] = (node, prev[1] + g)
 
 
 def _leaf_use_done(leaf: Tensor, leaves: dict, uses: dict[int, int], create_graph: bool
@@ -87,6 +68,20 @@ def run_backward(
     """Backpropagate from `roots`. Without `inputs`, gradients accumulate into the
     leaves' .grad (and retain_grad tensors); with `inputs`, their gradients are
     returned instead and no .grad is touched."""
+    if profiler.active:
+        return profiler.call("run_backward", "engine", _run_backward, roots, root_grads,
+                             retain_graph, create_graph, inputs, op)
+    return _run_backward(roots, root_grads, retain_graph, create_graph, inputs, op)
+
+
+def _run_backward(
+    roots: Sequence[Tensor],
+    root_grads: Sequence[Tensor | np.ndarray | float | None],
+    retain_graph: bool,
+    create_graph: bool,
+    inputs: Sequence[Tensor] | None,
+    op: str,
+) -> list[Tensor | None] | None:
     pending: dict[int, tuple[Function, Tensor]] = {}  # seq -> (node, its gradient so far)
     heap: list[int] = []  # -seq of the pending nodes: the latest op pops first
     leaves: dict[int, list] = {}  # id(leaf) -> [leaf, its gradient so far]
@@ -101,52 +96,33 @@ def run_backward(
             else:
                 wanted_node[t._node] = i
 
-    for t, g in zip(roots, root_grads):
+    for t in roots:
         if not t.requires_grad:
             raise RuntimeError(
                 f"{op}: a tensor of shape {t.shape} does not require grad and has no history; "
                 "was it computed under no_grad, or from tensors without requires_grad=True?"
             )
-        _send(t, _root_grad(op, t, g), pending, heap, leaves)
     # id(hooked leaf) -> gradients still to come; empty (no cost) when no hook is set
-    uses = {}
+    uses: dict[int, int] = {}
     if inputs is None and post_accumulate_grad_hooks:
+        # a hooked leaf given as a root counts that gradient as one of its uses
         uses = leaf_uses(roots, only=post_accumulate_grad_hooks)
-        for t in roots:  # a root that is a leaf is delivered at the end, with the others
-            uses.pop(id(t), None)
 
-    # Without create_graph the backward formulas (Tensor ops) run under no_grad, where
-    # elementwise arithmetic takes its unrecorded fast path.
+    # The roots send their gradients the way a node's backward does: the loop starts by
+    # sending them. Without create_graph the backward formulas (Tensor ops) run under
+    # no_grad, where elementwise arithmetic takes its unrecorded fast path.
+    targets: Sequence[Tensor] = roots
+    grads: Sequence[Tensor | None] = [_root_grad(op, t, g) for t, g in zip(roots, root_grads)]
+    needs: Sequence[bool] = (True,) * len(roots)
     heappush, heappop, wrap = heapq.heappush, heapq.heappop, Tensor._wrap
-    node, g = None, None  # the node to run next, when the last one handed it on
     with set_grad_enabled(create_graph):
-        while node is not None or heap:
-            if node is None:
-                node, g = pending.pop(-heappop(heap))
-            if inputs is not None:
-                i = wanted_node.get(node)
-                if i is not None:
-                    found[i] = g
-            elif node.retained is not None:
-                t = node.retained()
-                if t is not None:
-                    t._accumulate_grad(g, create_graph)
-            if create_graph and not node.differentiable_backward:
-                raise RuntimeError(
-                    f"{op}: {node.name} does not support create_graph=True (its backward is a "
-                    "fused kernel that is not itself recorded)"
-                )
-            input_grads = type(node).backward(node, g)
-            if not retain_graph:  # node.release(), inlined
-                node.freed = True
-                if node._saved:
-                    node._saved = ()
-                if node._out is not None:
-                    node._out = node._out_counter = None
-            # Send the gradients on (_send, inlined). A parent that would be the heap's only
-            # entry is the next node anyway: it is handed on directly, skipping the heap.
+        while True:
+            # Send the gradients on. A leaf's are summed (delivered at the end, or when a
+            # hooked leaf's last use has sent its own); a node's wait in `pending`, ordered
+            # by the heap. A parent that would be the heap's only entry is the next node
+            # anyway: it is handed on directly, skipping the heap.
             nxt = nxt_g = None
-            for inp, ig, need in zip(node.inputs, input_grads, node.needs_input_grad):
+            for inp, ig, need in zip(targets, grads, needs):
                 if not need or ig is None:
                     if uses and need and id(inp) in uses:
                         _leaf_use_done(inp, leaves, uses, create_graph)
@@ -180,7 +156,33 @@ def run_backward(
                 pending[nxt.seq] = (nxt, nxt_g)
                 heappush(heap, -nxt.seq)
                 nxt = None
-            node, g = nxt, nxt_g
+            # Run the next node: every node that used its output has run, so g is complete.
+            if nxt is not None:
+                node, g = nxt, nxt_g
+            elif heap:
+                node, g = pending.pop(-heappop(heap))
+            else:
+                break
+            if inputs is not None:
+                i = wanted_node.get(node)
+                if i is not None:
+                    found[i] = g
+            elif node.retained is not None:
+                t = node.retained()
+                if t is not None:
+                    t._accumulate_grad(g, create_graph)
+            if create_graph and not node.differentiable_backward:
+                raise RuntimeError(
+                    f"{op}: {node.name} does not support create_graph=True (its backward is a "
+                    "fused kernel that is not itself recorded)"
+                )
+            if profiler.active:
+                grads = profiler.call(node.name, "backward", type(node).backward, node, g)
+            else:
+                grads = type(node).backward(node, g)
+            if not retain_graph:
+                node.release()
+            targets, needs = node.inputs, node.needs_input_grad
 
         for leaf, g in leaves.values():
             if inputs is None:

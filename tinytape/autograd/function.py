@@ -26,11 +26,11 @@ from typing import Any
 
 import numpy as np
 
+from .. import profiler
 from .grad_mode import _mode
 
 _next_seq = itertools.count().__next__
 _requires_grad = attrgetter("requires_grad")
-_new_tensor = object.__new__
 
 
 class Function:
@@ -63,10 +63,9 @@ class Function:
 
     @classmethod
     def apply(cls, *inputs: Tensor, **params: Any) -> Tensor:
+        if profiler.active:
+            return profiler.call_unprofiled(cls.__name__, "forward", cls.apply, *inputs, **params)
         ctx = cls.__new__(cls)
-        out = _new_tensor(Tensor)
-        out.grad = None
-        out._retains_grad = False
         if _mode.enabled:
             n = len(inputs)  # which inputs need a gradient (one and two inputs written out)
             if n == 2:
@@ -78,22 +77,17 @@ class Function:
             if True in needs:
                 ctx.record = True
                 ctx.needs_input_grad = needs
-                out.data = data = cls.forward(ctx, *inputs, **params)
-                out._version = version = inputs[0]._version if cls.is_view else [0]
-                out.requires_grad = True
-                out._node = ctx
+                data = cls.forward(ctx, *inputs, **params)
+                version = inputs[0]._version if cls.is_view else [0]
                 ctx.inputs = inputs
                 ctx.seq = _next_seq()
                 if ctx._save_out:
                     ctx._out = data
                     ctx._out_counter = version
                     ctx._out_version = version[0]
-                return out
-        out.data = cls.forward(ctx, *inputs, **params)
-        out._version = inputs[0]._version if cls.is_view else [0]
-        out.requires_grad = False
-        out._node = None
-        return out
+                return make_tensor(data, version, ctx, True)
+        data = cls.forward(ctx, *inputs, **params)
+        return make_tensor(data, inputs[0]._version if cls.is_view else [0], None, False)
 
     @staticmethod
     def forward(ctx: Function, *inputs: Tensor, **params: Any) -> np.ndarray:
@@ -144,10 +138,7 @@ class Function:
                 f"after it was saved for backward (version {self._out_version}, now "
                 f"{counter[0]})."
             )
-        out = Tensor.__new__(Tensor)
-        out.data, out.grad, out._retains_grad = self._out, None, False
-        out._version, out.requires_grad, out._node = counter, True, self
-        return out
+        return make_tensor(self._out, counter, self, True)
 
     def _raise_freed(self) -> None:
         raise RuntimeError(
@@ -172,4 +163,4 @@ class Function:
         return f"<{self.name} seq={getattr(self, 'seq', '-')}>"
 
 
-from ..tensor import Tensor  # noqa: E402  (an import cycle: tensor.py binds the ops)
+from ..tensor import Tensor, make_tensor  # noqa: E402  (an import cycle: tensor.py binds the ops)

@@ -60,8 +60,10 @@ def _swap(fn):
     return lambda self, other: fn(other, self)
 
 
-def _bind_tensor_methods(Tensor: Any) -> None:
-    """Give Tensor its operators and methods (defined here to keep tensor.py below ops)."""
+def tensor_methods() -> dict[str, Any]:
+    """The operators and methods that Tensor gets from the ops: name -> function taking the
+    tensor first (tools/tensor_stub.py writes them into tinytape/tensor.pyi for readers and
+    type checkers)."""
     methods = {
         "__add__": add, "__radd__": _swap(add), "__sub__": sub, "__rsub__": _swap(sub),
         "__mul__": mul, "__rmul__": _swap(mul), "__truediv__": div,
@@ -83,5 +85,10 @@ def _bind_tensor_methods(Tensor: Any) -> None:
                  "sum_to_shape", "maximum", "minimum", "pow", "add", "sub", "mul", "div",
                  "neg", "eq", "ne", "lt", "le", "gt", "ge"]:
         methods[name] = globals()[name]
-    for name, fn in methods.items():
+    return methods
+
+
+def _bind_tensor_methods(Tensor: Any) -> None:
+    """Give Tensor its operators and methods (defined here to keep tensor.py below ops)."""
+    for name, fn in tensor_methods().items():
         setattr(Tensor, name, fn)

@@ -9,9 +9,10 @@ from typing import Any
 
 import numpy as np
 
+from .. import profiler
 from ..autograd.function import Function
 from ..autograd.grad_mode import _mode
-from ..tensor import Tensor
+from ..tensor import Tensor, make_tensor
 from ._util import binary_operands, broadcast_error
 from .registry import (
     BROADCAST_PAIRS,
@@ -24,8 +25,6 @@ from .registry import (
     with_ties,
 )
 
-_new_tensor = object.__new__
-
 
 def _binary_op(cls: type[Function], name: str, doc: str) -> Callable[[Any, Any], Tensor]:
     """The function of a binary elementwise op (add, mul ...; also Tensor's operator):
@@ -35,6 +34,8 @@ def _binary_op(cls: type[Function], name: str, doc: str) -> Callable[[Any, Any],
 
     def op(a: Any, b: Any) -> Tensor:
         if not _mode.enabled:
+            if profiler.active:
+                return profiler.call_unprofiled(cls.__name__, "forward", op, a, b)
             # Nothing is recorded (no_grad, or a backward pass without create_graph): the
             # kernel alone on the arrays, no node and no ctx. For two tensors of one dtype,
             # or a float tensor and a Python number (converted as as_tensor does); other
@@ -59,14 +60,7 @@ def _binary_op(cls: type[Function], name: str, doc: str) -> Callable[[Any, Any],
                 except ValueError:
                     pass
                 else:
-                    out = _new_tensor(Tensor)  # Tensor._wrap(data), inlined: this is hot
-                    out.data = data
-                    out.grad = None
-                    out._node = None
-                    out._version = [0]
-                    out._retains_grad = False
-                    out.requires_grad = False
-                    return out
+                    return make_tensor(data, [0], None, False)
         if isinstance(a, Tensor) and type(b) is float and a.data.dtype.kind == "f":
             b = Tensor._wrap(np.asarray(b, a.data.dtype))  # t + 0.5: as_tensor would
         elif not (isinstance(a, Tensor) and isinstance(b, Tensor)
@@ -183,6 +177,8 @@ class Neg(Function):
 def neg(a: Tensor) -> Tensor:
     """-a."""
     if not _mode.enabled and isinstance(a, Tensor):
+        if profiler.active:
+            return profiler.call_unprofiled("Neg", "forward", neg, a)
         return Tensor._wrap(Neg.kernel(a.data))  # nothing recorded: no node, no ctx
     return Neg.apply(a)
 
