@@ -444,7 +444,7 @@ class Tensor:
         ...
 
     def std(self, axis: Any=None, keepdims: bool=False, correction: int=1, *, dim: Any=None, keepdim: bool | None=None) -> Tensor:
-        """Standard deviation: sqrt(var(...))."""
+        """Standard deviation: sqrt(var(...)); its gradient is 0 over a constant slice."""
         ...
 
     def sub(self, b: Any) -> Tensor:
