@@ -12,6 +12,7 @@ The tape modules are plain Python files that Cython compiles as they are (its
 pure-Python mode); they are optional extensions: when one fails to build, the
 package runs its .py source instead, and TINYTAPE_PURE_PYTHON=1 at run time makes
 it import the sources even when they are built. TINYTAPE_COMPILE_TAPE=0 skips them.
+TINYTAPE_BUILD_JOBS=N compiles N C files at once (default: one per core).
 """
 
 import os
@@ -19,6 +20,7 @@ import runpy
 import shutil
 import sysconfig
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from glob import glob
 
 import numpy
@@ -43,9 +45,28 @@ def _compiler_accepts(compiler, flags: list[str]) -> bool:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def _build_jobs() -> int:
+    return int(os.environ.get("TINYTAPE_BUILD_JOBS", "0")) or os.cpu_count() or 1
+
+
+def _parallel(compile_fn, jobs: int):
+    """The compiler's compile(), one source per thread: an extension's C files are
+    independent, and the Cython-generated one alone takes as long as the rest."""
+
+    def compile(sources, *args, **kwargs):
+        if jobs < 2 or len(sources) < 2:
+            return compile_fn(sources, *args, **kwargs)
+        with ThreadPoolExecutor(jobs) as pool:
+            parts = pool.map(lambda src: compile_fn([src], *args, **kwargs), sources)
+            return [obj for part in parts for obj in part]
+
+    return compile
+
+
 class BuildExt(build_ext):
     def build_extensions(self):
         ctype = self.compiler.compiler_type
+        self.compiler.compile = _parallel(self.compiler.compile, _build_jobs())
         if ctype == "msvc":
             cflags, openmp = ["/O2"], ["/openmp"]
         else:
@@ -114,6 +135,7 @@ if os.environ.get("TINYTAPE_COMPILE_TAPE", "1") != "0":
         # Annotations stay documentation: a plain-Python meaning for every line, so the
         # compiled and the plain build behave alike.
         compiler_directives={"annotation_typing": False, "binding": True},
+        nthreads=_build_jobs(),
     )
 
 setup(

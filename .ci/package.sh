@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
-python -m pip install --quiet build
+python -c "import build" 2>/dev/null || python -m pip install --quiet build
 python -m build --sdist --outdir "$work/dist" . >"$work/build.log" 2>&1 || { cat "$work/build.log"; exit 1; }
 sdist=$(ls "$work"/dist/tinytape-*.tar.gz)
 echo "sdist: $(basename "$sdist")"
