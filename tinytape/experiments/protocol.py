@@ -1,6 +1,6 @@
 """The protocol every experiment shares: intervals over seeds, targets with verdicts, the
-results.json schema, the run-folder resume check, optimizer/schedule construction and the
-markdown tables.
+results.json schema, the run-folder resume check and the markdown tables (optimizer and
+schedule construction live one layer down, in tinytape.optim.build, and are re-exported).
 
     diff = paired_interval(pretrained_acc, random_acc)       # one value per seed, paired
     t = target("pretrained - random", diff, bound=0.0)       # verdict "met" / "not met" / ...
@@ -24,8 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from ..optim import SGD, Adam, AdamW, Optimizer, param_groups_for_weight_decay
-from ..optim.lr_scheduler import WarmupCosineLR
+from ..optim.build import make_optimizer, make_schedule, warmup_steps
 
 #: version of the results.json layout; read_results refuses any other
 SCHEMA_VERSION = 1
@@ -443,71 +442,6 @@ def prepare_run_dir(
         (run_dir / name).unlink(missing_ok=True)
     write_json_atomic(cfg_path, wanted)
     return False
-
-
-# ---------------------------------------------------------------------------- optimizers
-
-
-def warmup_steps(warmup: int | float, total_steps: int) -> int:
-    """The one warm-up rule: an int is a number of steps, a float in (0, 1) a fraction of
-    total_steps (rounded up); either way at least 0 and at most total_steps - 1."""
-    if total_steps < 1:
-        raise ValueError(f"warmup_steps: total_steps must be >= 1, got {total_steps}")
-    if isinstance(warmup, float) and 0.0 < warmup < 1.0:
-        n = math.ceil(warmup * total_steps)
-    elif isinstance(warmup, (int, np.integer)) and not isinstance(warmup, bool) and warmup >= 0:
-        n = int(warmup)
-    else:
-        raise ValueError(
-            f"warm-up must be a number of steps >= 0 or a fraction in (0, 1), got {warmup!r}"
-        )
-    return max(0, min(n, total_steps - 1))
-
-
-def make_optimizer(
-    params: Any,
-    kind: str = "adamw",
-    *,
-    lr: float,
-    weight_decay: float = 0.0,
-    betas: tuple[float, float] = (0.9, 0.999),
-    momentum: float = 0.9,
-) -> Optimizer:
-    """The one optimizer construction: kind "adamw" (params: a Module, whose matrices are
-    decayed and the rest not, or param groups), "adam" or "sgd" (with momentum); weight
-    decay is decoupled for adamw, L2 for adam and sgd."""
-    if not lr > 0:
-        raise ValueError(f"make_optimizer: lr must be > 0, got {lr}")
-    if hasattr(params, "named_parameters"):
-        params = (
-            param_groups_for_weight_decay(params.named_parameters(), weight_decay)
-            if kind == "adamw"
-            else [p for p in params.parameters() if p.requires_grad]
-        )
-    if kind == "adamw":
-        return AdamW(params, lr=lr, betas=betas, weight_decay=weight_decay)
-    if kind == "adam":
-        return Adam(params, lr=lr, betas=betas, weight_decay=weight_decay)
-    if kind == "sgd":
-        return SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
-    raise ValueError(f"unknown optimizer {kind!r}: 'adamw', 'adam' or 'sgd'")
-
-
-def make_schedule(
-    optimizer: Optimizer, total_steps: int, warmup: int | float = 0, min_lr_ratio: float = 0.0
-) -> WarmupCosineLR:
-    """The one schedule: linear warm-up (see `warmup_steps`) then cosine decay to
-    min_lr_ratio times each group's lr."""
-    if not 0.0 <= min_lr_ratio <= 1.0:
-        raise ValueError(f"make_schedule: min_lr_ratio must be in [0, 1], got {min_lr_ratio}")
-    total_steps = max(int(total_steps), 1)
-    warm = warmup_steps(warmup, total_steps)
-    return WarmupCosineLR(
-        optimizer,
-        warmup_steps=warm,
-        total_steps=max(total_steps, warm + 1),
-        min_lr=[g["lr"] * min_lr_ratio for g in optimizer.param_groups],
-    )
 
 
 # ---------------------------------------------------------------------------- tables
