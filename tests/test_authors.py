@@ -207,13 +207,47 @@ def test_config_fills_the_size_by_corpus_and_records_development_seeds():
     assert A.QUICK["library_seed"] in A.DEVELOPMENT_LIBRARY_SEEDS
 
 
-def test_authors_command_on_a_folder(tmp_path, capsys):
-    root = tmp_path / "books"
+def _folder(root):
     for label, words, seed in (("sea", SEA, 0), ("wood", WOOD, 1), ("town", SEA[:4] + WOOD[:4], 2)):
         (root / label).mkdir(parents=True)
         for b in range(3):
             text = "\n\n".join(d.text for d in _docs(label, words, 1, 6, seed + 10 * b))
             (root / label / f"book{b}.txt").write_text(text)
+    return root
+
+
+def test_an_interrupted_run_resumes_after_its_last_whole_comparison(tmp_path):
+    cfg = _cfg(
+        corpus=str(_folder(tmp_path / "books")),
+        ks=(1, 2),
+        seeds=2,
+        passage_chars=60,
+        pretrain_steps=4,
+        ft_min_steps=2,
+        ft_max_steps=2,
+    )
+    out = tmp_path / "out"
+    first = read_results(A.run(cfg, str(out), say=lambda _: None)["path"])
+    lines = (out / A.ROWS_FILE).read_text().splitlines()
+    assert len(lines) == 2 * 2 * len(A.METHODS)
+    # killed while writing the third (k, seed): two whole ones and a torn line survive
+    (out / A.ROWS_FILE).write_text("\n".join(lines[: 2 * len(A.METHODS) + 2]) + '\n{"to')
+    said = []
+    again = read_results(A.run(cfg, str(out), say=said.append)["path"])
+    assert "resuming: 2 of 4 (k, seed) comparisons done" in said
+    key = [(r["method"], r["k"], r["seed"], r["accuracy"]) for r in first["metrics"]["rows"]]
+    assert sorted(key) == sorted(
+        (r["method"], r["k"], r["seed"], r["accuracy"]) for r in again["metrics"]["rows"]
+    )
+    assert again["targets"] == first["targets"] and again["metrics"]["complete"]
+    # another config starts afresh
+    other = A.run(_cfg(**{**cfg.__dict__, "seeds": 1}), str(out), say=said.append)
+    assert len(read_results(other["path"])["metrics"]["rows"]) == 2 * len(A.METHODS)
+    assert len((out / A.ROWS_FILE).read_text().splitlines()) == 2 * len(A.METHODS)
+
+
+def test_authors_command_on_a_folder(tmp_path, capsys):
+    root = _folder(tmp_path / "books")
     out = tmp_path / "out"
     rc = main(
         [

@@ -26,7 +26,7 @@ import os
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 import numpy as np
@@ -61,7 +61,9 @@ from .protocol import (
     make_schedule,
     mean_interval,
     paired_interval,
+    prepare_run_dir,
     target,
+    to_jsonable,
     write_results,
 )
 
@@ -817,10 +819,27 @@ def protocol(cfg: AuthorsConfig, task: LabelledTask) -> Protocol:
     )
 
 
+ROWS_FILE = "rows.jsonl"
+
+
+def _read_rows(path: str) -> list[dict[str, Any]]:
+    """The rows of an interrupted run (a torn last line is dropped)."""
+    rows = []
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                break
+    return rows
+
+
 def run(cfg: AuthorsConfig, out: str, say: Callable[[str], None] = print) -> dict[str, Any]:
-    """The whole experiment; writes out/results.json (shared schema), metrics.jsonl and
-    authors.png, and returns what it wrote (with "summary" and "differences" as Intervals
-    under "intervals")."""
+    """The whole experiment. Writes out/results.json (the shared schema) after every seed,
+    so an interrupted run leaves the seeds it finished; rows.jsonl (every (k, seed) as it
+    ends), metrics.jsonl and authors.png. Rerun with the same config (config.json) and it
+    resumes: pretraining from its checkpoint, the comparisons after the last finished
+    (k, seed). Returns the paths, the targets, the tables and the Intervals."""
     from .. import set_num_threads
     from ..text.corpora import load_corpus
 
@@ -835,11 +854,16 @@ def run(cfg: AuthorsConfig, out: str, say: Callable[[str], None] = print) -> dic
         raise CorpusError(
             f"every label has at most {task.max_k()} labelled passages; choose ks at most that"
         )
-    os.makedirs(out, exist_ok=True)
-    metrics_path = os.path.join(out, "metrics.jsonl")
-    if os.path.exists(metrics_path):
-        os.remove(metrics_path)
-    metrics = MetricsLogger(metrics_path, {"run": "authors"})
+    config = {**asdict(cfg), "ks": ks}
+    resume = prepare_run_dir(
+        out,
+        {k: v for k, v in config.items() if k != "threads"},
+        outputs=(ROWS_FILE, "metrics.jsonl", "results.json", "authors.png"),
+        on_mismatch="restart",
+    )
+    rows_path = os.path.join(out, ROWS_FILE)
+    rows = _read_rows(rows_path) if resume and os.path.exists(rows_path) else []
+    metrics = MetricsLogger(os.path.join(out, "metrics.jsonl"), {"run": "authors"})
     say(what)
     say(
         f"task: {len(task.labels)} labels; labelled pool {len(task.pool)}, validation "
@@ -854,21 +878,57 @@ def run(cfg: AuthorsConfig, out: str, say: Callable[[str], None] = print) -> dic
     model, tok, lm_info = pretrain(cfg, pretrain_docs, out, metrics, say)
     mean, std = feature_stats(model, tok, pretrain_docs, seed=cfg.seed, pooling=cfg.pooling)
     comp = Comparison(task, Pretrained(model, tok, mean, std), cfg, metrics)
-    rows: list[dict[str, Any]] = []
+    # a (k, seed) counts as done only with a row for every method (a kill can tear a write)
+    per = Counter((r["k"], r["seed"]) for r in rows)
+    done = {key for key, n in per.items() if n == len(cfg.methods)}
+    rows = [r for r in rows if (r["k"], r["seed"]) in done]
+    if done:
+        say(f"resuming: {len(done)} of {len(ks) * cfg.seeds} (k, seed) comparisons done")
     progress = Progress(len(ks) * cfg.seeds, "authors", unit="runs")
+    progress.update(len(done))
+    result: dict[str, Any] = {}
     for seed in cfg.seed_list:
         for k in ks:
+            if (k, seed) in done:
+                continue
             new = comp.run(k, seed)
             rows.extend(new)
-            progress.update(
-                1,
-                k=k,
-                **{m: round(r["accuracy"], 3) for m, r in zip((r["method"] for r in new), new)},
-            )
+            with open(rows_path, "a", encoding="utf-8") as f:
+                f.writelines(json.dumps(to_jsonable(r)) + "\n" for r in new)
+            progress.update(1, k=k, **{r["method"]: round(r["accuracy"], 3) for r in new})
+        finished = [r for r in rows if r["seed"] <= seed]
+        result = _write(
+            cfg,
+            out,
+            task,
+            what,
+            ks,
+            lm_info,
+            finished,
+            config,
+            time.perf_counter() - t_start,
+            complete=seed == cfg.seed_list[-1],
+        )
     progress.close()
+    return result
+
+
+def _write(
+    cfg: AuthorsConfig,
+    out: str,
+    task: LabelledTask,
+    what: str,
+    ks: list[int],
+    lm_info: dict[str, Any],
+    rows: list[dict[str, Any]],
+    config: dict[str, Any],
+    seconds: float,
+    complete: bool,
+) -> dict[str, Any]:
+    """results.json (and authors.png) of the rows so far."""
     summary, diffs = summarize(rows), differences(rows)
     targets = check_targets(diffs)
-    seconds = time.perf_counter() - t_start
+    seeds = sorted({r["seed"] for r in rows})
     result_metrics = {
         "description": what,
         "task": task.describe(),
@@ -876,6 +936,7 @@ def run(cfg: AuthorsConfig, out: str, say: Callable[[str], None] = print) -> dic
         "methods": list(cfg.methods),
         "labels": METHOD_LABELS,
         "lm": lm_info,
+        "complete": complete,
         "summary": {m: {str(k): v.to_dict() for k, v in s.items()} for m, s in summary.items()},
         "differences": {
             f"finetune-{m}": {str(k): v.to_dict() for k, v in s.items()} for m, s in diffs.items()
@@ -883,25 +944,24 @@ def run(cfg: AuthorsConfig, out: str, say: Callable[[str], None] = print) -> dic
         "rows": rows,
         "seconds": seconds,
     }
-    config = {**asdict(cfg), "ks": ks}
-    path = write_results(
-        out,
-        "authors",
-        config,
-        protocol(cfg, task),
-        result_metrics,
-        targets,
-        tables(rows, ks, cfg.methods),
-    )
+    table = tables(rows, ks, cfg.methods)
+    proto = protocol(cfg, task)
+    if not complete:
+        proto = replace(
+            proto,
+            seeds=seeds,
+            notes=proto.notes + f" INTERRUPTED: {len(seeds)} of {cfg.seeds} seeds finished.",
+        )
+    path = write_results(out, "authors", config, proto, result_metrics, targets, table)
     png = plot(
-        summary, ks, os.path.join(out, "authors.png"), cfg.corpus, cfg.seeds, len(task.labels)
+        summary, ks, os.path.join(out, "authors.png"), cfg.corpus, len(seeds), len(task.labels)
     )
     return {
         "path": str(path),
         "png": png,
         "seconds": seconds,
         "targets": targets,
-        "tables": tables(rows, ks, cfg.methods),
+        "tables": table,
         "summary": summary,
         "differences": diffs,
     }
