@@ -497,18 +497,33 @@ def protocol_lines(protocol: Protocol | Mapping[str, Any]) -> list[str]:
     return lines
 
 
-def render_results(results: Mapping[str, Any], digits: int = 3) -> str:
-    """A results.json (as read by read_results) as markdown: its tables, the targets with
-    their intervals and verdicts, and the protocol."""
-    parts: list[str] = []
-    for table in results.get("tables", {}).values():
-        if table.get("caption"):
-            parts.append(f"{table['caption']}\n")
-        parts.append(markdown_table(table["columns"], table["rows"], digits) + "\n")
-    if results["targets"]:
-        parts.append(targets_table(results["targets"], digits) + "\n")
-    parts.append("Protocol: " + "; ".join(protocol_lines(results["protocol"])) + ".")
-    return "\n".join(parts)
+def render_results(
+    results: Mapping[str, Any], parts: Sequence[str] | None = None, digits: int = 3
+) -> str:
+    """A results.json (as read by read_results) as markdown. parts: which pieces, in order:
+    table names, "targets" and "protocol" (default: every table, the targets, the
+    protocol); a name the results do not have is a ValueError listing the ones they do."""
+    tables = results.get("tables", {})
+    if parts is None:
+        parts = [*tables, "targets", "protocol"]
+    out: list[str] = []
+    for part in parts:
+        if part == "targets":
+            if results["targets"]:
+                out.append(targets_table(results["targets"], digits) + "\n")
+        elif part == "protocol":
+            out.append("Protocol: " + "; ".join(protocol_lines(results["protocol"])) + ".\n")
+        elif part in tables:
+            table = tables[part]
+            if table.get("caption"):
+                out.append(f"{table['caption'][:1].upper()}{table['caption'][1:]}:\n")
+            out.append(markdown_table(table["columns"], table["rows"], digits) + "\n")
+        else:
+            raise ValueError(
+                f"no part {part!r} in these results: tables {sorted(tables)}, 'targets', "
+                f"'protocol'"
+            )
+    return "\n".join(out).rstrip() + "\n"
 
 
 __all__ = [
