@@ -27,7 +27,7 @@ import numpy as np
 from ..autograd.grad_mode import no_grad
 from ..checkpoint import load_checkpoint, save_checkpoint
 from ..models import GPT, GPTConfig
-from ..optim import AdamW, WarmupCosineLR, param_groups_for_weight_decay
+from ..optim import Optimizer, WarmupCosineLR, make_optimizer, make_schedule
 from ..text.corpora import Document, split_documents
 from ..text.tokenizers import Tokenizer, load_tokenizer, train_tokenizer
 from .trainer import MetricsLogger, Trainer, read_metrics
@@ -229,6 +229,14 @@ class LMConfig:
                 raise ValueError(f"{key} must be >= 0, got {getattr(self, key)}")
         if not self.lr > 0:
             raise ValueError(f"lr must be positive, got {self.lr}")
+        if not (self.min_lr >= 0 and self.clip > 0 and self.weight_decay >= 0):
+            raise ValueError(f"clip must be positive, min_lr and weight_decay >= 0, got "
+                             f"{self.clip}, {self.min_lr}, {self.weight_decay}")
+        if not 0 <= self.dropout < 1:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        if self.d_model % self.n_heads:
+            raise ValueError(f"d_model {self.d_model} is not divisible by n_heads "
+                             f"{self.n_heads}")
 
     def gpt_config(self, vocab_size: int) -> GPTConfig:
         return GPTConfig(vocab_size=vocab_size, context_length=self.context,
@@ -251,14 +259,23 @@ def lm_batches(ids: np.ndarray, context: int):
     return sample
 
 
-def build_lm(cfg: LMConfig, vocab_size: int) -> tuple[GPT, AdamW, WarmupCosineLR]:
+def build_lm(cfg: LMConfig, vocab_size: int) -> tuple[GPT, Optimizer, WarmupCosineLR]:
     model = GPT(cfg.gpt_config(vocab_size), generator=cfg.seed)
-    opt = AdamW(param_groups_for_weight_decay(model.named_parameters(), cfg.weight_decay),
-                lr=cfg.lr, betas=(0.9, 0.95))
-    warmup = min(cfg.warmup, cfg.steps - 1)
-    sched = WarmupCosineLR(opt, warmup_steps=warmup, total_steps=cfg.steps,
-                           min_lr=min(cfg.min_lr, cfg.lr))
+    opt = make_optimizer(model, "adamw", lr=cfg.lr, weight_decay=cfg.weight_decay,
+                         betas=(0.9, 0.95))
+    sched = make_schedule(opt, cfg.steps, cfg.warmup, min_lr_ratio=min(cfg.min_lr / cfg.lr, 1.0))
     return model, opt, sched
+
+
+#: the files of a run folder of train_lm (what a fresh start deletes)
+LM_OUTPUTS = ("ckpt.safetensors", "metrics.jsonl", "model.safetensors")
+
+
+def run_config(cfg: LMConfig, data: LMData) -> dict[str, Any]:
+    """What a run folder's config.json holds: the settings, the GPT and the data (a run
+    may be resumed only into a folder whose config.json equals this)."""
+    return {"lm": asdict(cfg), "gpt": cfg.gpt_config(data.tokenizer.vocab_size).to_dict(),
+            "data": data.describe()}
 
 
 def train_lm(data: LMData, cfg: LMConfig, out_dir: str | os.PathLike | None = None,
@@ -267,7 +284,7 @@ def train_lm(data: LMData, cfg: LMConfig, out_dir: str | os.PathLike | None = No
     """Pretrain a GPT on data.train_ids (AdamW, warm-up then cosine, clipping), evaluating
     validation bits per character every cfg.eval_every steps. With out_dir: metrics.jsonl,
     a resumable ckpt.safetensors, then model.safetensors (the model with its config and
-    tokenizer), tokenizer.json, config.json and results.json. Returns the results (and the
+    tokenizer), tokenizer.json and config.json (`run_config`). Returns the results (and the
     model under "model"). `until` stops early at that step (checkpointed: an interruption on
     purpose); the final files are written only once all the steps are done."""
     t0 = time.perf_counter()
@@ -278,9 +295,7 @@ def train_lm(data: LMData, cfg: LMConfig, out_dir: str | os.PathLike | None = No
         ckpt = os.path.join(out_dir, "ckpt.safetensors")
         model_path = os.path.join(out_dir, "model.safetensors")
         data.tokenizer.save(os.path.join(out_dir, "tokenizer.json"))
-        _write_json(os.path.join(out_dir, "config.json"),
-                    {"lm": asdict(cfg), "gpt": cfg.gpt_config(data.tokenizer.vocab_size)
-                     .to_dict(), "data": data.describe()})
+        _write_json(os.path.join(out_dir, "config.json"), run_config(cfg, data))
         if metrics is None:
             metrics = MetricsLogger(os.path.join(out_dir, "metrics.jsonl"), {"run": name})
     baselines = ngram_bpc(data.train_docs, data.val_docs)
@@ -322,7 +337,6 @@ def train_lm(data: LMData, cfg: LMConfig, out_dir: str | os.PathLike | None = No
     if out_dir is not None:
         save_lm(model_path, model, data.tokenizer, cfg, {"val_bpc": val_bpc,
                                                            "baselines": baselines})
-        _write_json(os.path.join(out_dir, "results.json"), results)
     results["model"] = model
     return results
 
