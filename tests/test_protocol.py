@@ -174,3 +174,17 @@ def test_warmup_rule_and_schedule():
     assert lrs[6] == pytest.approx(0.0055)
     with pytest.raises(ValueError, match="unknown optimizer"):
         P.make_optimizer(model, "lion", lr=0.1)
+
+
+def test_wilson_interval_by_hand():
+    # 45 of 50: p = 0.9, z = 1.959964; the Wilson interval is about [0.786, 0.957]
+    iv = P.proportion_interval(45, 50)
+    z = 1.959964
+    centre = (0.9 + z * z / 100) / (1 + z * z / 50)
+    half = z * math.sqrt(0.9 * 0.1 / 50 + z * z / 10000) / (1 + z * z / 50)
+    assert iv.mean == 0.9 and (iv.lo, iv.hi) == pytest.approx((centre - half, centre + half))
+    assert (iv.lo, iv.hi) == pytest.approx((0.7864, 0.9565), abs=1e-4)
+    zero = P.proportion_interval(0, 20)
+    assert zero.lo == pytest.approx(0.0, abs=1e-12) and 0 < zero.hi < 0.2
+    with pytest.raises(ValueError, match="successes"):
+        P.proportion_interval(5, 3)

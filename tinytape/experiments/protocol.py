@@ -180,6 +180,19 @@ def paired_interval(a: Iterable[float], b: Iterable[float], confidence: float = 
     return mean_interval(a_arr - b_arr, confidence)
 
 
+def proportion_interval(successes: int, n: int, confidence: float = 0.95) -> Interval:
+    """A proportion successes / n (e.g. an accuracy over n test items of one run) with its
+    Wilson score interval: the uncertainty of the test sample, not of the seed."""
+    if not (isinstance(n, (int, np.integer)) and n >= 1 and 0 <= successes <= n):
+        raise ValueError(f"proportion_interval: need 0 <= successes <= n, n >= 1, got "
+                         f"{successes} of {n}")
+    p = successes / n
+    z = -t_quantile((1.0 - confidence) / 2.0, 1e9)  # the normal quantile
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return Interval(p, centre - half, centre + half, math.sqrt(p * (1 - p)), int(n), confidence)
+
+
 # ---------------------------------------------------------------------------- targets
 
 
@@ -532,6 +545,7 @@ __all__ = [
     "Interval",
     "mean_interval",
     "paired_interval",
+    "proportion_interval",
     "t_quantile",
     "t_cdf",
     "regularized_incomplete_beta",
