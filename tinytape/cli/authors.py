@@ -184,6 +184,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="threads of the C kernels (default 1: these small models run fastest "
         "on one when other work shares the cores)",
     )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=S,
+        help="processes for the comparisons after pretraining (default 1; the results do "
+        "not depend on it)",
+    )
     p.add_argument("--out", default=None, help="output folder (default runs/authors/<corpus>)")
     p.add_argument(
         "--quick",

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import math
+import multiprocessing as mp
 import os
 import time
 from collections import Counter
@@ -139,6 +140,7 @@ class AuthorsConfig:
     pooling: str = "ffn"
     methods: tuple[str, ...] = METHODS
     threads: int = 1
+    workers: int = 1  # processes for the comparisons (the results do not depend on it)
 
     def __post_init__(self) -> None:
         size = SIZES["authors" if self.corpus == "authors" else "other"]
@@ -175,6 +177,7 @@ class AuthorsConfig:
             "ft_min_steps",
             "ft_max_steps",
             "threads",
+            "workers",
         ):
             if int(getattr(self, key)) < 1:
                 raise bad(f"{key} must be positive, got {getattr(self, key)}")
@@ -857,7 +860,7 @@ def run(cfg: AuthorsConfig, out: str, say: Callable[[str], None] = print) -> dic
     config = {**asdict(cfg), "ks": ks}
     resume = prepare_run_dir(
         out,
-        {k: v for k, v in config.items() if k != "threads"},
+        {k: v for k, v in config.items() if k not in ("threads", "workers")},
         outputs=(ROWS_FILE, "metrics.jsonl", "results.json", "authors.png"),
         on_mismatch="restart",
     )
@@ -884,20 +887,21 @@ def run(cfg: AuthorsConfig, out: str, say: Callable[[str], None] = print) -> dic
     rows = [r for r in rows if (r["k"], r["seed"]) in done]
     if done:
         say(f"resuming: {len(done)} of {len(ks) * cfg.seeds} (k, seed) comparisons done")
+    todo = [(k, seed) for seed in cfg.seed_list for k in ks if (k, seed) not in done]
     progress = Progress(len(ks) * cfg.seeds, "authors", unit="runs")
     progress.update(len(done))
-    result: dict[str, Any] = {}
-    for seed in cfg.seed_list:
-        for k in ks:
-            if (k, seed) in done:
-                continue
-            new = comp.run(k, seed)
-            rows.extend(new)
-            with open(rows_path, "a", encoding="utf-8") as f:
-                f.writelines(json.dumps(to_jsonable(r)) + "\n" for r in new)
-            progress.update(1, k=k, **{r["method"]: round(r["accuracy"], 3) for r in new})
+    pool = None
+    if cfg.workers > 1 and len(todo) > 1:
+        # spawned, not forked (fork is unsafe once OpenMP has run); each worker loads the
+        # task and the pretrained model once, and runs whole (k, seed) comparisons
+        pool = mp.get_context("spawn").Pool(min(cfg.workers, len(todo)), _worker_start, (cfg, out))
+        outcomes: Any = pool.imap(_worker_run, todo)
+    else:
+        outcomes = (comp.run(k, seed) for k, seed in todo)
+
+    def write(seed: int) -> dict[str, Any]:
         finished = [r for r in rows if r["seed"] <= seed]
-        result = _write(
+        return _write(
             cfg,
             out,
             task,
@@ -909,8 +913,46 @@ def run(cfg: AuthorsConfig, out: str, say: Callable[[str], None] = print) -> dic
             time.perf_counter() - t_start,
             complete=seed == cfg.seed_list[-1],
         )
+
+    try:
+        for (k, seed), new in zip(todo, outcomes):
+            rows.extend(new)
+            with open(rows_path, "a", encoding="utf-8") as f:
+                f.writelines(json.dumps(to_jsonable(r)) + "\n" for r in new)
+            if pool is not None:  # the workers have no metrics logger
+                for r in new:
+                    metrics.log(event="result", **{a: b for a, b in r.items() if a != "validation"})
+            progress.update(1, k=k, **{r["method"]: round(r["accuracy"], 3) for r in new})
+            if k == ks[-1]:
+                write(seed)
+    finally:
+        if pool is not None:
+            pool.terminate()
+            pool.join()
     progress.close()
-    return result
+    return write(cfg.seed_list[-1])
+
+
+_WORKER: dict[str, Comparison] = {}
+
+
+def _worker_start(cfg: AuthorsConfig, out: str) -> None:
+    """In a spawned worker: the task and the pretrained model (from disk), once."""
+    from .. import set_num_threads
+    from ..text.corpora import load_corpus
+    from ..train.lm import load_lm
+
+    set_num_threads(cfg.threads)
+    task, docs, _ = load_task(cfg)
+    if cfg.pretrain_corpus:
+        docs = load_corpus(cfg.pretrain_corpus)
+    model, tok, _ = load_lm(cfg.pretrained or os.path.join(out, "pretrain"))
+    mean, std = feature_stats(model, tok, docs, seed=cfg.seed, pooling=cfg.pooling)
+    _WORKER["comp"] = Comparison(task, Pretrained(model, tok, mean, std), cfg)
+
+
+def _worker_run(job: tuple[int, int]) -> list[dict[str, Any]]:
+    return _WORKER["comp"].run(*job)
 
 
 def _write(
