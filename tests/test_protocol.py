@@ -155,7 +155,8 @@ def test_prepare_run_dir(tmp_path):
 
 def test_warmup_rule_and_schedule():
     assert P.warmup_steps(100, 50) == 49 and P.warmup_steps(5, 50) == 5
-    assert P.warmup_steps(0.1, 95) == 10 and P.warmup_steps(0, 1) == 0
+    assert P.warmup_steps(0.1, 95) == 9 and P.warmup_steps(0.1, 5) == 1
+    assert P.warmup_steps(0, 1) == 0 and P.warmup_steps(0.1, 1) == 0
     with pytest.raises(ValueError, match="warm-up"):
         P.warmup_steps(-1, 10)
     model = tt.nn.Sequential(tt.nn.Linear(3, 4, generator=0), tt.nn.Linear(4, 2, generator=1))

@@ -20,11 +20,11 @@ from .sgd import SGD
 
 def warmup_steps(warmup: int | float, total_steps: int) -> int:
     """The one warm-up rule: an int is a number of steps, a float in (0, 1) a fraction of
-    total_steps (rounded up); either way at least 0 and at most total_steps - 1."""
+    total_steps (rounded down, at least 1); either way at most total_steps - 1."""
     if total_steps < 1:
         raise ValueError(f"warmup_steps: total_steps must be >= 1, got {total_steps}")
     if isinstance(warmup, float) and 0.0 < warmup < 1.0:
-        n = math.ceil(warmup * total_steps)
+        n = max(1, math.floor(warmup * total_steps))
     elif isinstance(warmup, (int, np.integer)) and not isinstance(warmup, bool) and warmup >= 0:
         n = int(warmup)
     else:

@@ -27,6 +27,7 @@ import numpy as np
 from ..autograd.grad_mode import no_grad
 from ..checkpoint import load_checkpoint, save_checkpoint
 from ..models import GPT, GPTConfig
+from ..numeric import log_softmax
 from ..optim import Optimizer, WarmupCosineLR, make_optimizer, make_schedule
 from ..text.corpora import Document, split_documents
 from ..text.tokenizers import Tokenizer, load_tokenizer, train_tokenizer
@@ -179,11 +180,8 @@ def token_nll(model: GPT, ids: np.ndarray, batch_size: int = 16, stride: int | N
             for group in groups:
                 x = np.stack([ids[s:e] for s, e, _ in group])
                 y = np.stack([ids[s + 1:e + 1] for s, e, _ in group])
-                logits = model(x)[0].numpy().astype(np.float64)
-                m = logits.max(axis=-1, keepdims=True)
-                lse = np.log(np.exp(logits - m).sum(axis=-1)) + m[..., 0]
-                picked = np.take_along_axis(logits, y[..., None], axis=-1)[..., 0]
-                nll = lse - picked
+                logp = log_softmax(model(x)[0].numpy())
+                nll = -np.take_along_axis(logp, y[..., None], axis=-1)[..., 0]
                 for row, (s, _e, first) in zip(nll, group):
                     keep = first - s  # targets s+1+j for j >= keep are new
                     out[first:s + len(row)] = row[keep:]
