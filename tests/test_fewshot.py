@@ -9,11 +9,11 @@ import re
 import numpy as np
 import pytest
 
+from tinytape.numeric import softmax
 from tinytape.text.corpora import CorpusError, Document
 from tinytape.text.features import BagOfWords, CharNgrams, char_ngrams
 from tinytape.train.fewshot import (
     LabelledTask,
-    _softmax,
     choose,
     fit_linear,
     fit_logreg,
@@ -36,7 +36,7 @@ def one_thread():
 
 def _gradient(X, y, m, lam):
     n = len(y)
-    P = _softmax(X @ m.W + m.b)
+    P = softmax(X @ m.W + m.b, axis=1)
     P[np.arange(n), y] -= 1
     return X.T @ P / n + lam * m.W, P.mean(axis=0)
 

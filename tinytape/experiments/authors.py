@@ -693,22 +693,6 @@ def tables(
 
 
 # ====================================================================== the run
-def _same_pretraining(pre_dir: str, lm_cfg: Any, data: Any) -> bool:
-    """Resume (or reuse) the pretraining in pre_dir only if made with the same settings."""
-    try:
-        with open(os.path.join(pre_dir, "config.json"), encoding="utf-8") as f:
-            saved = json.load(f)
-    except (OSError, json.JSONDecodeError):
-        return False
-    if saved.get("lm") == asdict(lm_cfg) and saved.get("data") == data.describe():
-        return True
-    for name in ("ckpt.safetensors", "model.safetensors", "results.json"):
-        path = os.path.join(pre_dir, name)
-        if os.path.exists(path):
-            os.remove(path)
-    return False
-
-
 def pretrain(
     cfg: AuthorsConfig,
     docs: list[Document],
@@ -718,7 +702,7 @@ def pretrain(
 ) -> tuple[GPT, Any, dict[str, Any]]:
     """The pretrained GPT (loaded from cfg.pretrained, or trained and cached in
     out/pretrain), its tokenizer, and what to record about it."""
-    from ..train.lm import LMConfig, load_lm, prepare_lm_data, train_lm
+    from ..train.lm import LM_OUTPUTS, LMConfig, load_lm, prepare_lm_data, run_config, train_lm
 
     if cfg.pretrained:
         model, tok, extra = load_lm(cfg.pretrained)
@@ -739,7 +723,9 @@ def pretrain(
     )
     data = prepare_lm_data(docs, "bpe", cfg.vocab_size, 0.1, cfg.seed)
     pre_dir = os.path.join(out, "pretrain")
-    resume = _same_pretraining(pre_dir, lm_cfg, data)
+    resume = prepare_run_dir(
+        pre_dir, run_config(lm_cfg, data), outputs=LM_OUTPUTS, on_mismatch="restart"
+    )
     d = data.describe()
     say(
         f"pretraining a GPT (d_model {lm_cfg.d_model}, {lm_cfg.n_layers} layers, context "

@@ -23,6 +23,7 @@ import numpy as np
 from ..autograd.grad_mode import no_grad
 from ..models import GPT, GPTConfig, SequenceClassifier
 from ..models.classifier import feature_dim, pool
+from ..numeric import log_softmax, softmax
 from ..text.corpora import CorpusError, Document
 from ..text.tokenizers import Tokenizer
 
@@ -181,17 +182,9 @@ class LogisticRegression:
         return self.logits(X).argmax(axis=1)
 
 
-def _softmax(z: np.ndarray) -> np.ndarray:
-    z = z - z.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
-
-
 def mean_cross_entropy(logits: np.ndarray, y: np.ndarray) -> float:
     """Mean of -log softmax(logits)[i, y_i], (N, C) and (N,)."""
-    z = logits - logits.max(axis=1, keepdims=True)
-    lse = np.log(np.exp(z).sum(axis=1))
-    return float(np.mean(lse - z[np.arange(len(y)), y]))
+    return float(-np.mean(log_softmax(logits, axis=1)[np.arange(len(y)), y]))
 
 
 def logreg_loss(X: np.ndarray, y: np.ndarray, W: np.ndarray, b: np.ndarray, lam: float) -> float:
@@ -230,7 +223,7 @@ def fit_logreg(
     theta = np.zeros((d + 1, num_classes))
     v, t = theta.copy(), 1.0
     for _ in range(iters):
-        grad = X1.T @ (_softmax(X1 @ v) - Y) / n + reg * v
+        grad = X1.T @ (softmax(X1 @ v, axis=1) - Y) / n + reg * v
         if np.sqrt(np.sum(grad * grad)) < tol:
             theta = v
             break
