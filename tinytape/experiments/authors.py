@@ -667,7 +667,7 @@ def tables(
     ]
     out = {
         "accuracy": {
-            "caption": f"Test accuracy, mean ± sample sd over {n} seeds.",
+            "caption": f"test accuracy, mean ± sample sd over {n} seeds",
             "columns": cols,
             "rows": acc,
         }
@@ -675,7 +675,7 @@ def tables(
     if "finetune" in methods and len(methods) > 1:
         out["differences"] = {
             "caption": f"(b) minus each other method, paired over the {n} seeds (same "
-            f"labelled and test passages): mean [95% t interval].",
+            f"labelled and test passages): mean [95% t interval]",
             "columns": cols,
             "rows": [
                 [f"(b) - {SHORT[m]}"]
@@ -685,7 +685,7 @@ def tables(
             ],
         }
     out["choices"] = {
-        "caption": "What validation chose, over the seeds.",
+        "caption": "what validation chose, over the seeds",
         "columns": cols,
         "rows": [[SHORT[m]] + [choice_counts(rows, m, k) for k in ks] for m in methods],
     }
@@ -768,31 +768,29 @@ def protocol(cfg: AuthorsConfig, task: LabelledTask) -> Protocol:
         + "}": "validation",
     }
     n_val = "k" if not cfg.validation_per_label else str(cfg.validation_per_label)
-    notes = (
-        f"Per seed and k: k labelled passages per label from the pool and {n_val} "
-        f"validation passages per label from books of their own (no more than the "
-        f"labelled ones; Oliver et al. 2018); each arm's choice is made on validation "
-        f"(accuracy, ties by cross-entropy), then its chosen model reads the test "
-        f"passages (other books) once. The test passages are the same for every seed "
-        f"and arm (paired)."
-    )
+    notes = [
+        f"per seed and k: k labelled passages per label from the pool and {n_val} validation "
+        f"passages per label from books of their own (no more than the labelled ones; Oliver "
+        f"et al. 2018); each arm's choice is made on validation (accuracy, ties by "
+        f"cross-entropy), then its chosen model reads the test passages (other books) once",
+        "the test passages are the same for every seed and arm (paired)",
+    ]
     if cfg.corpus == "authors":
-        dev = cfg.library_seed in DEVELOPMENT_LIBRARY_SEEDS
-        notes += (
-            f" Model size, vocabulary, pooling, pretraining steps and the grids were "
-            f"fixed in development on library seed(s) "
-            f"{', '.join(map(str, DEVELOPMENT_LIBRARY_SEEDS))}, whose test sets were "
-            f"read then; this run's library seed {cfg.library_seed} "
+        dev = ", ".join(map(str, DEVELOPMENT_LIBRARY_SEEDS))
+        notes.append(
+            f"model size, vocabulary, pooling, pretraining steps and the grids were fixed in "
+            f"development on library seed(s) {dev}, whose test sets were read then; this "
+            f"run's library seed {cfg.library_seed} "
             + (
-                "IS a development seed: not a held-out run."
-                if dev
-                else "was never used in development."
+                "IS a development seed: not a held-out run"
+                if cfg.library_seed in DEVELOPMENT_LIBRARY_SEEDS
+                else "was never used in development"
             )
         )
     else:
-        notes += (
-            " Model size, vocabulary and pretraining steps are the defaults fixed in "
-            "development (partly on this corpus's test set): not a held-out run."
+        notes.append(
+            "model size, vocabulary and pretraining steps are the defaults fixed in "
+            "development (partly on this corpus's test set): not a held-out run"
         )
     return Protocol(
         splits={
@@ -804,7 +802,7 @@ def protocol(cfg: AuthorsConfig, task: LabelledTask) -> Protocol:
         seeds=cfg.seed_list,
         tuned=tuned,
         selection="validation",
-        notes=notes,
+        notes="; ".join(notes),
     )
 
 
@@ -898,6 +896,7 @@ def run(cfg: AuthorsConfig, out: str, say: Callable[[str], None] = print) -> dic
             config,
             time.perf_counter() - t_start,
             complete=seed == cfg.seed_list[-1],
+            resumed=len(done),
         )
 
     try:
@@ -952,6 +951,7 @@ def _write(
     config: dict[str, Any],
     seconds: float,
     complete: bool,
+    resumed: int = 0,
 ) -> dict[str, Any]:
     """results.json (and authors.png) of the rows so far."""
     summary, diffs = summarize(rows), differences(rows)
@@ -965,6 +965,8 @@ def _write(
         "labels": METHOD_LABELS,
         "lm": lm_info,
         "complete": complete,
+        # seconds of this process; a resumed run took over `resumed` (k, seed) comparisons
+        "resumed": resumed,
         "summary": {m: {str(k): v.to_dict() for k, v in s.items()} for m, s in summary.items()},
         "differences": {
             f"finetune-{m}": {str(k): v.to_dict() for k, v in s.items()} for m, s in diffs.items()
@@ -978,7 +980,7 @@ def _write(
         proto = replace(
             proto,
             seeds=seeds,
-            notes=proto.notes + f" INTERRUPTED: {len(seeds)} of {cfg.seeds} seeds finished.",
+            notes=proto.notes + f"; INTERRUPTED: {len(seeds)} of {cfg.seeds} seeds finished",
         )
     path = write_results(out, "authors", config, proto, result_metrics, targets, table)
     png = plot(
