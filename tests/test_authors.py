@@ -5,6 +5,7 @@ and the `authors` command writing the shared results.json schema."""
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -94,6 +95,7 @@ def _cfg(**kw):
         scratch_lrs=(1e-3, 1e-2),
         lambdas=(1.0, 1e-2),
         char_ranges=((1, 3), (2, 4)),
+        workers=1,
     )
     return A.AuthorsConfig(**{**base, **kw})
 
@@ -233,7 +235,8 @@ def test_an_interrupted_run_resumes_after_its_last_whole_comparison(tmp_path):
     # killed while writing the third (k, seed): two whole ones and a torn line survive
     (out / A.ROWS_FILE).write_text("\n".join(lines[: 2 * len(A.METHODS) + 2]) + '\n{"to')
     said = []
-    again = read_results(A.run(cfg, str(out), say=said.append)["path"])
+    # the rest in two spawned workers: the same numbers as in one process
+    again = read_results(A.run(replace(cfg, workers=2), str(out), say=said.append)["path"])
     assert "resuming: 2 of 4 (k, seed) comparisons done" in said
     key = [(r["method"], r["k"], r["seed"], r["accuracy"]) for r in first["metrics"]["rows"]]
     assert sorted(key) == sorted(
@@ -277,6 +280,8 @@ def test_authors_command_on_a_folder(tmp_path, capsys):
             "--out",
             str(out),
             "--threads",
+            "1",
+            "--workers",
             "1",
         ]
     )

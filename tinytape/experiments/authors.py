@@ -103,6 +103,7 @@ QUICK = {
     "max_test": 12,
     "ft_min_steps": 8,
     "ft_max_steps": 8,
+    "workers": 1,
 }
 
 
@@ -140,7 +141,7 @@ class AuthorsConfig:
     pooling: str = "ffn"
     methods: tuple[str, ...] = METHODS
     threads: int = 1
-    workers: int = 1  # processes for the comparisons (the results do not depend on it)
+    workers: int = 2  # processes for the comparisons (the results do not depend on it)
 
     def __post_init__(self) -> None:
         size = SIZES["authors" if self.corpus == "authors" else "other"]
