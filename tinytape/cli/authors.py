@@ -188,8 +188,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--workers",
         type=int,
         default=S,
-        help="processes for the comparisons after pretraining (default 1; the results do "
-        "not depend on it)",
+        help="processes for the comparisons after pretraining (default 2, 1 with --quick; "
+        "the results do not depend on it)",
     )
     p.add_argument("--out", default=None, help="output folder (default runs/authors/<corpus>)")
     p.add_argument(
