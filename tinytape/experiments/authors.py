@@ -58,6 +58,7 @@ from ..train.trainer import MetricsLogger, Progress, Trainer
 from .protocol import (
     Interval,
     Protocol,
+    Target,
     make_optimizer,
     make_schedule,
     mean_interval,
@@ -621,7 +622,7 @@ def differences(
     return out
 
 
-def check_targets(diffs: dict[str, dict[int, Interval]]) -> list[Any]:
+def check_targets(diffs: dict[str, dict[int, Interval]]) -> list[Target]:
     """The issue's targets: (b) - (a) at k = 2 above 0; (b) against the character n-grams
     at k = 1, 2, 4 (each interval above 0: met; below: not met; straddling: inconclusive)."""
     out = []

@@ -1,5 +1,5 @@
 """Few-shot sequence classification: a labelled task split three ways, linear models chosen
-on validation, and fine-tuning a Transformer classifier.
+on validation, and the pieces a Transformer classifier needs.
 
 - `LabelledTask`: a labelled pool to draw k passages per label from, a validation split (other
   books of the same labels) for every choice, and a test split (yet other books) read once.
