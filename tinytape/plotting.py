@@ -83,7 +83,7 @@ def plot_layerwise(results: Mapping[str, Any], path: str | os.PathLike,
     axes[0][0].set_ylabel("test accuracy (%)")
     axes[0][-1].legend(loc="lower right", fontsize=8)
     fig.suptitle(title or f"layer-wise pretraining: {metrics.get('network', '')} MLP, "
-                 f"{metrics.get('data', '').split(':')[0]}; mean and 95% interval over "
+                 f"{metrics.get('data', '').split(':')[0]}\nmean and 95% interval over "
                  f"{len(cfg['seeds'])} seed(s)", fontsize=10)
     fig.tight_layout()
     os.makedirs(os.path.dirname(os.path.abspath(os.fspath(path))), exist_ok=True)

@@ -4,6 +4,7 @@ regenerated from the committed results files (never typed by hand).
     python -m tinytape report runs/layerwise            # print a run's tables and targets
     python -m tinytape report --docs docs               # rewrite the docs' result blocks
     python -m tinytape report --docs docs --check       # exit 1 if a block is out of date
+    python -m tinytape report --docs docs/layerwise.md  # one page
 
 A docs page marks each generated block with a pair of comments naming a results file
 (relative to the page) and, optionally, which parts to show (table names, "targets",
@@ -31,9 +32,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("paths", nargs="*", metavar="RESULTS",
                    help="results.json files or run folders to print")
-    p.add_argument("--docs", default=None, metavar="DIR",
-                   help="rewrite the generated blocks of every DIR/*.md from the results "
-                        "files they name")
+    p.add_argument("--docs", default=None, metavar="DIR|PAGE",
+                   help="rewrite the generated blocks of every DIR/*.md (or of one page) "
+                        "from the results files they name")
     p.add_argument("--check", action="store_true",
                    help="with --docs: change nothing, exit 1 if a block is out of date")
     p.set_defaults(func=run)
@@ -83,13 +84,15 @@ def run(args: argparse.Namespace) -> int:
         print(render_results(results))
     if args.docs is None:
         return 0
-    if not os.path.isdir(args.docs):
-        raise UsageError(f"--docs: no such folder: {args.docs}")
+    if os.path.isdir(args.docs):
+        pages = [os.path.join(args.docs, n) for n in sorted(os.listdir(args.docs))
+                 if n.endswith(".md")]
+    elif os.path.isfile(args.docs) and args.docs.endswith(".md"):
+        pages = [args.docs]
+    else:
+        raise UsageError(f"--docs: no such folder or .md page: {args.docs}")
     stale = []
-    for name in sorted(os.listdir(args.docs)):
-        if not name.endswith(".md"):
-            continue
-        path = os.path.join(args.docs, name)
+    for path in pages:
         try:
             old, new = update_page(path)
         except ValueError as e:

@@ -584,7 +584,8 @@ def summarize(config: LayerwiseConfig, splits: Splits, runs: Sequence[Mapping[st
         tuned={"fine-tuning step (early stopping, every "
                f"{cfg.eval_every} steps, on k validation examples per class)": "validation"},
         notes=(f"Hyperparameters fixed across label counts and arms (Oliver et al. 2018); "
-               f"settings developed on split 0, seeds 0-2; this run: split {cfg.split_seed}. "
+               f"settings developed on the digits, split 0, seeds 0-2; this run: split "
+               f"{cfg.split_seed}, seeds {cfg.seeds[0]}-{cfg.seeds[-1]}. "
                f"The validation set of a run has k examples per class (never more than the "
                f"labelled set; all labels: the whole validation split). Logistic regression: "
                f"C = {cfg.logreg_c}, not tuned. Test read once per run, at the end."))

@@ -525,7 +525,8 @@ def render_results(
             if results["targets"]:
                 out.append(targets_table(results["targets"], digits) + "\n")
         elif part == "protocol":
-            out.append("Protocol: " + "; ".join(protocol_lines(results["protocol"])) + ".\n")
+            text = "; ".join(protocol_lines(results["protocol"])).rstrip(".")
+            out.append(f"Protocol: {text}.\n")
         elif part in tables:
             table = tables[part]
             if table.get("caption"):
