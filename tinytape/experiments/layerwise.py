@@ -61,10 +61,9 @@ LABELS = {
     "random_long": "random init, long budget",
     "supervised": "supervised pretraining",
     "autoencoder": "autoencoder pretraining",
-    "logreg": "logistic regression (pixels)",
-    "nn1": "1-nearest-neighbour (pixels)",
+    "logreg": "logistic regression (raw features)",
+    "nn1": "1-nearest-neighbour (raw features)",
 }
-ACTIVATIONS = ("sigmoid", "relu")
 #: the label count of the headline comparison and of the depth study
 HEADLINE_K = 10
 
@@ -133,9 +132,9 @@ class LayerwiseConfig:
         if not self.seeds or any(s < 0 for s in self.seeds) or len(set(self.seeds)) != len(
                 self.seeds):
             raise ValueError(f"seeds must be distinct integers >= 0, got {self.seeds}")
-        bad = [a for a in self.activations if a not in ACTIVATIONS]
+        bad = [a for a in self.activations if a not in ("sigmoid", "relu")]
         if bad or not self.activations:
-            raise ValueError(f"activations: choose from {ACTIVATIONS}, got {self.activations}")
+            raise ValueError(f"activations: choose from sigmoid, relu, got {self.activations}")
         bad = [m for m in self.methods if m not in DEEP + SHALLOW]
         if bad or not self.methods:
             raise ValueError(f"methods: choose from {DEEP + SHALLOW}, got {self.methods}")
