@@ -120,6 +120,7 @@ def test_results_roundtrip_and_schema_errors(tmp_path):
     assert not list(tmp_path.glob("*.tmp*"))  # the temporary file was replaced
     md = P.render_results(data)
     assert "| a - b |" in md and "[" in md and "3 seeds (0-2)" in md and "| b | n/a |" in md
+    assert P.markdown_table(["x"], [["|a| - 1"]]).splitlines()[2] == "| \\|a\\| - 1 |"
 
     broken = json.loads(path.read_text())
     broken["targets"][0]["verdict"] = "passed"

@@ -465,7 +465,7 @@ def _cell(value: Any, digits: int) -> str:
         return "n/a" if math.isnan(value) else f"{value:.{digits}f}"
     if value is None:
         return "n/a"
-    return str(value)
+    return str(value).replace("|", "\\|")  # a | inside a cell would end it
 
 
 def markdown_table(columns: Sequence[str], rows: Iterable[Sequence[Any]], digits: int = 3) -> str:
@@ -501,7 +501,8 @@ def protocol_lines(protocol: Protocol | Mapping[str, Any]) -> list[str]:
     )
     lines = [
         "splits: " + ", ".join(f"{k} {v}" for k, v in p["splits"].items()),
-        seed_text + "; choices made on " + p["selection"],
+        seed_text + ("; choices made on " + p["selection"] if p["tuned"]
+                     else "; nothing tuned (fixed settings)"),
     ]
     if p["tuned"]:
         lines.append("tuned: " + ", ".join(f"{k} (on {v})" for k, v in p["tuned"].items()))
