@@ -34,10 +34,10 @@ from ..data.arrays import Split, Splits, take_per_class
 from ..data.digits import MissingDependency
 from ..train.layerwise import (
     MLP,
-    _init_linear,
     build_mlp,
     classifier_accuracy,
     finetune_mlp,
+    init_linear,
     pretrain_autoencoder,
     pretrain_supervised,
 )
@@ -246,7 +246,7 @@ def run_job(config: LayerwiseConfig, splits: Splits, activation: str, seed: int,
 
     def new_head() -> nn.Linear:
         head = nn.Linear(cfg.width, classes, generator=seed + 10_007)
-        _init_linear(head, init, np.random.default_rng(seed + 10_007))
+        init_linear(head, init, np.random.default_rng(seed + 10_007))
         return head
 
     # greedy autoencoder pretraining is prefix-consistent (layer i sees only the layers

@@ -78,14 +78,16 @@ def build_mlp(sizes: Sequence[int], num_classes: int, activation: str = "sigmoid
     layers: list[Module] = []
     for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
         lin = nn.Linear(int(fan_in), int(fan_out), generator=gen)
-        _init_linear(lin, init, gen)
+        init_linear(lin, init, gen)
         layers.append(Sequential(lin, ACTIVATIONS[activation]()))
     head = nn.Linear(int(sizes[-1]), int(num_classes), generator=gen)
-    _init_linear(head, init, gen)
+    init_linear(head, init, gen)
     return MLP(*layers, head)
 
 
-def _init_linear(lin: nn.Linear, init: str, gen: np.random.Generator | None) -> None:
+def init_linear(lin: nn.Linear, init: str, gen: np.random.Generator | None) -> None:
+    """Re-initialize a Linear in place: "default" keeps its PyTorch-style init, "glorot"
+    draws Xavier-uniform weights and zero biases."""
     if init == "default":
         return
     nn.init.xavier_uniform_(lin.weight, generator=gen)
