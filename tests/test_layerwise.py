@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import dataclasses
 
 import numpy as np
 import pytest
@@ -15,22 +15,22 @@ from tinytape.data import (
     digits_splits,
     load_arrays,
     load_digits,
+    minmax_from_train,
     stratified_split,
 )
+from tinytape.experiments import layerwise as lw
+from tinytape.experiments.protocol import read_results
 from tinytape.plotting import have_matplotlib
 from tinytape.train import read_metrics
 from tinytape.train.layerwise import (
     AutoencoderLayer,
-    ExperimentConfig,
     build_mlp,
-    check_targets,
-    finetune,
-    format_table,
+    classifier_accuracy,
+    finetune_mlp,
     pretrain_autoencoder,
     pretrain_layerwise,
     pretrain_supervised,
     replace_head,
-    run_experiment,
 )
 
 
@@ -111,20 +111,20 @@ def test_load_arrays_reads_csv_npy_and_npz(tmp_path):
     csv = tmp_path / "d.csv"
     csv.write_text("a,b,kind\n0,10,cat\n1,20,dog\n2,30,cat\n4,40,bird\n")
     x, y = load_arrays(csv, label_column="kind")
-    np.testing.assert_allclose(x[:, 0], [0, 0.25, 0.5, 1.0])  # min-max scaled to [0, 1]
+    np.testing.assert_array_equal(x[:, 0], [0, 1, 2, 4])  # as in the file: scaled later
     np.testing.assert_array_equal(y, [1, 2, 1, 0])  # classes in sorted order: bird cat dog
     nohead = tmp_path / "n.csv"
     nohead.write_text("3,0.5,1\n4,0.25,0\n")
-    x, y = load_arrays(nohead, scale="none")
+    x, y = load_arrays(nohead)
     np.testing.assert_array_equal(x, [[3, 0.5], [4, 0.25]])
     np.testing.assert_array_equal(y, [1, 0])
     arr = np.array([[1, 0.0, 2.0], [0, 1.0, 3.0], [1, 2.0, 5.0]])
     np.save(tmp_path / "d.npy", arr)
-    x, y = load_arrays(tmp_path / "d.npy", label_column=0, scale="none")
+    x, y = load_arrays(tmp_path / "d.npy", label_column=0)
     np.testing.assert_array_equal(x, arr[:, 1:])
     np.testing.assert_array_equal(y, [1, 0, 1])
     np.savez(tmp_path / "d.npz", x=np.ones((4, 2, 2)), y=np.array([0, 1, 0, 1]))
-    x, y = load_arrays(tmp_path / "d.npz", scale="none")
+    x, y = load_arrays(tmp_path / "d.npz")
     assert x.shape == (4, 4)
     bad = tmp_path / "bad.csv"
     bad.write_text("1,2,0\n1,0\n")
@@ -140,6 +140,21 @@ def test_stratified_split_of_own_data_keeps_every_class():
     s = stratified_split(x, y, 0.2, 0.25, seed=0)
     assert [np.bincount(p.y).tolist() for p in (s.train, s.val, s.test)] == \
         [[11, 11, 11], [4, 4, 4], [5, 5, 5]]
+
+
+def test_scaling_statistics_come_from_the_training_split_only():
+    rng = np.random.default_rng(1)
+    x, y = rng.normal(5.0, 3.0, (90, 4)), np.repeat([0, 1, 2], 30)
+    x[:, 3] = 2.0  # constant: shifted only
+    s = stratified_split(x, y, 0.2, 0.3, seed=0)
+    scaled = minmax_from_train(s)
+    lo, hi = s.train.x.min(axis=0), s.train.x.max(axis=0)
+    np.testing.assert_allclose(scaled.train.x[:, :3].min(axis=0), 0.0, atol=1e-6)
+    np.testing.assert_allclose(scaled.train.x[:, :3].max(axis=0), 1.0, atol=1e-6)
+    want = (s.test.x[:, :3] - lo[:3]) / (hi[:3] - lo[:3])  # the training split's statistics
+    np.testing.assert_allclose(scaled.test.x[:, :3], want, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(scaled.val.x[:, 3], 0.0)
+    assert scaled.test.x[:, :3].min() < 0 or scaled.test.x[:, :3].max() > 1  # not clipped
 
 
 # ---------------------------------------------------------------- pretraining
@@ -221,13 +236,13 @@ def test_finetuning_replaces_the_head_and_trains_the_rest(splits):
     # only the unfrozen ones: the layers stay frozen after pretraining, the head trains
     head_before = snapshot(new.head)
     lab = splits.labelled(10, seed=0)
-    finetune(new, lab.x, lab.y, steps=30, batch_size=32, lr=1e-2, train="unfrozen")
+    finetune_mlp(new, lab.x, lab.y, steps=30, batch_size=32, lr=1e-2, train="unfrozen")
     for before, b in zip(blocks_before, new.blocks()):
         assert_same(before, snapshot(b))
     assert_all_changed(head_before, snapshot(new.head))
     # all weights
     head_before = snapshot(new.head)
-    result = finetune(new, lab.x, lab.y, steps=60, batch_size=32, lr=1e-2, train="all",
+    result = finetune_mlp(new, lab.x, lab.y, steps=60, batch_size=32, lr=1e-2, train="all",
                       val=(splits.val.x, splits.val.y), eval_every=30)
     for before, b in zip(blocks_before, new.blocks()):
         assert_all_changed(before, snapshot(b))
@@ -235,100 +250,153 @@ def test_finetuning_replaces_the_head_and_trains_the_rest(splits):
     assert result.last_eval["val_acc"] > 0.5  # 100 labels, chance is 0.1
     frozen = build_mlp(SIZES, 10, generator=0).requires_grad_(False)
     with pytest.raises(ValueError, match="frozen"):
-        finetune(frozen, lab.x, lab.y, steps=1, train="unfrozen")
+        finetune_mlp(frozen, lab.x, lab.y, steps=1, train="unfrozen")
+
+
+def test_early_stopping_restores_the_best_validation_weights(splits):
+    lab = splits.labelled(5, seed=0)
+    val = lw.validation_subset(splits, 5, seed=0)
+    model = build_mlp([64, 32, 32], 10, "sigmoid", generator=0)
+    result = finetune_mlp(model, lab.x, lab.y, steps=120, batch_size=25, lr=3e-2,
+                          val=(val.x, val.y), eval_every=10, keep_best=True)
+    accs = [e["val_acc"] for e in result.evals]
+    assert len(accs) == 12 and max(accs) > min(accs)
+    assert classifier_accuracy(model, val.x, val.y) == max(accs)  # the weights of the best
+    with pytest.raises(ValueError, match="keep_best needs val"):
+        finetune_mlp(model, lab.x, lab.y, steps=5, keep_best=True)
+
+
+def test_validation_subset_is_no_larger_than_the_labelled_set(splits):
+    for k in (1, 5, 10, 30):
+        val = lw.validation_subset(splits, k, seed=3)
+        counts = np.bincount(val.y, minlength=10)
+        assert counts.max() <= k and len(val) <= len(splits.labelled(k, seed=3))
+    assert len(lw.validation_subset(splits, None, 0)) == len(splits.val) < len(splits.train)
+    assert len(lw.validation_subset(splits, 30, 0)) == 10 * 26  # the smallest class has 26
+
+
+def test_shallow_baselines_against_a_hand_computed_nearest_neighbour(splits):
+    lab = splits.labelled(3, seed=0)
+    d = ((splits.test.x[:, None, :] - lab.x[None, :, :]) ** 2).sum(-1)
+    want = float((lab.y[d.argmin(axis=1)] == splits.test.y).mean())
+    train_acc, test_acc = lw.shallow_baseline("nn1", lab, splits.test)
+    assert train_acc == 1.0 and test_acc == pytest.approx(want)
+    train_acc, test_acc = lw.shallow_baseline("logreg", lab, splits.test)
+    assert train_acc == 1.0 and 0.5 < test_acc < 1.0  # 30 labels, chance 0.1
 
 
 # ---------------------------------------------------------------- the experiment
 
-TINY = dict(hidden=(16, 16), labels_per_class=(2, None), seeds=(0,), finetune_steps=12,
-            long_factor=2, ae_steps=10, sup_steps=6, batch_size=16, ae_batch_size=32,
-            eval_every=6)
+TINY = dict(width=16, depth=2, depths=(1, 2), depth_labels=3, labels_per_class=(3, None),
+            seeds=(0, 1), finetune_steps=12, eval_every=6, ae_steps=10, sup_steps=6,
+            batch_size=16, ae_batch_size=32)
 
 
 def test_the_experiment_runs_end_to_end_on_a_tiny_budget(splits, tmp_path):
-    cfg = ExperimentConfig(**TINY)
-    res = run_experiment(cfg, splits, workers=1, metrics_path=str(tmp_path / "m.jsonl"),
-                         progress=False)
-    assert len(res["runs"]) == 2 * 4 * 2  # activations x methods x label counts
-    for r in res["runs"]:
-        assert 0.0 <= r["test_acc"] <= 1.0 and r["val_acc"] is not None
-        assert r["labelled"] == (20 if r["labels_per_class"] == 2 else 989)
-        assert r["finetune_steps"] == (24 if r["method"] == "none_long" else 12)
-    cell = res["summary"]["sigmoid"]["autoencoder"]["all"]
-    assert cell["n"] == 1 and cell["std"] == 0.0
-    recs = read_metrics(tmp_path / "m.jsonl")
-    assert {r["event"] for r in recs} == {"train", "eval", "test"}
-    assert {r["method"] for r in recs} == {"none", "none_long", "supervised", "autoencoder"}
-    assert any(r["labels_per_class"] == "unlabelled" for r in recs)  # autoencoder phase
-    table = format_table(res)
-    assert "autoencoder pretraining" in table and "random init, 2x steps" in table
-    assert len([t for t in res["targets"] if "autoencoder >=" in t["target"]]) == 0
+    cfg = lw.LayerwiseConfig(**TINY)
+    res = lw.run_layerwise(cfg, splits, str(tmp_path), workers=1, progress=False)
+    runs = res["metrics"]["runs"]
+    # per seed: 3 deep arms x 2 label counts + the other depth for 2 arms + 2 baselines x 2
+    assert len(runs) == 2 * (3 * 2 + 2 + 2 * 2)
+    for r in runs:
+        assert 0.0 <= r["test_acc"] <= 1.0 and 0.0 <= r["train_acc"] <= 1.0
+        assert r["labelled"] == (30 if r["labels_per_class"] == "3" else 989)
+        assert r["validation"] == (30 if r["labels_per_class"] == "3" else 269)
+        if r["depth"]:
+            assert r["best_step"] in (6, 12)
+    # a paired difference in the table is the mean of the per-seed differences
+    by = {(r["method"], r["labels_per_class"], r["depth"], r["seed"]): r["test_acc"]
+          for r in runs}
+    diffs = [100 * (by["autoencoder", "3", 2, s] - by["random", "3", 2, s]) for s in (0, 1)]
+    # the headline cell is 10 labels per class: not run here, so no targets
+    assert res["targets"] == []
+    saved = read_results(tmp_path)
+    assert saved["experiment"] == "layerwise" and saved["protocol"]["seeds"] == [0, 1]
+    row = next(r for r in saved["tables"]["sigmoid_differences"]["rows"]
+               if r[0] == "autoencoder pretraining - random init")
+    assert row[1].startswith(f"{np.mean(diffs):+.1f} [")
+    assert [row[0] for row in saved["tables"]["sigmoid_depth"]["rows"]] == [1, 2]
+    recs = read_metrics(tmp_path / "metrics.jsonl")
+    assert {r["event"] for r in recs} >= {"train", "eval", "test"}
     # the same runs in two worker processes give the same numbers
-    par = run_experiment(ExperimentConfig(**{**TINY, "activations": ("sigmoid",),
-                                             "methods": ("none", "autoencoder")}),
-                         splits, workers=2, progress=False)
-    want = {(r["method"], r["labels_per_class"]): r["test_acc"] for r in res["runs"]
-            if r["activation"] == "sigmoid" and r["method"] in ("none", "autoencoder")}
-    assert {(r["method"], r["labels_per_class"]): r["test_acc"] for r in par["runs"]} == want
+    deep = ("random", "autoencoder")
+    par = lw.run_layerwise(dataclasses.replace(cfg, methods=deep), splits, None, workers=2,
+                           progress=False)
+    assert [r["test_acc"] for r in par["metrics"]["runs"]] == \
+        [r["test_acc"] for r in runs if r["method"] in deep]
 
 
-def test_targets_are_checked_with_numbers():
-    def cell(v):
-        return {"mean": v, "std": 0.0, "n": 3, "values": [v] * 3}
+def test_headline_targets_use_the_paired_interval():
+    cfg = lw.LayerwiseConfig()
+    ae = {s: 80.0 + d for s, d in enumerate([12, 9, 14, 11, 10, 13, 8, 12, 11, 10])}
+    rnd = {s: 80.0 for s in range(10)}
+    logreg = {s: 95.0 + (s % 3) for s in range(10)}
+    cells = {("sigmoid", "autoencoder", "10", 3): ae, ("sigmoid", "random", "10", 3): rnd,
+             ("sigmoid", "logreg", "10", 0): logreg}
+    got = {t.name: t for t in lw.headline_targets(cells, "sigmoid", cfg)}
+    main = got["autoencoder - random init, 10 labels/class (points)"]
+    d = np.array([12, 9, 14, 11, 10, 13, 8, 12, 11, 10], float)
+    half = 2.262157 * d.std(ddof=1) / np.sqrt(10)
+    assert main.value == pytest.approx(11.0)
+    assert main.ci95 == pytest.approx((11 - half, 11 + half), abs=1e-5)
+    assert main.verdict == "met"
+    assert got["autoencoder - random init (stretch), 10 labels/class (points)"].verdict == \
+        "inconclusive"  # the interval straddles 10
+    assert got["autoencoder - logistic regression, 10 labels/class (points)"].verdict == \
+        "not met"
+    assert not any("1-NN" in name for name in got)  # not run: no target
 
-    summary = {"sigmoid": {
-        "none": {"5": cell(70), "10": cell(75), "30": cell(85)},
-        "none_long": {"all": cell(95.5)},
-        "supervised": {"5": cell(72), "10": cell(80), "30": cell(86)},
-        "autoencoder": {"5": cell(71), "10": cell(86), "30": cell(90), "all": cell(96)}}}
-    checks = {c["target"]: c for c in check_targets(summary, wall_seconds=250.0)}
-    gap = checks["autoencoder - random init at 10 labels/class >= 10 points"]
-    assert gap["value"] == 11 and gap["met"]
-    assert not checks["autoencoder >= supervised >= random init at 5 labels/class"]["met"]
-    assert checks["autoencoder >= supervised >= random init at 30 labels/class"]["met"]
-    assert checks["all labels, long budget: |autoencoder - random init| <= 2 points"]["met"]
-    assert checks["the sweep takes <= 300 s"]["met"]
+
+def test_config_checks_itself():
+    with pytest.raises(ValueError, match="labels per class must be >= 1"):
+        lw.LayerwiseConfig(labels_per_class=(0, 5))
+    with pytest.raises(ValueError, match="seeds must be distinct"):
+        lw.LayerwiseConfig(seeds=(1, 1))
+    with pytest.raises(ValueError, match="methods"):
+        lw.LayerwiseConfig(methods=("random", "svm"))
+    assert lw.LayerwiseConfig.quick().study_depths() == [1]
 
 
 def test_cli_writes_results_table_and_plot(tmp_path, capsys):
     out = tmp_path / "run"
-    code = main(["layerwise", "--quick", "--hidden", "16,16", "--labels-per-class", "3,all",
-                 "--steps", "10", "--pretrain-steps", "8", "--supervised-steps", "5",
-                 "--activations", "sigmoid", "--workers", "1", "--out", str(out),
-                 "--progress", "off"])
+    code = main(["layerwise", "--quick", "--width", "16", "--depth", "2", "--depths", "1,2",
+                 "--labels-per-class", "10,all", "--seeds", "2", "--steps", "10",
+                 "--eval-every", "5", "--pretrain-steps", "8", "--supervised-steps", "5",
+                 "--workers", "1", "--out", str(out), "--progress", "off"])
     assert code == 0
     text = capsys.readouterr()
-    assert "labels per class" in text.out and "supervised pretraining" in text.out
-    res = json.loads((out / "results.json").read_text())
-    assert res["config"]["labels_per_class"] == [3, "all"]
-    assert res["config"]["hidden"] == [16, 16]
-    assert len(res["runs"]) == 4 * 2
+    assert "| autoencoder pretraining - random init |" in text.out
+    assert "| target | value | 95% interval | bound | verdict |" in text.out
+    res = read_results(out)
+    assert res["config"]["labels_per_class"] == [10, "all"] and res["config"]["depth"] == 2
+    assert [t["name"] for t in res["targets"]][:2] == [
+        "autoencoder - random init, 10 labels/class (points)",
+        "autoencoder - random init (stretch), 10 labels/class (points)"]
     assert (out / "metrics.jsonl").stat().st_size > 0
     if have_matplotlib():
         assert (out / "layerwise.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     else:
         assert "pip install 'tinytape[plot]'" in text.err
-        assert not (out / "layerwise.png").exists()
 
 
 def test_cli_on_own_csv_data(tmp_path, capsys):
     rng = np.random.default_rng(0)
-    centers = rng.random((3, 5)) * 4
+    centers = rng.random((3, 5)) * 40
     y = np.repeat([0, 1, 2], 30)
-    x = centers[y] + rng.normal(0, 0.3, (90, 5))
+    x = centers[y] + rng.normal(0, 3, (90, 5))
     path = tmp_path / "mine.csv"
     path.write_text("f1,f2,f3,f4,f5,label\n" + "\n".join(
         ",".join(f"{v:.4f}" for v in row) + f",{'abc'[c]}" for row, c in zip(x, y)))
-    code = main(["layerwise", "--data", str(path), "--label-column", "label", "--hidden", "8",
-                 "--labels-per-class", "5", "--steps", "40", "--pretrain-steps", "20",
-                 "--supervised-steps", "10", "--seeds", "1", "--activations", "relu",
-                 "--methods", "none,autoencoder", "--workers", "1", "--no-plot",
-                 "--lr", "1e-2", "--out", str(tmp_path / "o"), "--progress", "off"])
+    code = main(["layerwise", "--data", str(path), "--label-column", "label", "--width", "8",
+                 "--depth", "1", "--depths", "1", "--labels-per-class", "5", "--steps", "40",
+                 "--eval-every", "20", "--pretrain-steps", "20", "--seeds", "2",
+                 "--activations", "relu", "--methods", "random,autoencoder,nn1",
+                 "--workers", "1", "--no-plot", "--lr", "1e-2", "--out", str(tmp_path / "o"),
+                 "--progress", "off"])
     assert code == 0
-    res = json.loads((tmp_path / "o" / "results.json").read_text())
-    assert res["data"].startswith("mine.csv: 51 train / 12 validation / 27 test")
-    accs = [r["test_acc"] for r in res["runs"]]
-    assert min(accs) > 0.8  # three well separated blobs
+    res = read_results(tmp_path / "o")
+    assert res["metrics"]["data"].startswith("mine.csv: 51 train / 12 validation / 27 test")
+    assert min(r["test_acc"] for r in res["metrics"]["runs"]) > 0.8  # well separated blobs
 
 
 @pytest.mark.parametrize("argv,message", [
@@ -337,12 +405,12 @@ def test_cli_on_own_csv_data(tmp_path, capsys):
     (["--labels-per-class", "0,5"], "must be >= 1"),
     (["--labels-per-class", "-1"], "must be >= 1"),
     (["--labels-per-class", "500"], "smallest class has only"),
-    (["--steps", "-5"], "--steps must be >= 1"),
+    (["--steps", "-5"], "--steps: finetune_steps must be an integer >= 1"),
     (["--threads", "0"], "--threads must be at least 1"),
     (["--workers", "0"], "--workers must be >= 1"),
-    (["--corruption", "1.5"], "--corruption"),
+    (["--corruption", "1.5"], "corruption"),
     (["--activations", "tanh"], "--activations"),
-    (["--hidden", "16,-3"], "--hidden"),
+    (["--depths", "1,-3"], "--depths"),
     (["--data", "/nonexistent/file.csv"], "no such file"),
 ])
 def test_cli_rejects_bad_arguments_with_exit_code_2(argv, message, capsys, tmp_path):

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from tinytape.cli import main
+from tinytape.experiments.protocol import read_results
 from tinytape.models import GPT, GPTConfig
 from tinytape.text.corpora import Document
 from tinytape.text.tokenizers import ByteBPETokenizer, CharTokenizer
@@ -20,6 +21,7 @@ from tinytape.train.lm import (
     load_lm,
     ngram_bpc,
     prepare_lm_data,
+    run_config,
     sample_text,
     token_nll,
     train_lm,
@@ -121,10 +123,10 @@ def test_tiny_model_beats_the_bigram_baseline_and_saves_with_its_tokenizer(tmp_p
     assert res["val_bpc"] < base["bigram"] - 1.5, res
     assert [e["step"] for e in res["evals"]] == [40, 80]
     for name in ("model.safetensors", "ckpt.safetensors", "tokenizer.json", "metrics.jsonl",
-                 "results.json", "config.json"):
+                 "config.json"):
         assert (tmp_path / name).exists(), name
-    saved = json.loads((tmp_path / "results.json").read_text())
-    assert saved["val_bpc"] == pytest.approx(res["val_bpc"])
+    saved = json.loads((tmp_path / "config.json").read_text())
+    assert saved == json.loads(json.dumps(run_config(TINY, data)))
     model, tok, extra = load_lm(tmp_path / "model.safetensors")
     assert tok.encode("0123") == data.tokenizer.encode("0123")
     assert extra["info"]["val_bpc"] == pytest.approx(res["val_bpc"])
@@ -161,14 +163,28 @@ def test_lm_command_end_to_end(tmp_path, capsys):
     assert rc == 0
     printed = capsys.readouterr().out
     assert "bigram" in printed and "unigram" in printed
-    results = json.loads((out / "results.json").read_text())
-    assert results["steps"] == 4 and math.isfinite(results["val_bpc"])
+    results = read_results(out)
+    assert results["experiment"] == "lm" and results["metrics"]["steps"] == 4
+    bpc = results["metrics"]["val_bpc"]
+    assert math.isfinite(bpc) and results["tables"]["bpc"]["rows"][2][1] == bpc
+    gap = bpc - results["metrics"]["baselines"]["bigram"]
+    assert results["targets"][0]["value"] == pytest.approx(gap)
+    assert results["targets"][0]["verdict"] == "inconclusive"  # one seed: no interval
+    # the same command resumes the finished run; other settings in the folder are refused
+    assert main(["lm", "train", "--corpus", str(corpus), "--steps", "4", "--d-model", "16",
+                 "--heads", "2", "--context", "16", "--eval-every", "2", "--warmup", "1",
+                 "--sample-tokens", "0", "--out", str(out)]) == 0
+    assert "resuming the run" in capsys.readouterr().out
+    assert main(["lm", "train", "--corpus", str(corpus), "--steps", "5", "--d-model", "16",
+                 "--heads", "2", "--context", "16", "--out", str(out)]) == 2
+    assert "holds a run with other settings" in capsys.readouterr().err
     assert main(["lm", "sample", "--from", str(out), "--prompt", "12", "--tokens", "3"]) == 0
     assert capsys.readouterr().out.startswith("12")
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["lm", "train", "--steps", "-3"], "--steps must be positive"),
+    (["lm", "train", "--steps", "-3"], "--steps: steps must be positive"),
+    (["lm", "train", "--d-model", "30", "--heads", "4"], "not divisible by n_heads"),
     (["lm", "train", "--corpus", "/no/such/folder"], "no such file or folder"),
     (["lm", "train", "--val-fraction", "1.5"], "--val-fraction"),
     (["lm", "sample", "--from", "/no/such/run"], "cannot load a model"),

@@ -3,7 +3,6 @@ tables, labelers, and the whole pipeline on a tiny budget."""
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import replace
 
@@ -297,9 +296,10 @@ def test_ppo_rollout_and_training_agree_at_the_first_update(tiny_task):
 
 # ---------------------------------------------------------------- the whole pipeline
 def test_pipeline_on_a_tiny_budget(tmp_path, capsys):
-    from tinytape.rlhf.experiment import ExperimentConfig, run
+    from tinytape.experiments.protocol import read_results
+    from tinytape.experiments.rlhf import RLHFConfig, run_rlhf
 
-    c = ExperimentConfig.quick(seed=1)
+    c = RLHFConfig.quick(seed=1)
     c = replace(c, task=TaskConfig(n_symbols=4, prompt_len=2, response_len=2, n_eval_prompts=4,
                                    web_relevance=0.9),
                 d_model=16, n_layers=1, n_heads=2, pretrain_steps=20, sft_steps=20,
@@ -307,7 +307,7 @@ def test_pipeline_on_a_tiny_budget(tmp_path, capsys):
                 ppo=PPOConfig(iterations=3, rollout_size=32, minibatch_size=16, epochs=2,
                               eval_every=2, target_kl=1.0),
                 dpo_epochs=1, overopt_rankings=4, overopt_rm_epochs=2, overopt_iterations=3)
-    results = run(c, out_dir=str(tmp_path), plots=False)
+    results = run_rlhf(c, out_dir=str(tmp_path), plots=False)
     out = capsys.readouterr().out
     assert "PPO (steps 2+3)" in out and "target" in out
     methods = results["methods"]
@@ -319,9 +319,13 @@ def test_pipeline_on_a_tiny_budget(tmp_path, capsys):
     assert [e["iteration"] for e in results["logs"]["ppo"]["evals"]] == [2, 3]
     assert 0.5 < results["noise_ceiling_expected"] <= 1.0
     assert results["optimal_objective"] >= results["ppo_objective"] - 1e-9
-    saved = json.loads((tmp_path / "metrics.json").read_text())
-    assert len(saved["targets"]) == 7
-    assert {"kl", "rm", "true", "win"} <= set(saved["frontier"][0])
+    saved = read_results(tmp_path)
+    assert saved["experiment"] == "rlhf" and len(saved["targets"]) == 7
+    ppo_win = next(t for t in saved["targets"] if t["name"].startswith("PPO win rate"))
+    assert ppo_win["value"] == pytest.approx(methods["PPO (steps 2+3)"]["win"])
+    assert ppo_win["verdict"] == "inconclusive"  # one seed: no interval
+    assert saved["tables"]["methods"]["rows"][1][0] == "SFT (step 1)"
+    assert {"kl", "rm", "true", "win"} <= set(saved["metrics"]["frontier"][0])
 
 
 def test_cli_rejects_bad_arguments(capsys):
@@ -330,4 +334,6 @@ def test_cli_rejects_bad_arguments(capsys):
     assert main(["rlhf", "--threads", "0"]) == 2
     assert "--threads must be at least 1" in capsys.readouterr().err
     assert main(["rlhf", "--target-kl", "-1"]) == 2
+    assert "--target-kl: target_kl must be positive" in capsys.readouterr().err
     assert main(["rlhf", "--temperature", "0"]) == 2
+    assert main(["rlhf", "--ppo-iterations", "0"]) == 2

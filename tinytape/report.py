@@ -1,25 +1,25 @@
 """The Markdown report of a demo run (`python -m tinytape demo`): report.md in the run folder.
 
 Per stage: a heading, what the stage shows (tied to the lecture "Pretraining & Fine-tuning"),
-the command that reproduces it, its table(s) built from the stage's results.json, its
-targets, its PNG plots (linked relative to the run folder), its JSON figures, log and
-checkpoints. The tables are built defensively: a stage whose results.json has an unexpected
-shape still gets a table of its top-level numbers.
+the command that reproduces it, its tables, targets (with their 95% intervals and verdicts)
+and protocol from the stage's results.json, its PNG plots (linked relative to the run
+folder), log and checkpoints. Every stage writes results.json in the one shared schema
+(tinytape.experiments.protocol), and that is all the report reads: a file in another shape
+is reported as such, never guessed at.
 
     from tinytape.report import write_report
-    write_report("runs/demo", summary)   # summary: the demo's results.json (stages, times)
+    write_report("runs/demo", summary)   # summary: the demo's record, demo.json
 """
 
 from __future__ import annotations
 
-import json
 import math
 import os
-import re
 import shlex
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
+from .experiments.protocol import RESULTS_FILE, read_results, render_results
 from .plotting import INSTALL_HINT, have_matplotlib
 
 # --------------------------------------------------------------------------- the stages
@@ -108,9 +108,6 @@ CAPTIONS = {
                                  "while the true reward turns",
 }
 
-FIGURE_FILES = ("results.json", "metrics.json")
-
-
 # --------------------------------------------------------------------------- helpers
 def md_table(header: Sequence[str], rows: Sequence[Sequence[Any]],
              align: str | None = None) -> str:
@@ -127,36 +124,21 @@ def md_table(header: Sequence[str], rows: Sequence[Sequence[Any]],
 def _cell(value: Any) -> str:
     if value is None:
         return "-"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
     if isinstance(value, float):
-        if math.isnan(value):
-            return "-"
-        return f"{value:.3g}" if abs(value) < 1e-3 and value != 0 else f"{value:.3f}"
+        return "-" if math.isnan(value) else f"{value:.3f}"
     return str(value).replace("|", "\\|")
 
 
-def _pm(cell: dict[str, Any] | None, scale: float = 1.0, digits: int = 3) -> str:
-    """'mean ± std' of a {"mean", "std"} cell (std left out when there is one value)."""
-    if not cell or cell.get("mean") is None:
-        return "-"
-    mean = cell["mean"] * scale
-    std = (cell.get("std") or 0.0) * scale
-    n = cell.get("n", 2)
-    return f"{mean:.{digits}f}" if n == 1 or not std else f"{mean:.{digits}f} ± {std:.{digits}f}"
-
-
-def load_figures(stage_dir: str) -> tuple[str | None, dict[str, Any] | None]:
-    """(file name, contents) of a stage's JSON figures: results.json, else metrics.json."""
-    for name in FIGURE_FILES:
-        path = os.path.join(stage_dir, name)
-        if os.path.isfile(path):
-            try:
-                with open(path, encoding="utf-8") as f:
-                    return name, json.load(f)
-            except (OSError, json.JSONDecodeError):
-                return name, None
-    return None, None
+def load_results(stage_dir: str) -> tuple[dict[str, Any] | None, str]:
+    """(results, "") of a stage's results.json in the shared schema; (None, why) when the
+    file is missing or in another shape."""
+    path = os.path.join(stage_dir, RESULTS_FILE)
+    if not os.path.isfile(path):
+        return None, "no results.json"
+    try:
+        return read_results(path), ""
+    except ValueError as e:
+        return None, str(e)
 
 
 def _files(stage_dir: str, ext: str) -> list[str]:
@@ -174,272 +156,15 @@ def _size(path: str) -> str:
     return f"{n / 1e6:.1f} MB" if n >= 1e6 else f"{n / 1e3:.0f} kB"
 
 
-# --------------------------------------------------------------------------- targets
-def targets(results: dict[str, Any]) -> list[tuple[str, str, bool]]:
-    """A stage's targets as (name, measured value, met), whatever the stage's format."""
-    raw = results.get("targets")
-    items: list[tuple[str, dict[str, Any]]] = []
-    if isinstance(raw, list):
-        items = [(str(t.get("name") or t.get("target") or "target"), t) for t in raw
-                 if isinstance(t, dict)]
-    elif isinstance(raw, dict):
-        items = [(str(k), t) for k, t in raw.items() if isinstance(t, dict)]
-    out = []
-    for name, t in items:
-        value = t.get("value")
-        if isinstance(value, float):
-            shown = f"{value:.3f}"
-        elif isinstance(value, list):
-            shown = ", ".join(f"{v:.3f}" if isinstance(v, float) else str(v) for v in value)
-        elif isinstance(value, dict):
-            shown = ", ".join(f"{k}: {v:+.3f}" if isinstance(v, float) else f"{k}: {v}"
-                              for k, v in value.items())
-        else:
-            shown = str(value)
-        bound = t.get("target") if "name" in t else t.get("bound")
-        if bound is not None and not isinstance(bound, str):
-            bound = f"{bound}"
-        if bound is not None:
-            shown += f" (target {bound})"
-        out.append((name, shown, bool(t.get("met"))))
-    return out
-
-
-# --------------------------------------------------------------------------- tables
-def checks_tables(r: dict[str, Any]) -> list[str]:
-    """Per group: passed/total and the largest error; then each module."""
-    rows = []
-    for key, label in (("kernels", "C kernels vs numpy references (float32, float64)"),
-                       ("ops", "gradients of every registry op vs finite differences"),
-                       ("modules", "gradients of whole modules vs finite differences")):
-        checks = r.get(key) or []
-        if not checks:
-            rows.append([label, "not run", "-", "-"])
-            continue
-        passed = sum(bool(c["passed"]) for c in checks)
-        worst = max(checks, key=lambda c: c["error"])
-        rows.append([label, f"{passed}/{len(checks)}", f"{worst['error']:.1e}",
-                     f"`{worst['name']}`"])
-    out = [md_table(["check", "passed", "max error", "where"], rows, "lrrl")]
-    mods = r.get("modules") or []
-    if mods:
-        out.append(md_table(["module (float64, inputs and all parameters)", "elements",
-                             "error", "result"],
-                            [[m["name"], m["size"], f"{m['error']:.1e}",
-                              "ok" if m["passed"] else "FAILED"] for m in mods], "lrrl"))
-    failed = [c for k in ("kernels", "ops", "modules") for c in r.get(k) or []
-              if not c["passed"]]
-    if failed:
-        out.append("Failed: " + "; ".join(f"{c['name']}: {c['detail']}" for c in failed))
-    return out
-
-
-def layerwise_tables(r: dict[str, Any]) -> list[str]:
-    """Test accuracy (%) per activation and arm against labelled examples per class."""
-    from .plotting import STYLE
-
-    cfg = r.get("config", {})
-    ks = [str(k if k is not None else "all") for k in cfg.get("labels_per_class", [])]
-    all_n = r.get("labelled_all_per_class")
-    head = ["activation", "arm"] + [f"all (~{all_n:.0f})/class" if k == "all" and all_n
-                                    else f"{k}/class" for k in ks]
-    rows = []
-    for act, methods in r["summary"].items():
-        for method, cells in methods.items():
-            label = STYLE.get(method, ("", "", method))[2]
-            if method == "none_long":
-                label = f"random init, {cfg.get('long_factor', '?')}x steps"
-            rows.append([act, label] + [_pm(cells.get(k), digits=1) for k in ks])
-    n_seeds = len(cfg.get("seeds", [])) or "?"
-    return [f"Test accuracy (%), mean ± std over {n_seeds} seed(s); {r.get('data', '')}; "
-            f"network {r.get('network', '?')}.",
-            md_table(head, rows, "ll" + "r" * len(ks))]
-
-
-def lm_tables(r: dict[str, Any]) -> list[str]:
-    """Validation bits per character of the GPT and the baselines; the curve."""
-    b = r.get("baselines", {})
-    rows = [["unigram (add-one)", b.get("unigram")], ["bigram (smoothed)", b.get("bigram")],
-            [f"GPT, {r.get('steps', '?')} steps", r.get("val_bpc")]]
-    d, c = r.get("data", {}), r.get("config", {})
-    out = [f"Corpus: {d.get('train_docs', '?')} training / {d.get('val_docs', '?')} validation "
-           f"documents ({d.get('train_chars', 0):,} / {d.get('val_chars', 0):,} characters), "
-           f"{d.get('tokenizer', '?')} tokenizer with {d.get('vocab_size', '?')} tokens; GPT "
-           f"d_model {c.get('d_model', '?')}, {c.get('n_layers', '?')} layers, context "
-           f"{c.get('context', '?')}, batches of {c.get('batch_size', '?')}.",
-           md_table(["model", "validation bits/char"], rows)]
-    evals = r.get("evals") or []
-    if evals:
-        out.append(md_table(["step"] + [str(e["step"]) for e in evals],
-                            [["validation bits/char"] + [e["val_bpc"] for e in evals]]))
-    return out
-
-
-def authors_tables(r: dict[str, Any]) -> list[str]:
-    """Test accuracy per method against k labelled passages per author."""
-    try:
-        from .train.finetune import METHOD_LABELS
-    except ImportError:  # pragma: no cover - the module is optional here
-        METHOD_LABELS = {}
-    ks = [str(k) for k in r.get("ks", [])]
-    summary = r["summary"]
-    rows = [[METHOD_LABELS.get(m, m)] + [_pm(summary[m].get(k)) for k in ks]
-            for m in r.get("methods", summary) if m in summary]
-    task = r.get("task", {})
-    out = []
-    lm = r.get("lm") or {}
-    if lm.get("val_bpc") is not None:
-        b = lm.get("baselines", {})
-        out.append(f"Pretraining: {lm.get('steps', '?')} steps, validation "
-                   f"{lm['val_bpc']:.3f} bits/char (unigram {b.get('unigram', float('nan')):.3f}"
-                   f", bigram {b.get('bigram', float('nan')):.3f}).")
-    out.append(f"Test accuracy, mean ± std over {len(r.get('seeds', [])) or '?'} seed(s); "
-               f"{len(task.get('labels', [])) or '?'} labels (chance "
-               f"{1 / max(len(task.get('labels', [])), 1):.3f}), {task.get('test', '?')} test "
-               f"passages. {r.get('description', '')}")
-    out.append(md_table(["method"] + [f"k={k}" for k in ks], rows))
-    return out
-
-
-def icl_tables(r: dict[str, Any]) -> list[str]:
-    """Accuracy against the number of prior pairs (shots), per condition."""
-    conds = r["conditions"]
-    shots = sorted({row["shots"] for c in conds.values() for row in c["rows"]})
-    by = {name: {row["shots"]: row for row in c["rows"]} for name, c in conds.items()}
-    rows = []
-    for s in shots:
-        row: list[Any] = [s]
-        for name in conds:
-            cell = by[name].get(s, {})
-            row.append(cell.get("accuracy"))
-        first = next(iter(conds.values()))["rows"]
-        shown = next((x.get("shown_fraction") for x in first if x["shots"] == s), None)
-        rows.append(row + [shown])
-    chance = next(iter(conds.values())).get("chance")
-    steps = ", ".join(f"{name} {c.get('steps', '?')} steps" for name, c in conds.items())
-    return [f"Accuracy on held-out mappings with frozen weights (chance {chance}); training: "
-            f"{steps}.",
-            md_table(["prior pairs (shots)"] + [f"{n}" for n in conds] + ["query key shown"],
-                     rows)]
-
-
-def rlhf_tables(r: dict[str, Any]) -> list[str]:
-    """Per method, exact on held-out prompts: win rate vs SFT, KL, rewards, entropy."""
-    rows = [[name, m.get("win"), m.get("kl"), m.get("rm"), m.get("true"), m.get("entropy")]
-            for name, m in r["methods"].items()]
-    extra = []
-    for key, label in (("rm_heldout_accuracy", "reward model held-out accuracy"),
-                       ("noise_ceiling", "labeler noise ceiling"),
-                       ("ppo_objective", "PPO objective E[r] - beta KL"),
-                       ("optimal_objective", "exact optimum of the objective")):
-        if isinstance(r.get(key), (int, float)):
-            extra.append(f"{label} {r[key]:.3f}")
-    out = ["Exact evaluation on held-out prompts (the response space is enumerated).",
-           md_table(["method", "win vs SFT", "KL to SFT (nats)", "E[reward model]",
-                     "E[true reward]", "entropy"], rows)]
-    if extra:
-        out.append("; ".join(extra) + ".")
-    return out
-
-
-def generic_tables(r: dict[str, Any]) -> list[str]:
-    """Fallback: the top-level numbers of results.json (one level into dicts)."""
-    rows: list[list[Any]] = []
-    for k, v in r.items():
-        if isinstance(v, bool):
-            continue
-        if isinstance(v, (int, float)):
-            rows.append([k, float(v)])
-        elif isinstance(v, dict):
-            rows.extend([f"{k}.{k2}", float(v2)] for k2, v2 in v.items()
-                        if isinstance(v2, (int, float)) and not isinstance(v2, bool))
-    return [md_table(["figure", "value"], rows[:40])] if rows else []
-
-
-TABLES: dict[str, Callable[[dict[str, Any]], list[str]]] = {
-    "checks": checks_tables, "layerwise": layerwise_tables, "lm": lm_tables,
-    "authors": authors_tables, "icl": icl_tables, "rlhf": rlhf_tables,
-}
-
-
-_NUMBER_ROW = re.compile(r"^\|.*\|\s*[-+]?\d+(\.\d+)?(e[-+]?\d+)?( ± [\d.]+)?\s*\|", re.M)
-
-
-def tables(stage: str, results: dict[str, Any]) -> list[str]:
-    """The stage's Markdown tables; the generic table if its results have another shape
-    (the stage's builder fails, or builds no table row with a number)."""
-    try:
-        blocks = TABLES[stage](results)
-    except Exception:  # noqa: BLE001 - a stage's format changed: still report its numbers
-        return generic_tables(results)
-    if not any(_NUMBER_ROW.search(b) for b in blocks):
-        return generic_tables(results)
-    return blocks
-
-
-# --------------------------------------------------------------------------- headlines
-def headline(stage: str, r: dict[str, Any] | None) -> str:
-    """One line with the stage's key figure (empty when it cannot be read)."""
-    if not r:
+def headline(results: dict[str, Any] | None) -> str:
+    """One line with a stage's first target: its value, 95% interval and verdict (empty
+    without results or targets)."""
+    if not results or not results.get("targets"):
         return ""
-    try:
-        return _HEADLINES[stage](r)
-    except Exception:  # noqa: BLE001 - a headline is a nicety, never an error
-        return ""
-
-
-def _h_checks(r: dict[str, Any]) -> str:
-    all_checks = [c for k in ("kernels", "ops", "modules") for c in r.get(k) or []]
-    passed = sum(bool(c["passed"]) for c in all_checks)
-    grads = [c["error"] for k in ("ops", "modules") for c in r.get(k) or []]
-    return (f"{passed}/{len(all_checks)} checks passed, largest gradient error "
-            f"{max(grads):.1e}")
-
-
-def _h_layerwise(r: dict[str, Any]) -> str:
-    act, methods = next(iter(r["summary"].items()))
-    k = next(iter(methods["none"]))
-    parts = [f"{m} {methods[m][k]['mean']:.1f}%" for m in ("autoencoder", "supervised", "none")
-             if m in methods and k in methods[m]]
-    return f"{act}, {k} labels/class: " + ", ".join(parts).replace(
-        "none ", "random init ")
-
-
-def _h_lm(r: dict[str, Any]) -> str:
-    b = r["baselines"]
-    return (f"validation {r['val_bpc']:.2f} bits/char after {r['steps']} steps (bigram "
-            f"{b['bigram']:.2f}, unigram {b['unigram']:.2f})")
-
-
-def _h_authors(r: dict[str, Any]) -> str:
-    ks = [str(k) for k in r["ks"]]
-    k = "2" if "2" in ks else ks[0]
-    s = r["summary"]
-    names = {"finetune": "fine-tuned", "scratch": "scratch", "probe": "probe", "bow": "BoW"}
-    return f"k={k}: " + ", ".join(f"{names.get(m, m)} {s[m][k]['mean']:.2f}"
-                                  for m in ("finetune", "scratch", "probe", "bow") if m in s)
-
-
-def _h_icl(r: dict[str, Any]) -> str:
-    parts = []
-    for name, c in r["conditions"].items():
-        rows = c["rows"]
-        parts.append(f"{name} {rows[0]['accuracy']:.2f} at {rows[0]['shots']} shots -> "
-                     f"{rows[-1]['accuracy']:.2f} at {rows[-1]['shots']}")
-    return "; ".join(parts)
-
-
-def _h_rlhf(r: dict[str, Any]) -> str:
-    m = r["methods"]
-    ppo = m.get("PPO (steps 2+3)") or next(v for k, v in m.items() if k.startswith("PPO"))
-    return (f"PPO: true reward {ppo['true']:.2f} (SFT {m['SFT (step 1)']['true']:.2f}), win "
-            f"{ppo['win']:.2f} vs SFT at KL {ppo['kl']:.2f}")
-
-
-_HEADLINES: dict[str, Callable[[dict[str, Any]], str]] = {
-    "checks": _h_checks, "layerwise": _h_layerwise, "lm": _h_lm, "authors": _h_authors,
-    "icl": _h_icl, "rlhf": _h_rlhf,
-}
+    t = results["targets"][0]
+    lo, hi = t["ci95"]
+    ci = "" if lo is None or lo == hi else f" [{lo:.3g}, {hi:.3g}]"
+    return f"{t['name']}: {t['value']:.3g}{ci} ({t['verdict']})"
 
 
 # --------------------------------------------------------------------------- the report
@@ -475,18 +200,17 @@ def _stage_section(run_dir: str, i: int, st: dict[str, Any], plots_possible: boo
         out += [f"Full output: [{rel}/log.txt]({rel}/log.txt).", ""]
     else:
         out += [f"Finished in {timing}.", ""]
-    fig_name, results = load_figures(stage_dir)
+    results, why = load_results(stage_dir)
     if results:
-        for block in tables(name, results):
-            out += [block, ""]
-        tg = targets(results)
-        if tg:
-            out += ["The stage's own targets (set for its full-size run; smaller sizes "
-                    "may miss them):", ""]
-            out += [f"- {'met' if met else '**not met**'}: {n}: {v}" for n, v, met in tg]
-            out += [""]
+        tables = list(results["tables"])
+        out += [render_results(results, tables), ""]
+        if results["targets"]:
+            out += ["The stage's targets with their 95% intervals (set for its full-size "
+                    "run: smaller sizes give wide intervals, and one seed none):", "",
+                    render_results(results, ["targets"]), ""]
+        out += [render_results(results, ["protocol"]), ""]
     elif status == "ok":
-        out += ["(no results.json found)", ""]
+        out += [f"(no results to show: {why})", ""]
     sample = os.path.join(stage_dir, "sample.txt")
     if os.path.isfile(sample):
         with open(sample, encoding="utf-8", errors="replace") as f:
@@ -502,8 +226,8 @@ def _stage_section(run_dir: str, i: int, st: dict[str, Any], plots_possible: boo
         out += ["No plot: matplotlib is not installed (`pip install 'tinytape[plot]'`, then "
                 "run the demo again).", ""]
     files = []
-    if fig_name:
-        files.append(f"figures [{rel}/{fig_name}]({rel}/{fig_name})")
+    if results:
+        files.append(f"figures [{rel}/{RESULTS_FILE}]({rel}/{RESULTS_FILE})")
     for extra in ("metrics.jsonl", "log.txt"):
         if os.path.isfile(os.path.join(stage_dir, extra)):
             files.append(f"[{rel}/{extra}]({rel}/{extra})")
@@ -564,7 +288,7 @@ def render(run_dir: str, summary: dict[str, Any]) -> str:
               "Each stage wrote into its own folder here: `results.json` (the figures of "
               "this report), `metrics.jsonl` (every logged step), `log.txt` (its output), "
               "PNG plots and `.safetensors` checkpoints where it has them. The demo's own "
-              "record (stages, commands, times) is [results.json](results.json).", ""]
+              "record (stages, commands, times) is [demo.json](demo.json).", ""]
     return "\n".join(lines)
 
 

@@ -21,6 +21,7 @@ COMMANDS: dict[str, str] = {
     "lm": "tinytape.cli.lm",
     "authors": "tinytape.cli.authors",
     "demo": "tinytape.cli.demo",
+    "report": "tinytape.cli.report",
 }
 
 

@@ -14,8 +14,9 @@ be rerun or enlarged on its own) into OUT/<stage>/:
   5. icl        in-context learning: accuracy against shots              (icl)
   6. rlhf       RLHF: supervised fine-tuning, reward model, PPO          (rlhf)
 
-then writes OUT/report.md (every stage's table, plots, figures and checkpoints),
-OUT/results.json and OUT/metrics.jsonl. A stage that fails is reported as failed (its
+then writes OUT/report.md (every stage's tables with intervals, targets, plots and
+checkpoints, from each stage's results.json), OUT/demo.json (the stages, commands and times)
+and OUT/metrics.jsonl. A stage that fails is reported as failed (its
 output is in OUT/<stage>/log.txt), the others still run, and the exit code is 1. Plots need
 matplotlib: pip install 'tinytape[plot]'.
 """
@@ -39,6 +40,8 @@ from typing import IO, Any
 
 from . import COMMANDS
 
+#: the demo's own record (stages, commands, times); results.json is the stages' schema only
+DEMO_RECORD = "demo.json"
 #: the stages' commands -> their modules (the demo imports only what it runs)
 COMMAND_MODULES = {name: COMMANDS[name]
                    for name in ("check", "layerwise", "lm", "authors", "icl", "rlhf")}
@@ -61,11 +64,11 @@ def _checks(quick: bool, out: str) -> list[list[str]]:
 
 def _layerwise(quick: bool, out: str) -> list[list[str]]:
     if quick:
-        size = ["--labels-per-class", "5,all", "--activations", "sigmoid", "--seeds", "1",
-                "--hidden", "128,128,128", "--steps", "100", "--long-factor", "2",
-                "--pretrain-steps", "150", "--supervised-steps", "50"]
+        size = ["--quick", "--labels-per-class", "10,all", "--seeds", "2", "--width", "64",
+                "--depths", "3", "--steps", "60", "--eval-every", "20", "--pretrain-steps",
+                "60", "--supervised-steps", "20"]
     else:
-        size = ["--labels-per-class", "5,10,30,all", "--seeds", "1"]
+        size = ["--quick"]  # 4 seeds, 5/10/all labels per class, depths 1 and 3
     return [["layerwise", *size, "--out", out, "--workers", "2"]]
 
 
@@ -131,7 +134,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        "a Markdown report (start here)", description=__doc__,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default=os.path.join("runs", "demo"), metavar="DIR",
-                   help="run folder: report.md, results.json, one folder per stage "
+                   help="run folder: report.md, demo.json, one folder per stage "
                         "(default runs/demo)")
     p.add_argument("--quick", action="store_true",
                    help="tiny sizes, about a minute: checks that everything runs (the "
@@ -289,7 +292,7 @@ def _fmt(seconds: float) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from .. import __version__, config
-    from ..report import headline, load_figures, write_report
+    from ..report import headline, load_results, write_report
     from . import UsageError
 
     selected = _stages(args.stages)
@@ -338,7 +341,7 @@ def run(args: argparse.Namespace) -> int:
             record["cpu_seconds"] = _cpu() - c0
             if stage.name == "lm" and record["status"] == "ok":
                 _save_sample(folder)
-            record["headline"] = headline(stage.name, load_figures(folder)[1]) \
+            record["headline"] = headline(load_results(folder)[0]) \
                 if record["status"] == "ok" else ""
             mark = "done" if record["status"] == "ok" else record["status"].upper()
             print(f"[{i}/{len(todo)}] {stage.name}: {mark} in {record['wall_seconds']:.1f} s "
@@ -353,7 +356,7 @@ def run(args: argparse.Namespace) -> int:
         summary["stages"].append(record)
     summary["wall_seconds"] = time.perf_counter() - t0
     summary["cpu_seconds"] = _cpu() - cpu0
-    with open(os.path.join(args.out, "results.json"), "w", encoding="utf-8") as f:
+    with open(os.path.join(args.out, DEMO_RECORD), "w", encoding="utf-8") as f:
         json.dump(summary, f, indent=1)
     path = write_report(args.out, summary)
     bad = [s["name"] for s in summary["stages"] if s["status"] in ("failed", "interrupted")]

@@ -8,7 +8,6 @@ results.json, metrics.jsonl and icl.png (with matplotlib) to --out and prints th
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 
 
@@ -53,67 +52,51 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _config(args: argparse.Namespace):  # -> ICLConfig
-    from ..train.icl import QUICK, ICLConfig
+def config_from_args(args: argparse.Namespace):  # -> ICLConfig
+    """The ICLConfig the options describe (it checks itself: a bad value is a UsageError)."""
+    from ..experiments.icl import QUICK, ICLConfig
     from . import UsageError
 
-    cfg = ICLConfig(**(QUICK if args.quick else {}), seed=args.seed)
     overrides = {"steps": args.steps, "batch_size": args.batch_size, "lr": args.lr,
                  "weight_decay": args.weight_decay, "init_scale": args.init_scale,
                  "positional": args.positional, "test_episodes": args.test_episodes}
-    for name in ("steps", "batch_size", "test_episodes"):
-        if overrides[name] is not None and overrides[name] < 1:
-            raise UsageError(f"--{name.replace('_', '-')} must be at least 1, "
-                             f"got {overrides[name]}")
-    if args.lr is not None and not args.lr > 0:
-        raise UsageError(f"--lr must be positive, got {args.lr}")
-    if args.weight_decay is not None and not args.weight_decay >= 0:
-        raise UsageError(f"--weight-decay must be at least 0, got {args.weight_decay}")
-    if args.init_scale is not None and not args.init_scale > 0:
-        raise UsageError(f"--init-scale must be positive, got {args.init_scale}")
     if args.conditions is not None:
-        conds = tuple(c.strip() for c in args.conditions.split(",") if c.strip())
-        bad = [c for c in conds if c not in ("bursty", "non-bursty")]
-        if bad or not conds:
-            raise UsageError(f"--conditions: expected bursty and/or non-bursty, got "
-                             f"{args.conditions!r}")
-        overrides["conditions"] = conds
-    cfg = dataclasses.replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
-    if cfg.eval_every > cfg.steps:
-        cfg = dataclasses.replace(cfg, eval_every=cfg.steps)
-    return cfg
+        overrides["conditions"] = tuple(c.strip() for c in args.conditions.split(",")
+                                        if c.strip())
+    try:
+        return ICLConfig(**{**(QUICK if args.quick else {}), "seed": args.seed,
+                            **{k: v for k, v in overrides.items() if v is not None}})
+    except ValueError as e:
+        field = str(e).split()[0].rstrip(":")
+        raise UsageError(f"--{field.replace('_', '-')}: {e}") from None
 
 
 def run(args: argparse.Namespace) -> int:
     from .. import set_num_threads
-    from ..train import icl
+    from ..experiments.icl import format_summary, plot_results, run_icl
     from . import UsageError
 
     if args.jobs < 1:
         raise UsageError(f"--jobs must be at least 1, got {args.jobs}")
     set_num_threads(args.threads)
-    cfg = _config(args)
+    cfg = config_from_args(args)
     try:
         os.makedirs(args.out, exist_ok=True)
     except OSError as e:
         raise UsageError(f"--out: cannot create {args.out!r}: {e.strerror}") from None
-    results = icl.run_experiment(cfg, args.out, progress=args.progress, jobs=args.jobs)
-    print(icl.format_table(results))
+    results = run_icl(cfg, args.out, progress=args.progress, jobs=args.jobs)
+    print(format_summary(results))
     print()
-    for cond, res in results["conditions"].items():
+    m = results["metrics"]
+    for cond, res in m["conditions"].items():
         print(f"{cond}: {res['steps']} steps in {res['train_seconds']:.0f} s "
               f"({1000 * res['seconds_per_step']:.0f} ms/step); in training data "
               f"{res['train_data']['shown_fraction']:.1%} of labels follow an earlier pair "
               "with the same key")
-    print(f"wall time {results['wall_seconds']:.0f} s with {args.jobs} job(s)")
-    for name, t in results["targets"].items():
-        value = t["value"]
-        shown = ", ".join(f"{v:.3f}" for v in value) if isinstance(value, list) \
-            else f"{value:.3f}"
-        print(f"target {name}: {shown} -> {'met' if t['met'] else 'MISSED'}")
+    print(f"wall time {m['wall_seconds']:.0f} s with {args.jobs} job(s)")
     if not args.no_plot:
         png = os.path.join(args.out, "icl.png")
-        if icl.plot_results(results, results["history"], png):
+        if plot_results(m, results["history"], png):
             print(f"wrote {png}")
         else:
             from ..plotting import INSTALL_HINT

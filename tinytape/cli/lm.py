@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
-import json
 import os
 import re
 from typing import Any
@@ -125,122 +124,73 @@ def run_train(args: argparse.Namespace) -> int:
     return _train(args)
 
 
-def _train(args: argparse.Namespace) -> int:
-    from ..distributed import barrier, get_rank
-    from ..text.corpora import CorpusError, load_corpus
-    from ..train.lm import LMConfig, prepare_lm_data, sample_text, train_lm
+def config_from_args(args: argparse.Namespace):  # -> LMExperimentConfig
+    """The experiment's config from the options (it checks itself; a bad value is a
+    UsageError)."""
+    from ..experiments.lm import LMExperimentConfig
+    from ..train.lm import LMConfig
     from . import UsageError
 
     if args.quick:
         for key, value in QUICK.items():
             setattr(args, key, value)
-    for key in ("context", "d_model", "layers", "heads", "steps", "batch_size"):
-        if getattr(args, key) < 1:
-            raise UsageError(f"--{key.replace('_', '-')} must be positive, got "
-                             f"{getattr(args, key)}")
-    for key in ("warmup", "eval_every", "eval_tokens", "sample_tokens"):
-        if getattr(args, key) < 0:
-            raise UsageError(f"--{key.replace('_', '-')} must be >= 0, got {getattr(args, key)}")
-    if args.tokenizer == "bpe" and args.vocab_size < 257:
-        raise UsageError(f"--vocab-size must be at least 257 for BPE, got {args.vocab_size}")
-    if not 0 < args.val_fraction < 1:
-        raise UsageError(f"--val-fraction must be in (0, 1), got {args.val_fraction}")
-    if args.d_model % args.heads:
-        raise UsageError(f"--d-model {args.d_model} is not divisible by --heads {args.heads}")
-    if not (0 <= args.dropout < 1):
-        raise UsageError(f"--dropout must be in [0, 1), got {args.dropout}")
-    if not (args.lr > 0 and args.min_lr >= 0 and args.clip > 0 and args.weight_decay >= 0):
-        raise UsageError("--lr and --clip must be positive, --min-lr and --weight-decay >= 0")
-    _threads(args.threads)
+    if args.sample_tokens < 0:
+        raise UsageError(f"--sample-tokens must be >= 0, got {args.sample_tokens}")
     try:
-        docs = load_corpus(args.corpus)
-    except CorpusError as e:
-        raise UsageError(str(e)) from None
+        lm = LMConfig(context=args.context, d_model=args.d_model, n_layers=args.layers,
+                      n_heads=args.heads, dropout=args.dropout, steps=args.steps,
+                      batch_size=args.batch_size, lr=args.lr, min_lr=args.min_lr,
+                      warmup=args.warmup, weight_decay=args.weight_decay, clip=args.clip,
+                      eval_every=args.eval_every, eval_tokens=args.eval_tokens,
+                      seed=args.seed)
+        return LMExperimentConfig(corpus=args.corpus, tokenizer=args.tokenizer,
+                                  vocab_size=args.vocab_size, val_fraction=args.val_fraction,
+                                  lm=lm)
+    except ValueError as e:
+        field = str(e).split()[0]
+        option = {"n_layers": "layers", "n_heads": "heads"}.get(field, field)
+        raise UsageError(f"--{option.replace('_', '-')}: {e}") from None
+
+
+def _train(args: argparse.Namespace) -> int:
+    from ..distributed import get_rank
+    from ..experiments.lm import format_summary, prepare_data, run_lm
+    from ..experiments.protocol import RunMismatch
+    from ..text.corpora import CorpusError
+    from ..train.lm import sample_text
+    from . import UsageError
+
+    config = config_from_args(args)
+    _threads(args.threads)
     out = args.out or os.path.join("runs", "lm", _slug(args.corpus) + ("-quick" if args.quick
                                                                          else ""))
-    cfg = LMConfig(context=args.context, d_model=args.d_model, n_layers=args.layers,
-                   n_heads=args.heads, dropout=args.dropout, steps=args.steps,
-                   batch_size=args.batch_size, lr=args.lr, min_lr=args.min_lr,
-                   warmup=args.warmup, weight_decay=args.weight_decay, clip=args.clip,
-                   eval_every=args.eval_every, eval_tokens=args.eval_tokens, seed=args.seed)
     try:
-        data = prepare_lm_data(docs, args.tokenizer, args.vocab_size, args.val_fraction,
-                               args.seed)
+        data = prepare_data(config)
     except CorpusError as e:
         raise UsageError(str(e)) from None
-    if len(data.train_ids) <= cfg.context + 1:
-        raise UsageError(f"the training documents hold {len(data.train_ids)} tokens, fewer "
-                         f"than the context + 1 ({cfg.context + 1})")
-    resume = _check_resume(out, cfg, data, args)
-    barrier()  # every rank has read the folder before rank 0 writes to it
-    d = data.describe()
+    cfg, d = config.lm, data.describe()
     print(f"corpus {args.corpus}: {d['train_docs']} train / {d['val_docs']} validation "
           f"documents, {d['train_chars']:,} / {d['val_chars']:,} characters; "
           f"{args.tokenizer} tokenizer, vocabulary {d['vocab_size']}, "
           f"{d['train_tokens']:,} training tokens")
     print(f"GPT d_model {cfg.d_model}, {cfg.n_layers} layers, {cfg.n_heads} heads, context "
           f"{cfg.context}; {cfg.steps} steps of {cfg.batch_size} sequences -> {out}")
-    results = train_lm(data, cfg, out, resume=resume, name="lm")
+    try:
+        results = run_lm(config, out, data, resume=not args.no_resume)
+    except RunMismatch:
+        raise UsageError(f"{out} holds a run with other settings; pass --no-resume to start "
+                         f"over or --out for another folder") from None
     model = results.pop("model")
     if get_rank() != 0:  # the files and the sample are rank 0's
         return 0
-    print(format_table(results))
+    print(format_summary(results))
     if args.sample_tokens:
         text = sample_text(model, data.tokenizer, "", args.sample_tokens, 0.8, seed=args.seed)
         print("\nsample (temperature 0.8):\n" + text)
-    png = plot_curve(results, os.path.join(out, "lm_curve.png"))
+    png = plot_curve(results["metrics"], os.path.join(out, "lm_curve.png"))
     print(f"\nwrote {out}/results.json, metrics.jsonl, model.safetensors"
           + (", lm_curve.png" if png else " (no plot: matplotlib is not installed)"))
     return 0
-
-
-def _check_resume(out: str, cfg: Any, data: Any, args: argparse.Namespace) -> bool:
-    """Resume a run in `out` only if it was made with the same settings; else refuse."""
-    from dataclasses import asdict
-
-    from ..distributed import get_rank
-    from . import UsageError
-
-    def remove(path: str) -> None:
-        if get_rank() == 0 and os.path.exists(path):  # one rank deletes
-            os.remove(path)
-
-    cfg_path = os.path.join(out, "config.json")
-    ckpt = os.path.join(out, "ckpt.safetensors")
-    if args.no_resume:
-        for name in ("ckpt.safetensors", "metrics.jsonl", "model.safetensors", "results.json"):
-            remove(os.path.join(out, name))
-        return False
-    if not os.path.exists(ckpt):
-        remove(os.path.join(out, "metrics.jsonl"))
-        return False
-    try:
-        with open(cfg_path, encoding="utf-8") as f:
-            saved = json.load(f)
-    except (OSError, json.JSONDecodeError):
-        saved = {}
-    if saved.get("lm") != asdict(cfg) or saved.get("data") != data.describe():
-        raise UsageError(f"{out} holds a run with other settings; pass --no-resume to start "
-                         f"over or --out for another folder")
-    print(f"resuming the run in {out}")
-    return True
-
-
-def format_table(results: dict[str, Any]) -> str:
-    """Validation bits per character of the model and the baselines, and the curve."""
-    b = results["baselines"]
-    lines = ["", "validation bits per character", f"{'model':<22}{'bpc':>8}",
-             f"{'unigram (add-one)':<22}{b['unigram']:>8.3f}",
-             f"{'bigram (smoothed)':<22}{b['bigram']:>8.3f}",
-             f"{'GPT, ' + str(results['steps']) + ' steps':<22}{results['val_bpc']:>8.3f}"]
-    if results.get("evals"):
-        lines.append("\nduring training: " + ", ".join(
-            f"step {e['step']}: {e['val_bpc']:.3f}" for e in results["evals"]))
-    eval_tokens = results.get("config", {}).get("eval_tokens", 0)
-    note = "" if not eval_tokens else (f"; evaluations before the last on the first "
-                                       f"{eval_tokens} validation tokens only")
-    lines.append(f"({results['seconds']:.0f} s{note})")
-    return "\n".join(lines)
 
 
 def plot_curve(results: dict[str, Any], path: str) -> str | None:

@@ -13,7 +13,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         description="Pretrain a small GPT, fine-tune it on demonstrations (step 1), train a "
         "reward model on simulated labeler rankings (step 2), optimize the policy with PPO "
         "against it (step 3), run DPO on the same comparisons, and show over-optimization. "
-        "Prints a table per method and writes metrics.json and PNG plots to --out.")
+        "Prints a table per method and writes results.json (the shared schema) and PNG plots "
+        "to --out.")
     p.add_argument("--quick", action="store_true",
                    help="a ~30 s run with small budgets (the targets are not expected to hold)")
     p.add_argument("--seed", type=int, default=0, help="seed of everything random (default 0)")
@@ -21,7 +22,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="OpenMP threads for the kernels (default 1: the matrices are tiny, "
                         "so one thread is faster than two)")
     p.add_argument("--out", default="runs/rlhf",
-                   help="directory for metrics.json and the plots (default runs/rlhf)")
+                   help="directory for results.json and the plots (default runs/rlhf)")
     p.add_argument("--no-plots", action="store_true",
                    help="do not draw plots (they also are skipped without matplotlib)")
     p.add_argument("--target-kl", type=float, default=None,
@@ -35,33 +36,34 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def run(args: argparse.Namespace) -> int:
+def config_from_args(args: argparse.Namespace):  # -> RLHFConfig
+    """The RLHFConfig the options describe (it checks itself: a bad value is a UsageError)."""
     from dataclasses import replace
 
-    from .. import set_num_threads
-    from ..rlhf.experiment import ExperimentConfig
-    from ..rlhf.experiment import run as run_experiment
+    from ..experiments.rlhf import RLHFConfig
     from . import UsageError
 
-    if args.target_kl is not None and not args.target_kl > 0:
-        raise UsageError(f"--target-kl must be positive, got {args.target_kl}")
-    if args.ppo_iterations is not None and args.ppo_iterations < 1:
-        raise UsageError(f"--ppo-iterations must be at least 1, got {args.ppo_iterations}")
-    if args.temperature is not None and not args.temperature > 0:
-        raise UsageError(f"--temperature must be positive, got {args.temperature}")
-    if args.dpo_beta is not None and not args.dpo_beta > 0:
-        raise UsageError(f"--dpo-beta must be positive, got {args.dpo_beta}")
+    try:
+        config = RLHFConfig.quick(args.seed) if args.quick else RLHFConfig(seed=args.seed)
+        ppo = config.ppo
+        for option, name in (("target_kl", "target_kl"), ("ppo_iterations", "iterations"),
+                             ("temperature", "temperature")):
+            if getattr(args, option) is not None:
+                ppo = replace(ppo, **{name: getattr(args, option)})
+        over = {"ppo": ppo}
+        if args.dpo_beta is not None:
+            over["dpo_beta"] = args.dpo_beta
+        return replace(config, **over)
+    except ValueError as e:
+        field = str(e).split()[0]
+        raise UsageError(f"--{field.replace('_', '-')}: {e}") from None
+
+
+def run(args: argparse.Namespace) -> int:
+    from .. import set_num_threads
+    from ..experiments.rlhf import run_rlhf
+
+    config = config_from_args(args)
     set_num_threads(args.threads)
-    config = ExperimentConfig.quick(args.seed) if args.quick else ExperimentConfig(seed=args.seed)
-    ppo = config.ppo
-    if args.target_kl is not None:
-        ppo = replace(ppo, target_kl=args.target_kl)
-    if args.ppo_iterations is not None:
-        ppo = replace(ppo, iterations=args.ppo_iterations)
-    if args.temperature is not None:
-        ppo = replace(ppo, temperature=args.temperature)
-    config = replace(config, ppo=ppo)
-    if args.dpo_beta is not None:
-        config = replace(config, dpo_beta=args.dpo_beta)
-    results = run_experiment(config, out_dir=args.out, plots=not args.no_plots)
+    results = run_rlhf(config, out_dir=args.out, plots=not args.no_plots)
     return 0 if results else 1

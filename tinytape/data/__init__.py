@@ -6,8 +6,16 @@
     pool = splits.unlabelled                # the training images without labels
 """
 
-from .arrays import Split, Splits, load_arrays, stratified_split, take_per_class
+from .arrays import (
+    Split,
+    Splits,
+    load_arrays,
+    minmax_from_train,
+    stratified_split,
+    take_per_class,
+)
 from .digits import INSTALL_HINT, MissingDependency, digits_splits, load_digits
 
-__all__ = ["Split", "Splits", "load_arrays", "stratified_split", "take_per_class",
+__all__ = ["Split", "Splits", "load_arrays", "minmax_from_train", "stratified_split",
+           "take_per_class",
            "digits_splits", "load_digits", "MissingDependency", "INSTALL_HINT"]

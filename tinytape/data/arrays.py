@@ -99,16 +99,16 @@ def take_per_class(y: np.ndarray, per_class: int, seed: int) -> np.ndarray:
     return np.sort(np.concatenate(chosen))
 
 
-def load_arrays(path: str | os.PathLike, label_column: int | str = -1,
-                scale: str = "minmax") -> tuple[np.ndarray, np.ndarray]:
+def load_arrays(path: str | os.PathLike, label_column: int | str = -1
+                ) -> tuple[np.ndarray, np.ndarray]:
     """Load a labelled data set from a file: (x float32 (N, D), y int64 (N,)).
 
     - `.npz`: arrays named `x` and `y` (or `X`/`labels`); - `.npy`: one 2-D array whose
       `label_column` holds the labels; - `.csv`: numbers with an optional header row and the
       labels in `label_column` (an index, or a column name when there is a header).
     Labels may be any values (strings too in a CSV); they become class ids 0..C-1 in sorted
-    order. `scale`: "minmax" maps every feature to [0, 1] (the autoencoder's sigmoid decoder
-    wants that), "none" keeps the values.
+    order. The values are kept as they are: scale after splitting, from the training split
+    only (`minmax_from_train`).
     """
     p = os.fspath(path)
     ext = os.path.splitext(p)[1].lower()
@@ -139,12 +139,21 @@ def load_arrays(path: str | os.PathLike, label_column: int | str = -1,
     classes, y = np.unique(np.asarray(labels), return_inverse=True)
     if len(classes) < 2:
         raise ValueError(f"{p}: the labels hold only {len(classes)} class")
-    if scale == "minmax":
-        lo, hi = x.min(axis=0), x.max(axis=0)
-        x = (x - lo) / np.where(hi > lo, hi - lo, 1.0)
-    elif scale != "none":
-        raise ValueError(f"scale must be 'minmax' or 'none', got {scale!r}")
     return _check_xy(x, y.astype(np.int64))
+
+
+def minmax_from_train(splits: Splits) -> Splits:
+    """The splits with every feature mapped by (x - min) / (max - min), min and max taken
+    over the training split only (so validation and test values may fall outside [0, 1]);
+    a feature constant on the training split is only shifted."""
+    lo, hi = splits.train.x.min(axis=0), splits.train.x.max(axis=0)
+    span = np.where(hi > lo, hi - lo, 1.0)
+
+    def scale(part: Split) -> Split:
+        return Split(np.ascontiguousarray((part.x - lo) / span, dtype=np.float32), part.y)
+
+    return Splits(scale(splits.train), scale(splits.val), scale(splits.test),
+                  splits.num_classes, splits.name)
 
 
 def _read_csv(path: str, label_column: int | str, delimiter: str

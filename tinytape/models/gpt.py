@@ -24,6 +24,7 @@ from ..nn.layers import Dropout, Embedding, Identity, LayerNorm, Linear
 from ..nn.module import Module, ModuleList
 from ..nn.positional import LearnedPositionalEmbedding, SinusoidalPositionalEncoding
 from ..nn.transformer import TransformerBlock
+from ..numeric import softmax
 from ..tensor import Tensor
 
 POSITIONAL = ("learned", "sinusoidal", "rotary", "alibi", "relative", "none")
@@ -195,7 +196,6 @@ def sample_next(logits: np.ndarray, temperature: float, top_k: int | None,
     if top_k is not None and top_k < logits.shape[-1]:
         kth = np.partition(logits, -top_k, axis=-1)[:, -top_k][:, None]
         logits = np.where(logits < kth, -np.inf, logits)
-    p = np.exp(logits - logits.max(axis=-1, keepdims=True))
-    p /= p.sum(axis=-1, keepdims=True)
+    p = softmax(logits)
     u = rng.random((logits.shape[0], 1))
     return np.minimum((p.cumsum(axis=-1) < u).sum(axis=-1), logits.shape[-1] - 1)

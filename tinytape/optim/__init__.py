@@ -15,6 +15,7 @@ parameter's dtype, in place (bumping the parameter's version counter).
 
 from . import lr_scheduler
 from .adam import Adam, AdamW, param_groups_for_weight_decay
+from .build import make_optimizer, make_schedule, warmup_steps
 from .clip import clip_grad_norm_
 from .lr_scheduler import LambdaLR, LRScheduler, StepLR, WarmupCosineLR
 from .optimizer import Optimizer
@@ -23,5 +24,5 @@ from .sgd import SGD
 __all__ = [
     "Optimizer", "SGD", "Adam", "AdamW", "param_groups_for_weight_decay",
     "lr_scheduler", "LRScheduler", "LambdaLR", "StepLR", "WarmupCosineLR",
-    "clip_grad_norm_",
+    "clip_grad_norm_", "make_optimizer", "make_schedule", "warmup_steps",
 ]

@@ -10,7 +10,7 @@ Modules:
     ppo         step 3: PPO with a per-token KL penalty, GAE, clipping, adaptive KL control
     dpo         DPO on the same comparisons
     exact       exact KL, win rates, the KL-regularized optimum, KL estimators
-    experiment  the whole run; plots draws its figures (matplotlib optional)
+    plots       the figures of the experiment (tinytape.experiments.rlhf; matplotlib optional)
 """
 
 from .exact import kl_estimators, optimal_logp, summarize

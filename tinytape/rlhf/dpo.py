@@ -22,7 +22,7 @@ import numpy as np
 from ..autograd.grad_mode import no_grad
 from ..models import GPT
 from ..ops import softplus
-from ..optim import AdamW, WarmupCosineLR
+from ..optim import make_optimizer, make_schedule
 from ..tensor import Tensor
 from ..train.trainer import Trainer
 from .policy import sequence_logprobs
@@ -74,11 +74,10 @@ def train_dpo(policy: GPT, ref: GPT, train: Comparisons, task: Task, beta: float
     reference is frozen and its log-probs are computed once."""
     ref.eval()
     all_seqs, all_win, all_lose, _, _ = train.flat(task)
-    opt = AdamW(policy.parameters(), lr=lr, weight_decay=0.0)
+    opt = make_optimizer(list(policy.parameters()), "adamw", lr=lr)
     steps_per_epoch = max(1, -(-len(train) // prompts_per_batch))
     total = max(2, epochs * steps_per_epoch)
-    sched = WarmupCosineLR(opt, warmup_steps=max(1, total // 10), total_steps=total,
-                           min_lr=0.1 * lr)
+    sched = make_schedule(opt, total, warmup=0.1, min_lr_ratio=0.1)
     hist = DPOLog()
     sizes = np.array([len(r) for r in train.ranked])
     ref_by_ranking = np.split(_seq_logp(ref, all_seqs, task, temperature),

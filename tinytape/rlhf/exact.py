@@ -19,10 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-
-def _log_softmax_rows(a: np.ndarray) -> np.ndarray:
-    m = a.max(axis=-1, keepdims=True)
-    return a - m - np.log(np.exp(a - m).sum(axis=-1, keepdims=True))
+from ..numeric import log_softmax
 
 
 def kl_estimators(logp: np.ndarray, logq: np.ndarray) -> dict[str, np.ndarray]:
@@ -56,9 +53,9 @@ def optimal_logp(logp_ref: np.ndarray, reward: np.ndarray, beta: float) -> np.nd
     """log pi*_beta = log softmax(log pi_ref + r / beta) per prompt; beta = 0 is the argmax
     of r (ties shared in proportion to pi_ref)."""
     if beta > 0:
-        return _log_softmax_rows(logp_ref + reward / beta)
+        return log_softmax(logp_ref + reward / beta)
     best = reward >= reward.max(axis=-1, keepdims=True) - 1e-12
-    return _log_softmax_rows(np.where(best, logp_ref, -np.inf))
+    return log_softmax(np.where(best, logp_ref, -np.inf))
 
 
 def optimal_objective(logp_ref: np.ndarray, reward: np.ndarray, beta: float) -> float:

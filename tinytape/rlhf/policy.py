@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import numeric
 from ..autograd.grad_mode import no_grad
 from ..models import GPT, GPTConfig
 from ..nn.layers import Linear
@@ -91,9 +92,7 @@ def exact_logprobs(lm: GPT, prompts: np.ndarray, task: Task, temperature: float 
         h = lm.features(seqs[i:i + chunk])
         hr = h[:, task.P:task.P + L, :]
         logits = lm.logits_from_features(hr).numpy()[:, :, :S].astype(np.float64)
-        logits /= temperature
-        logits -= logits.max(axis=-1, keepdims=True)
-        out[i:i + chunk] = logits - np.log(np.exp(logits).sum(axis=-1, keepdims=True))
+        out[i:i + chunk] = numeric.log_softmax(logits / temperature)
     out = out.reshape(n, m, L, S)
     ys = task.responses  # (M, L)
     prefix_idx = np.arange(len(ys)) // S  # response index -> its prefix's index

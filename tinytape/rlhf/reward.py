@@ -27,7 +27,7 @@ from ..models import GPT
 from ..nn.layers import Linear
 from ..nn.module import Module
 from ..ops import reshape, softplus
-from ..optim import AdamW, WarmupCosineLR
+from ..optim import make_optimizer, make_schedule
 from ..tensor import Tensor
 from ..train.trainer import Trainer
 from .policy import sample_responses
@@ -181,11 +181,10 @@ def train_reward_model(rm: RewardModel, train: Comparisons, task: Task, epochs: 
                        log: Callable[[str], None] | None = None) -> RewardTraining:
     """AdamW on the ranking loss, one prompt's whole ranking per batch element (the shared
     Trainer sweeps shuffled epochs of rankings); accuracies are measured after each epoch."""
-    opt = AdamW(rm.parameters(), lr=lr, weight_decay=0.0)
+    opt = make_optimizer(list(rm.parameters()), "adamw", lr=lr)
     steps_per_epoch = max(1, -(-len(train) // prompts_per_batch))
     total = max(2, epochs * steps_per_epoch)
-    sched = WarmupCosineLR(opt, warmup_steps=max(1, total // 10), total_steps=total,
-                           min_lr=0.1 * lr)
+    sched = make_schedule(opt, total, warmup=0.1, min_lr_ratio=0.1)
     hist = RewardTraining()
     all_train = train.flat(task)
     all_held = heldout.flat(task) if heldout is not None and len(heldout) else None

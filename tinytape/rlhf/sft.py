@@ -16,7 +16,7 @@ from collections.abc import Callable
 import numpy as np
 
 from ..models import GPT
-from ..optim import AdamW, WarmupCosineLR
+from ..optim import make_optimizer, make_schedule
 from ..tensor import Tensor
 from ..train.trainer import Trainer
 from .task import Task
@@ -36,15 +36,13 @@ def lm_targets(seqs: np.ndarray, task: Task, response_only: bool) -> tuple[np.nd
     return inputs, targets
 
 
-def train_lm(model: GPT, seqs: np.ndarray, task: Task, steps: int, batch_size: int, lr: float,
-             rng: np.random.Generator, response_only: bool,
-             log: Callable[[str], None] | None = None) -> list[float]:
+def train_sequences(model: GPT, seqs: np.ndarray, task: Task, steps: int, batch_size: int,
+                    lr: float, rng: np.random.Generator, response_only: bool,
+                    log: Callable[[str], None] | None = None) -> list[float]:
     """AdamW on next-token cross-entropy over shuffled epochs of `seqs` (the shared Trainer,
     with a warm-up + cosine schedule and gradient clipping); returns the loss of every step."""
-    opt = AdamW(model.parameters(), lr=lr, weight_decay=0.0)
-    warmup = max(1, steps // 10)
-    sched = WarmupCosineLR(opt, warmup_steps=warmup, total_steps=max(steps, warmup + 1),
-                           min_lr=0.1 * lr)
+    opt = make_optimizer(list(model.parameters()), "adamw", lr=lr)
+    sched = make_schedule(opt, steps, warmup=0.1, min_lr_ratio=0.1)
     losses: list[float] = []
 
     def loss_fn(batch: tuple[np.ndarray], _rng: np.random.Generator) -> Tensor:
@@ -66,7 +64,7 @@ def pretrain(model: GPT, task: Task, steps: int, batch_size: int, lr: float,
              rng: np.random.Generator, log: Callable[[str], None] | None = None) -> list[float]:
     """Next-token prediction on freshly drawn web text (every token counts)."""
     corpus = task.web_text(max(steps * batch_size // 4, batch_size), rng)
-    return train_lm(model, corpus, task, steps, batch_size, lr, rng, False, log)
+    return train_sequences(model, corpus, task, steps, batch_size, lr, rng, False, log)
 
 
 def supervised_finetune(model: GPT, task: Task, prompts: np.ndarray, demos_per_prompt: int,
@@ -75,4 +73,4 @@ def supervised_finetune(model: GPT, task: Task, prompts: np.ndarray, demos_per_p
     """Step 1: the loss on demonstration response tokens only."""
     reps = np.repeat(prompts, demos_per_prompt, axis=0)
     seqs = task.join(reps, task.demonstrations(reps, rng), end=True)
-    return train_lm(model, seqs, task, steps, batch_size, lr, rng, True, log)
+    return train_sequences(model, seqs, task, steps, batch_size, lr, rng, True, log)

@@ -28,7 +28,8 @@ from ..autograd.grad_mode import no_grad
 from ..checkpoint import load_checkpoint, save_checkpoint
 from ..distributed import get_rank
 from ..models import GPT, GPTConfig
-from ..optim import AdamW, WarmupCosineLR, param_groups_for_weight_decay
+from ..numeric import log_softmax
+from ..optim import Optimizer, WarmupCosineLR, make_optimizer, make_schedule
 from ..text.corpora import Document, split_documents
 from ..text.tokenizers import Tokenizer, load_tokenizer, train_tokenizer
 from .trainer import MetricsLogger, Trainer, read_metrics
@@ -180,11 +181,8 @@ def token_nll(model: GPT, ids: np.ndarray, batch_size: int = 16, stride: int | N
             for group in groups:
                 x = np.stack([ids[s:e] for s, e, _ in group])
                 y = np.stack([ids[s + 1:e + 1] for s, e, _ in group])
-                logits = model(x)[0].numpy().astype(np.float64)
-                m = logits.max(axis=-1, keepdims=True)
-                lse = np.log(np.exp(logits - m).sum(axis=-1)) + m[..., 0]
-                picked = np.take_along_axis(logits, y[..., None], axis=-1)[..., 0]
-                nll = lse - picked
+                logp = log_softmax(model(x)[0].numpy())
+                nll = -np.take_along_axis(logp, y[..., None], axis=-1)[..., 0]
                 for row, (s, _e, first) in zip(nll, group):
                     keep = first - s  # targets s+1+j for j >= keep are new
                     out[first:s + len(row)] = row[keep:]
@@ -230,6 +228,14 @@ class LMConfig:
                 raise ValueError(f"{key} must be >= 0, got {getattr(self, key)}")
         if not self.lr > 0:
             raise ValueError(f"lr must be positive, got {self.lr}")
+        if not (self.min_lr >= 0 and self.clip > 0 and self.weight_decay >= 0):
+            raise ValueError(f"clip must be positive, min_lr and weight_decay >= 0, got "
+                             f"{self.clip}, {self.min_lr}, {self.weight_decay}")
+        if not 0 <= self.dropout < 1:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        if self.d_model % self.n_heads:
+            raise ValueError(f"d_model {self.d_model} is not divisible by n_heads "
+                             f"{self.n_heads}")
 
     def gpt_config(self, vocab_size: int) -> GPTConfig:
         return GPTConfig(vocab_size=vocab_size, context_length=self.context,
@@ -252,14 +258,23 @@ def lm_batches(ids: np.ndarray, context: int):
     return sample
 
 
-def build_lm(cfg: LMConfig, vocab_size: int) -> tuple[GPT, AdamW, WarmupCosineLR]:
+def build_lm(cfg: LMConfig, vocab_size: int) -> tuple[GPT, Optimizer, WarmupCosineLR]:
     model = GPT(cfg.gpt_config(vocab_size), generator=cfg.seed)
-    opt = AdamW(param_groups_for_weight_decay(model.named_parameters(), cfg.weight_decay),
-                lr=cfg.lr, betas=(0.9, 0.95))
-    warmup = min(cfg.warmup, cfg.steps - 1)
-    sched = WarmupCosineLR(opt, warmup_steps=warmup, total_steps=cfg.steps,
-                           min_lr=min(cfg.min_lr, cfg.lr))
+    opt = make_optimizer(model, "adamw", lr=cfg.lr, weight_decay=cfg.weight_decay,
+                         betas=(0.9, 0.95))
+    sched = make_schedule(opt, cfg.steps, cfg.warmup, min_lr_ratio=min(cfg.min_lr / cfg.lr, 1.0))
     return model, opt, sched
+
+
+#: the files of a run folder of train_lm (what a fresh start deletes)
+LM_OUTPUTS = ("ckpt.safetensors", "metrics.jsonl", "model.safetensors")
+
+
+def run_config(cfg: LMConfig, data: LMData) -> dict[str, Any]:
+    """What a run folder's config.json holds: the settings, the GPT and the data (a run
+    may be resumed only into a folder whose config.json equals this)."""
+    return {"lm": asdict(cfg), "gpt": cfg.gpt_config(data.tokenizer.vocab_size).to_dict(),
+            "data": data.describe()}
 
 
 def train_lm(data: LMData, cfg: LMConfig, out_dir: str | os.PathLike | None = None,
@@ -268,7 +283,7 @@ def train_lm(data: LMData, cfg: LMConfig, out_dir: str | os.PathLike | None = No
     """Pretrain a GPT on data.train_ids (AdamW, warm-up then cosine, clipping), evaluating
     validation bits per character every cfg.eval_every steps. With out_dir: metrics.jsonl,
     a resumable ckpt.safetensors, then model.safetensors (the model with its config and
-    tokenizer), tokenizer.json, config.json and results.json. Returns the results (and the
+    tokenizer), tokenizer.json and config.json (`run_config`). Returns the results (and the
     model under "model"). `until` stops early at that step (checkpointed: an interruption on
     purpose); the final files are written only once all the steps are done. Under mpiexec
     the ranks train data-parallel (see Trainer) and only rank 0 writes files."""
@@ -282,9 +297,7 @@ def train_lm(data: LMData, cfg: LMConfig, out_dir: str | os.PathLike | None = No
         model_path = os.path.join(out_dir, "model.safetensors")
         if writes:
             data.tokenizer.save(os.path.join(out_dir, "tokenizer.json"))
-            _write_json(os.path.join(out_dir, "config.json"),
-                        {"lm": asdict(cfg), "gpt": cfg.gpt_config(data.tokenizer.vocab_size)
-                         .to_dict(), "data": data.describe()})
+            _write_json(os.path.join(out_dir, "config.json"), run_config(cfg, data))
         if metrics is None and writes:
             metrics = MetricsLogger(os.path.join(out_dir, "metrics.jsonl"), {"run": name})
     baselines = ngram_bpc(data.train_docs, data.val_docs)
@@ -326,7 +339,6 @@ def train_lm(data: LMData, cfg: LMConfig, out_dir: str | os.PathLike | None = No
     if out_dir is not None and writes:
         save_lm(model_path, model, data.tokenizer, cfg, {"val_bpc": val_bpc,
                                                            "baselines": baselines})
-        _write_json(os.path.join(out_dir, "results.json"), results)
     results["model"] = model
     return results
 

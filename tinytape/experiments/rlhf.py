@@ -1,8 +1,8 @@
 """The whole RLHF experiment: pretrain, step 1 (SFT), step 2 (reward model), step 3 (PPO),
 DPO on the same comparisons, the exact KL-regularized optimum, and over-optimization.
 
-    from tinytape.rlhf.experiment import ExperimentConfig, run
-    results = run(ExperimentConfig.quick(), out_dir="runs/rlhf")
+    from tinytape.experiments.rlhf import RLHFConfig, run_rlhf
+    results = run_rlhf(RLHFConfig.quick(), out_dir="runs/rlhf")   # results.json (schema)
 
 Every policy is evaluated exactly on the held-out prompts (the response space is enumerated):
 win rate against the supervised policy by true reward, KL to it, E[reward model], E[r*].
@@ -10,7 +10,6 @@ win rate against the supervised policy by true reward, KL to it, E[reward model]
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections.abc import Callable
@@ -19,11 +18,11 @@ from typing import Any
 
 import numpy as np
 
-from . import exact as ex
-from .dpo import implicit_accuracy, train_dpo
-from .policy import PolicyWithValue, clone_lm, exact_logprobs, make_lm, sample_responses
-from .ppo import PPOConfig, PPOTrainer
-from .reward import (
+from ..rlhf import exact as ex
+from ..rlhf.dpo import implicit_accuracy, train_dpo
+from ..rlhf.policy import PolicyWithValue, clone_lm, exact_logprobs, make_lm, sample_responses
+from ..rlhf.ppo import PPOConfig, PPOTrainer
+from ..rlhf.reward import (
     RewardModel,
     candidate_deltas,
     label,
@@ -31,8 +30,9 @@ from .reward import (
     sample_candidates,
     train_reward_model,
 )
-from .sft import pretrain, supervised_finetune
-from .task import Labeler, Task, TaskConfig, calibrate_tau
+from ..rlhf.sft import pretrain, supervised_finetune
+from ..rlhf.task import Labeler, Task, TaskConfig, calibrate_tau
+from .protocol import Protocol, Target, mean_interval, target, write_results
 
 #: the targets of the issue, checked at the end of a run
 TARGETS = {
@@ -46,7 +46,7 @@ TARGETS = {
 
 
 @dataclass
-class ExperimentConfig:
+class RLHFConfig:
     """Every knob of the experiment (defaults: the documented run, a few minutes on 2 cores)."""
 
     seed: int = 0
@@ -86,8 +86,22 @@ class ExperimentConfig:
     frontier_betas: tuple[float, ...] = (20.0, 5.0, 2.0, 1.0, 0.6, 0.4, 0.3, 0.2, 0.15, 0.1,
                                          0.07, 0.05, 0.035, 0.025, 0.015, 0.01, 0.0)
 
+    def __post_init__(self) -> None:
+        p = self.ppo
+        if p.target_kl is not None and not p.target_kl > 0:
+            raise ValueError(f"target_kl must be positive, got {p.target_kl}")
+        if p.iterations < 1:
+            raise ValueError(f"ppo_iterations must be at least 1, got {p.iterations}")
+        if not p.temperature > 0:
+            raise ValueError(f"temperature must be positive, got {p.temperature}")
+        if not self.dpo_beta > 0:
+            raise ValueError(f"dpo_beta must be positive, got {self.dpo_beta}")
+        for name in ("pretrain_steps", "sft_steps", "rm_epochs", "dpo_epochs"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+
     @classmethod
-    def quick(cls, seed: int = 0) -> ExperimentConfig:
+    def quick(cls, seed: int = 0) -> RLHFConfig:
         """About 30 s: fewer steps everywhere (the targets are not expected to hold)."""
         return cls(seed=seed, d_model=64, pretrain_steps=400, sft_steps=200,
                    rankings_per_prompt=2, rm_epochs=4,
@@ -117,9 +131,10 @@ class Tables:
         return ex.summarize(logp, self.logp_sft, self.rm, self.true, beta)
 
 
-def run(config: ExperimentConfig, out_dir: str | None = None, plots: bool = True,
-        log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Run everything; write metrics.json (and PNG plots) into out_dir; return the results."""
+def run_rlhf(config: RLHFConfig, out_dir: str | None = None, plots: bool = True,
+             log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Run everything; write results.json (the shared schema: these results are its
+    "metrics") and PNG plots into out_dir; return the results."""
     c = config
     t_start, cpu_start = time.perf_counter(), time.process_time()
     timings: dict[str, float] = {}
@@ -275,30 +290,36 @@ def run(config: ExperimentConfig, out_dir: str | None = None, plots: bool = True
         f"{results['timings']['cpu_total']:.1f} s CPU")
     if out_dir:
         os.makedirs(out_dir, exist_ok=True)
-        with open(os.path.join(out_dir, "metrics.json"), "w") as f:
-            json.dump(results, f, indent=1, default=_jsonable)
+        targets = results.pop("targets")
+        write_results(out_dir, "rlhf", c.to_dict(), protocol(c, task), results, targets,
+                      {"methods": methods_table(methods)})
+        results["targets"] = targets
         if plots:
-            from . import plots as plot_mod
+            from ..rlhf import plots as plot_mod
 
             written = plot_mod.plot_all(results, out_dir)
             if written:
                 log("plots: " + ", ".join(written))
             else:
                 log("plots skipped (matplotlib is not installed)")
-        log(f"metrics: {os.path.join(out_dir, 'metrics.json')}")
+        log(f"results: {os.path.join(out_dir, 'results.json')}")
     return results
 
 
-def _jsonable(x: Any) -> Any:
-    if isinstance(x, np.generic):
-        return x.item()
-    if isinstance(x, np.ndarray):
-        return x.tolist()
-    raise TypeError(f"not JSON-serializable: {type(x).__name__}")
+def protocol(c: RLHFConfig, task: Task) -> Protocol:
+    return Protocol(
+        splits={"train prompts": len(task.train_prompts),
+                "held-out prompts (evaluation)": len(task.eval_prompts)},
+        seeds=[c.seed], tuned={},
+        notes="Policies are evaluated exactly on held-out prompts (the response space is "
+              "enumerated); the settings are fixed, nothing is chosen on the held-out "
+              "prompts; one seed, so the targets have no interval and are inconclusive by "
+              "the protocol's rule (issue 15 adds seeds).")
 
 
-def check_targets(r: dict[str, Any], c: ExperimentConfig) -> list[dict[str, Any]]:
-    """Each target of the issue: name, measured value, threshold, met."""
+def check_targets(r: dict[str, Any], c: RLHFConfig) -> list[Target]:
+    """Each target of the issue: its measured value against its bound (one seed: no
+    interval, so the verdict is inconclusive until several seeds are run)."""
     ppo = r["methods"]["PPO (steps 2+3)"]
     dpo = next(v for k, v in r["methods"].items() if k.startswith("DPO"))
     sft_row = r["methods"]["SFT (step 1)"]
@@ -309,31 +330,34 @@ def check_targets(r: dict[str, Any], c: ExperimentConfig) -> list[dict[str, Any]
     frac_opt = r["ppo_objective"] / r["optimal_objective"] if r["optimal_objective"] else 0.0
     kl_dev = abs(r["ppo_kl_late_mean"] / target_kl - 1.0)
     true_curve = [e["true"] for e in over]
-    rm_curve = [e["rm"] for e in over]
-    peak = int(np.argmax(true_curve)) if true_curve else 0
-    overopt = bool(true_curve) and 0 < peak < len(true_curve) - 1 and \
-        true_curve[-1] < true_curve[peak] and rm_curve[-1] > rm_curve[peak]
     t = TARGETS
+
+    def one(name: str, value: float, bound: float, higher: bool = True) -> Target:
+        return target(name, mean_interval([value]), bound, higher_is_better=higher)
+
     return [
-        {"name": "reward model held-out accuracy / noise ceiling", "value": frac_ceiling,
-         "target": f">= {t['rm_accuracy_fraction_of_ceiling']}",
-         "met": frac_ceiling >= t["rm_accuracy_fraction_of_ceiling"]},
-        {"name": "PPO win rate vs SFT", "value": ppo["win"],
-         "target": f">= {t['ppo_win_rate']}", "met": ppo["win"] >= t["ppo_win_rate"]},
-        {"name": "PPO KL to SFT (nats)", "value": ppo["kl"], "target": f"<= {t['ppo_max_kl']}",
-         "met": ppo["kl"] <= t["ppo_max_kl"]},
-        {"name": "PPO (E[r] - beta KL) / exact optimum", "value": frac_opt,
-         "target": f">= {t['ppo_objective_fraction_of_optimum']}",
-         "met": frac_opt >= t["ppo_objective_fraction_of_optimum"]},
-        {"name": "|mean rollout KL (2nd half) / target - 1|", "value": kl_dev,
-         "target": f"<= {t['kl_within_fraction_of_target']}",
-         "met": kl_dev <= t["kl_within_fraction_of_target"]},
-        {"name": "DPO win rate vs SFT", "value": dpo["win"], "target": f">= {t['dpo_win_rate']}",
-         "met": dpo["win"] >= t["dpo_win_rate"]},
-        {"name": "over-optimization: true reward peaks, then falls while RM score rises",
-         "value": float(true_curve[-1] - max(true_curve)) if true_curve else 0.0,
-         "target": "peak inside the run", "met": overopt},
+        one("reward model held-out accuracy / noise ceiling (at least)", frac_ceiling,
+            t["rm_accuracy_fraction_of_ceiling"]),
+        one("PPO win rate vs SFT (at least)", ppo["win"], t["ppo_win_rate"]),
+        one("PPO KL to SFT, nats (at most)", ppo["kl"], t["ppo_max_kl"], higher=False),
+        one("PPO (E[r] - beta KL) / exact optimum (at least)", frac_opt,
+            t["ppo_objective_fraction_of_optimum"]),
+        one("|mean rollout KL (2nd half) / target - 1| (at most)", kl_dev,
+            t["kl_within_fraction_of_target"], higher=False),
+        one("DPO win rate vs SFT (at least)", dpo["win"], t["dpo_win_rate"]),
+        one("over-optimization: final true reward minus its peak (below 0)",
+            float(true_curve[-1] - max(true_curve)) if true_curve else 0.0, 0.0,
+            higher=False),
     ]
+
+
+def methods_table(methods: dict[str, dict[str, float]]) -> dict[str, Any]:
+    return {"caption": "exact evaluation on held-out prompts (the response space is "
+                       "enumerated), one seed",
+            "columns": ["method", "win vs SFT", "KL to SFT (nats)", "E[reward model]",
+                        "E[true reward]", "entropy"],
+            "rows": [[name, m["win"], m["kl"], m["rm"], m["true"], m["entropy"]]
+                     for name, m in methods.items()]}
 
 
 def example_rows(tables: Tables, policies: dict[str, Any], n: int = 6
@@ -377,9 +401,8 @@ def format_table(methods: dict[str, dict[str, float]]) -> str:
     return "\n".join(lines)
 
 
-def format_targets(targets: list[dict[str, Any]]) -> list[str]:
-    return [f"target {'MET ' if t['met'] else 'MISSED'}  {t['name']}: {t['value']:.3f} "
-            f"(target {t['target']})" for t in targets]
+def format_targets(targets: list[Target]) -> list[str]:
+    return [f"target {t.name}: {t.value:.3f} (bound {t.bound}; {t.verdict})" for t in targets]
 
 
-__all__ = ["ExperimentConfig", "run", "Tables", "check_targets", "format_table", "TARGETS"]
+__all__ = ["RLHFConfig", "run_rlhf", "Tables", "check_targets", "format_table", "TARGETS"]

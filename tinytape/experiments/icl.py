@@ -10,16 +10,16 @@ Three pieces, usable on their own:
 * The harness: `build_prompt` (task description + k demonstrations + query),
   `score_candidates` (log-likelihood of each candidate continuation) and `frozen` (eval
   mode, `no_grad`, and a bit-for-bit check that no parameter or buffer changed).
-* The experiment: `run_experiment` trains the same small GPT on bursty and on non-bursty
+* The experiment: `run_icl` trains the same small GPT on bursty and on non-bursty
   data and reports few-shot accuracy on held-out mappings against the number of pairs
-  shown before the query, split by whether the query's key was among them.
+  shown before the query, split by whether the query's key was among them; it writes
+  results.json in the shared schema (tinytape.experiments.protocol).
 
 See docs/icl.md for the design decisions and the measured results.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import time
@@ -34,8 +34,19 @@ from ..autograd.grad_mode import no_grad
 from ..config import get_num_threads, set_num_threads
 from ..models import GPT, GPTConfig
 from ..nn.module import Module
-from ..optim import AdamW, WarmupCosineLR, param_groups_for_weight_decay
-from .trainer import MetricsLogger, Trainer, TrainResult
+from ..numeric import log_softmax
+from ..optim import make_optimizer, make_schedule
+from ..train.trainer import MetricsLogger, Trainer, TrainResult
+from .protocol import (
+    Protocol,
+    Target,
+    markdown_table,
+    prepare_run_dir,
+    proportion_interval,
+    target,
+    targets_table,
+    write_results,
+)
 
 IGNORE_INDEX = -100
 SHOTS: tuple[int, ...] = (0, 1, 2, 4, 8, 15)
@@ -188,12 +199,6 @@ def build_prompt(task: Sequence[int], demos: Sequence[tuple[Sequence[int], Seque
     return np.concatenate(parts)
 
 
-def _log_softmax(z: np.ndarray) -> np.ndarray:
-    z = z.astype(np.float64)
-    z = z - z.max(axis=-1, keepdims=True)
-    return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
-
-
 def score_candidates(model: Module, prompts: Sequence[Sequence[int]] | np.ndarray,
                      candidates: Sequence[Sequence[int]] | np.ndarray,
                      batch_size: int = 512) -> np.ndarray:
@@ -223,12 +228,12 @@ def score_candidates(model: Module, prompts: Sequence[Sequence[int]] | np.ndarra
                 idx = rows[start:start + batch_size]
                 block = np.stack([plist[i] for i in idx])
                 if single:
-                    logp = _log_softmax(model(block)[0].numpy()[:, -1, :])
+                    logp = log_softmax(model(block)[0].numpy()[:, -1, :])
                     scores[idx] = logp[:, [int(c[0]) for c in cands]]
                     continue
                 for j, c in enumerate(cands):
                     ids = np.concatenate([block, np.broadcast_to(c, (len(idx), c.size))], axis=1)
-                    logp = _log_softmax(model(ids[:, :-1])[0].numpy()[:, length - 1:, :])
+                    logp = log_softmax(model(ids[:, :-1])[0].numpy()[:, length - 1:, :])
                     scores[idx, j] = np.take_along_axis(
                         logp, np.broadcast_to(c, (len(idx), c.size))[:, :, None], 2).sum((1, 2))
     return scores
@@ -280,7 +285,7 @@ def positionwise_accuracy(model: Module, task: PairTask, episodes: Episodes) -> 
 # ====================================================================== experiment
 @dataclass
 class ICLConfig:
-    """Everything the experiment depends on (saved in results.json)."""
+    """Everything the experiment depends on (saved in results.json and config.json)."""
 
     n_keys: int = 16
     n_labels: int = 8
@@ -306,6 +311,23 @@ class ICLConfig:
     shots: tuple[int, ...] = SHOTS
     seed: int = 0
     conditions: tuple[str, ...] = ("bursty", "non-bursty")
+
+    def __post_init__(self) -> None:
+        for name in ("steps", "batch_size", "test_episodes", "eval_episodes", "d_model",
+                     "n_layers", "n_heads"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if not self.lr > 0 or not self.init_scale > 0:
+            raise ValueError(f"lr and init_scale must be positive, got {self.lr}, "
+                             f"{self.init_scale}")
+        if not self.weight_decay >= 0 or self.warmup_steps < 0 or self.min_lr < 0:
+            raise ValueError(f"weight_decay, warmup_steps and min_lr must be at least 0, got "
+                             f"{self.weight_decay}, {self.warmup_steps}, {self.min_lr}")
+        bad = [c for c in self.conditions if c not in ("bursty", "non-bursty")]
+        if bad or not self.conditions:
+            raise ValueError(f"conditions: expected bursty and/or non-bursty, got "
+                             f"{self.conditions}")
+        self.eval_every = min(self.eval_every, self.steps)
 
     def task(self) -> PairTask:
         return PairTask(self.n_keys, self.n_labels, self.n_pairs, self.min_distinct,
@@ -340,10 +362,9 @@ def train_condition(cfg: ICLConfig, bursty: bool, metrics: MetricsLogger | None 
     model = GPT(cfg.model_config(), generator=cfg.seed)
     if cfg.init_scale != 1.0:
         scale_init(model, cfg.init_scale)
-    opt = AdamW(param_groups_for_weight_decay(model.named_parameters(), cfg.weight_decay),
-                lr=cfg.lr)
-    sched = WarmupCosineLR(opt, warmup_steps=min(cfg.warmup_steps, cfg.steps // 4),
-                           total_steps=cfg.steps, min_lr=cfg.min_lr)
+    opt = make_optimizer(model, "adamw", lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sched = make_schedule(opt, cfg.steps, cfg.warmup_steps,
+                          min_lr_ratio=min(cfg.min_lr / cfg.lr, 1.0))
     probe = task.sample(cfg.eval_episodes, np.random.default_rng([cfg.seed, 2]), bursty=True)
 
     def sample(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -389,25 +410,24 @@ def run_condition(cfg: ICLConfig, condition: str, metrics_path: str | None = Non
     return entry, [r for r in logger.records if r.get("event") == "eval"]
 
 
-def run_experiment(cfg: ICLConfig, out_dir: str | os.PathLike | None = None,
-                   progress: bool | str | None = None, jobs: int = 1) -> dict[str, Any]:
+def run_icl(cfg: ICLConfig, out_dir: str | os.PathLike | None = None,
+            progress: bool | str | None = None, jobs: int = 1) -> dict[str, Any]:
     """Train one model per condition (in `jobs` processes), evaluate each with
     `few_shot_accuracy` on the same held-out bursty episodes and check the targets. With
     out_dir: metrics.jsonl (the Trainer's records, each with its "condition") and
-    results.json. The evaluation histories are in results["history"]."""
+    results.json (the shared schema). Returns {"config", "metrics", "targets", "tables",
+    "history"} (the evaluation histories, also in metrics.jsonl)."""
     task = cfg.task()
     for condition in cfg.conditions:
         if condition not in ("bursty", "non-bursty"):
             raise ValueError(f"unknown condition {condition!r} (bursty or non-bursty)")
+    config = {**asdict(cfg), "shots": list(cfg.shots), "conditions": list(cfg.conditions)}
     path = None
     if out_dir is not None:
-        os.makedirs(out_dir, exist_ok=True)
+        prepare_run_dir(out_dir, config, resume=False,
+                        outputs=("metrics.jsonl", "results.json", "icl.png"))
         path = os.path.join(out_dir, "metrics.jsonl")
-        if os.path.exists(path):
-            os.remove(path)  # a fresh run: MetricsLogger appends
-    results: dict[str, Any] = {"config": {**asdict(cfg), "shots": list(cfg.shots),
-                                          "conditions": list(cfg.conditions)},
-                               "vocab_size": task.vocab_size, "jobs": jobs, "conditions": {}}
+    metrics: dict[str, Any] = {"vocab_size": task.vocab_size, "jobs": jobs, "conditions": {}}
     t0 = time.perf_counter()
     if jobs > 1 and len(cfg.conditions) > 1:
         import multiprocessing as mp
@@ -418,16 +438,46 @@ def run_experiment(cfg: ICLConfig, out_dir: str | os.PathLike | None = None,
                                                 for c in cfg.conditions])
     else:
         outs = [run_condition(cfg, c, path, progress) for c in cfg.conditions]
-    results["history"] = []
-    for condition, (entry, history) in zip(cfg.conditions, outs):
-        results["conditions"][condition] = entry
-        results["history"] += history
-    results["wall_seconds"] = time.perf_counter() - t0
-    results["targets"] = check_targets(results)
+    history: list[dict[str, Any]] = []
+    for condition, (entry, hist) in zip(cfg.conditions, outs):
+        metrics["conditions"][condition] = entry
+        history += hist
+    metrics["wall_seconds"] = time.perf_counter() - t0
+    targets = check_targets(metrics)
+    tables = {"accuracy": {
+        "caption": f"accuracy on held-out mappings with frozen weights (chance "
+                   f"{1 / cfg.n_labels:.3f}), with the 95% Wilson interval over the "
+                   f"{cfg.test_episodes} test episodes (one training seed)",
+        "columns": ["condition", "prior pairs", "accuracy", "query key shown",
+                    "acc. (shown)", "acc. (not shown)"],
+        "rows": table_rows(metrics)}}
+    protocol = Protocol(
+        splits={"test episodes (held-out mappings)": cfg.test_episodes,
+                "probe episodes (progress only)": cfg.eval_episodes},
+        seeds=[cfg.seed], tuned={},
+        notes="Every training sequence draws a fresh mapping, so test mappings are unseen; "
+              "nothing is chosen on the probe (the last step is scored); one training seed: "
+              "the intervals are over test episodes only (issue 15 adds seeds).")
     if out_dir is not None:
-        with open(os.path.join(out_dir, "results.json"), "w") as f:
-            json.dump(results, f, indent=2)
-    return results
+        write_results(out_dir, "icl", config, protocol, metrics, targets, tables)
+    return {"config": config, "metrics": metrics, "targets": targets, "tables": tables,
+            "protocol": protocol, "history": history}
+
+
+def _iv(p: float | None, n: int):
+    return proportion_interval(int(round((p or 0.0) * n)), n) if n else None
+
+
+def table_rows(metrics: dict[str, Any]) -> list[list[Any]]:
+    """One row per condition and number of prior pairs: accuracy [interval], the fraction of
+    queries whose key was shown, and the accuracy of each part."""
+    rows = []
+    for cond, res in metrics["conditions"].items():
+        for r in res["rows"]:
+            iv = _iv(r["accuracy"], r["n"])
+            rows.append([cond, r["shots"], iv.format(3) if iv else "-", r["shown_fraction"],
+                         r["accuracy_shown"], r["accuracy_not_shown"]])
+    return rows
 
 
 def data_statistics(task: PairTask, bursty: bool, seed: int, n: int = 4096) -> dict[str, float]:
@@ -438,54 +488,56 @@ def data_statistics(task: PairTask, bursty: bool, seed: int, n: int = 4096) -> d
             "mean_distinct_keys": float(distinct.mean())}
 
 
-def check_targets(results: dict[str, Any]) -> dict[str, Any]:
-    """The issue's targets, each with the measured number and whether it is met."""
-    out: dict[str, Any] = {}
-    conds = results["conditions"]
+def check_targets(metrics: dict[str, Any]) -> list[Target]:
+    """The issue's targets, each an accuracy (or a difference of two) with its 95% interval
+    over the test episodes: bursty zero-shot <= 0.15; bursty accuracy >= 0.65 at every
+    k >= 4 (the worst such k) and >= 0.85 on shown keys; rising from 0 shots to the most;
+    the non-bursty control <= 0.20 at every k (the best such k)."""
+    out: list[Target] = []
+    conds = metrics["conditions"]
     if "bursty" in conds:
         rows = {r["shots"]: r for r in conds["bursty"]["rows"]}
         if 0 in rows:
-            out["zero_shot_at_most_0.15"] = _target(rows[0]["accuracy"], 0.15, above=False)
+            out.append(target("bursty, 0 shots: accuracy (at most 0.15)",
+                              _iv(rows[0]["accuracy"], rows[0]["n"]), 0.15,
+                              higher_is_better=False))
         many = [r for k, r in rows.items() if k >= 4]
         if many:
-            out["accuracy_4plus_at_least_0.65"] = _target(
-                min(r["accuracy"] for r in many), 0.65, above=True)
-            shown = [r["accuracy_shown"] for r in many if r["accuracy_shown"] is not None]
+            worst = min(many, key=lambda r: r["accuracy"])
+            out.append(target(f"bursty, >= 4 shots: accuracy (worst k = {worst['shots']}; at "
+                              f"least 0.65)", _iv(worst["accuracy"], worst["n"]), 0.65))
+            shown = [r for r in many if r["accuracy_shown"] is not None]
             if shown:
-                out["accuracy_shown_4plus_at_least_0.85"] = _target(min(shown), 0.85, above=True)
+                w = min(shown, key=lambda r: r["accuracy_shown"])
+                out.append(target(f"bursty, >= 4 shots, key shown: accuracy (worst k = "
+                                  f"{w['shots']}; at least 0.85)",
+                                  _iv(w["accuracy_shown"], w["n_shown"]), 0.85))
         ks = sorted(rows)
-        accs = [rows[k]["accuracy"] for k in ks]
-        out["rising_with_shots"] = {"value": accs,
-                                    "met": bool(all(b >= a - 0.02 for a, b in zip(accs, accs[1:]))
-                                                and accs[-1] > accs[0])}
+        if len(ks) > 1:
+            lo, hi = rows[ks[0]], rows[ks[-1]]
+            a, b = _iv(hi["accuracy"], hi["n"]), _iv(lo["accuracy"], lo["n"])
+            half = math.hypot(a.hi - a.mean, b.hi - b.mean)  # independent-sample bound
+            diff = a.mean - b.mean
+            out.append(Target(f"bursty: accuracy at {ks[-1]} minus at {ks[0]} shots (above 0)",
+                              diff, (diff - half, diff + half), 0.0,
+                              "met" if diff - half > 0 else "not met" if diff + half < 0
+                              else "inconclusive"))
     if "non-bursty" in conds:
-        out["control_at_most_0.20"] = _target(
-            max(r["accuracy"] for r in conds["non-bursty"]["rows"]), 0.20, above=False)
+        best = max(conds["non-bursty"]["rows"], key=lambda r: r["accuracy"])
+        out.append(target(f"non-bursty control: accuracy (best k = {best['shots']}; at most "
+                          f"0.20)", _iv(best["accuracy"], best["n"]), 0.20,
+                          higher_is_better=False))
     return out
 
 
-def _target(value: float, bound: float, above: bool) -> dict[str, Any]:
-    met = value >= bound if above else value <= bound
-    return {"value": value, "bound": bound, "met": bool(met)}
+def format_summary(results: dict[str, Any]) -> str:
+    """The accuracy table and the targets as markdown."""
+    t = results["tables"]["accuracy"]
+    return (markdown_table(t["columns"], t["rows"]) + "\n\n"
+            + targets_table(results["targets"]))
 
 
-def format_table(results: dict[str, Any]) -> str:
-    """The accuracy table (markdown) for every condition and number of prior pairs."""
-    lines = ["| condition | prior pairs | accuracy | query key shown | acc. (shown) "
-             "| acc. (not shown) |", "|---|---:|---:|---:|---:|---:|"]
-
-    def f(v: float | None) -> str:
-        return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.3f}"
-
-    for cond, res in results["conditions"].items():
-        for r in res["rows"]:
-            lines.append(f"| {cond} | {r['shots']} | {f(r['accuracy'])} | "
-                         f"{f(r['shown_fraction'])} | {f(r['accuracy_shown'])} | "
-                         f"{f(r['accuracy_not_shown'])} |")
-    return "\n".join(lines)
-
-
-def plot_results(results: dict[str, Any], history: Sequence[dict[str, Any]],
+def plot_results(metrics: dict[str, Any], history: Sequence[dict[str, Any]],
                  path: str | os.PathLike) -> bool:
     """Write the figure (accuracy vs prior pairs; held-out accuracy on shown keys vs
     training step). Returns False (and writes nothing) without matplotlib."""
@@ -498,7 +550,7 @@ def plot_results(results: dict[str, Any], history: Sequence[dict[str, Any]],
         return False
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
     colors = {"bursty": "tab:blue", "non-bursty": "tab:orange"}
-    for cond, res in results["conditions"].items():
+    for cond, res in metrics["conditions"].items():
         ks = [r["shots"] for r in res["rows"]]
         c = colors.get(cond)
         ax1.plot(ks, [r["accuracy"] for r in res["rows"]], "o-", color=c, label=f"{cond}: all")
@@ -514,7 +566,7 @@ def plot_results(results: dict[str, Any], history: Sequence[dict[str, Any]],
         ax2.plot([r["step"] for r in h], [r["acc_not_shown"] for r in h], ":", color=c,
                  label=f"{cond}: key not shown")
     for ax in (ax1, ax2):
-        ax.axhline(results["conditions"][next(iter(results["conditions"]))]["chance"],
+        ax.axhline(metrics["conditions"][next(iter(metrics["conditions"]))]["chance"],
                    color="gray", lw=0.8, ls="--", label="chance")
         ax.set_ylim(0, 1.02)
         ax.grid(alpha=0.3)
