@@ -360,8 +360,10 @@ def test_lm_train_command_two_ranks(tmp_path):
     assert runs[2][0].count("GPT d_model 16") == 1  # rank 0 alone prints
     assert len(runs[2][2]) == len(runs[1][2])  # and logs
     # float32 training: equal up to rounding
-    assert abs(runs[2][1]["val_bpc"] - runs[1][1]["val_bpc"]) < 1e-4
-    for a, b in zip(runs[2][1]["evals"], runs[1][1]["evals"]):
+    two, one = runs[2][1]["metrics"], runs[1][1]["metrics"]  # the shared results schema
+    assert abs(two["val_bpc"] - one["val_bpc"]) < 1e-4
+    assert len(two["evals"]) == len(one["evals"]) > 0
+    for a, b in zip(two["evals"], one["evals"]):
         assert a["step"] == b["step"] and abs(a["val_bpc"] - b["val_bpc"]) < 1e-4
 
 
