@@ -26,6 +26,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -39,13 +40,17 @@ clock = CLOCKS["wall"]
 def tinytape_chain(xv: np.ndarray, wv: np.ndarray) -> Callable[[int], tuple[float, float]]:
     import tinytape as tt
 
-    x, w = tt.tensor(xv, requires_grad=True), tt.tensor(wv, requires_grad=True)
+    return _chain(tt, tt.tensor(xv, requires_grad=True), tt.tensor(wv, requires_grad=True))
+
+
+def _chain(lib: Any, x: Any, w: Any) -> Callable[[int], tuple[float, float]]:
+    """The chain on tensors of `lib` (tinytape or torch, which share these names)."""
 
     def run(n: int) -> tuple[float, float]:
         t0 = clock()
         y = x
         for _ in range(n // 4):
-            y = tt.sigmoid(tt.tanh(y * w + 0.5))
+            y = lib.sigmoid(lib.tanh(y * w + 0.5))
         t1 = clock()
         y.sum().backward()
         t2 = clock()
@@ -59,21 +64,8 @@ def torch_chain(xv: np.ndarray, wv: np.ndarray) -> Callable[[int], tuple[float, 
     import torch
 
     torch.set_num_threads(1)
-    x = torch.tensor(xv, requires_grad=True)
-    w = torch.tensor(wv, requires_grad=True)
-
-    def run(n: int) -> tuple[float, float]:
-        t0 = clock()
-        y = x
-        for _ in range(n // 4):
-            y = torch.sigmoid(torch.tanh(y * w + 0.5))
-        t1 = clock()
-        y.sum().backward()
-        t2 = clock()
-        x.grad = w.grad = None
-        return t1 - t0, t2 - t0
-
-    return run
+    return _chain(torch, torch.tensor(xv, requires_grad=True),
+                  torch.tensor(wv, requires_grad=True))
 
 
 def numpy_chain(xv: np.ndarray, wv: np.ndarray) -> Callable[[int], tuple[float, float]]:

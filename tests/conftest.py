@@ -75,5 +75,16 @@ def any_backend(request):
 
 
 @pytest.fixture
+def one_kernel_thread():
+    """Run the test with one kernel thread, then put the setting back."""
+    import tinytape
+
+    before = tinytape.get_num_threads()
+    tinytape.set_num_threads(1)
+    yield
+    tinytape.set_num_threads(before)
+
+
+@pytest.fixture
 def rng():
     return np.random.default_rng(1234)

@@ -27,15 +27,8 @@ from tinytape.train.fewshot import (
     split_labelled,
 )
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    import tinytape
-
-    before = tinytape.get_num_threads()
-    tinytape.set_num_threads(1)
-    yield
-    tinytape.set_num_threads(before)
+#: the fits are compared to fixed figures and to each other: one kernel thread
+pytestmark = pytest.mark.usefixtures("one_kernel_thread")
 
 
 def _docs(label, words, books, per_book, seed):
