@@ -137,3 +137,12 @@ def test_check_names_the_backend_in_its_first_line(tmp_path):
     assert f"backend {tinytape.backend.name()}" in first, first
     if os.environ.get("CI", "").lower() not in ("", "0", "false"):
         assert "backend c (SIMD" in first, first
+
+
+def test_output_into_a_closed_pipe_ends_quietly(tmp_path):
+    """`python -m tinytape check | head -1`: no traceback when head closes the pipe."""
+    res = subprocess.run(f'"{sys.executable}" -m tinytape check --quick --out "{tmp_path}" '
+                         "| head -n 1", shell=True, capture_output=True, text=True,
+                         cwd=tmp_path, timeout=300)
+    assert res.stdout.startswith(f"tinytape {tinytape.__version__} at "), res.stdout
+    assert "Traceback" not in res.stderr and "BrokenPipeError" not in res.stderr, res.stderr
