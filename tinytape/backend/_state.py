@@ -46,13 +46,18 @@ def package_dir() -> Path:
     return Path(__file__).resolve().parent.parent
 
 
+def _built_extensions(folder: Path) -> list[str]:
+    """Names of the compiled _C files in a tinytape folder (not _C.pyx or _C.c)."""
+    return sorted(p.name for p in folder.glob("_C.*") if p.suffix in (".so", ".pyd"))
+
+
 def _shadowed_builds() -> list[Path]:
     """Other copies of tinytape on sys.path that hold a compiled _C: a `pip install .`
     into site-packages is hidden by the source tree when Python starts in the checkout."""
     here, found = package_dir(), []
     for entry in sys.path:
         candidate = Path(entry or ".").resolve() / "tinytape"
-        if candidate != here and any(candidate.glob("_C.*")):
+        if candidate != here and _built_extensions(candidate):
             found.append(candidate)
     return found
 
@@ -66,7 +71,7 @@ def missing_reason() -> str:
     if _C is not None:
         return ""
     here = package_dir()
-    built = sorted(p.name for p in here.glob("_C.*") if p.suffix in (".so", ".pyd"))
+    built = _built_extensions(here)
     if built:
         return f"{', '.join(built)} is there but does not load ({_import_error})"
     if _is_checkout(here.parent):
