@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
 import pytest
@@ -74,15 +76,24 @@ def any_backend(request):
         yield request.param
 
 
-@pytest.fixture
-def one_kernel_thread():
-    """Run the test with one kernel thread, then put the setting back."""
+@contextmanager
+def kernel_threads(n: int) -> Iterator[None]:
+    """A block run with n kernel threads; the setting is put back afterwards."""
     import tinytape
 
     before = tinytape.get_num_threads()
-    tinytape.set_num_threads(1)
-    yield
-    tinytape.set_num_threads(before)
+    tinytape.set_num_threads(n)
+    try:
+        yield
+    finally:
+        tinytape.set_num_threads(before)
+
+
+@pytest.fixture
+def one_kernel_thread():
+    """Run the test with one kernel thread."""
+    with kernel_threads(1):
+        yield
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 import numpy as np
 import pytest
+from conftest import kernel_threads
 
 import tinytape
 from tinytape import backend
@@ -82,10 +83,8 @@ def _bits(outputs: list[np.ndarray]) -> list[bytes]:
 
 @pytest.fixture
 def threads2():
-    saved = tinytape.get_num_threads()
-    tinytape.set_num_threads(2)
-    yield
-    tinytape.set_num_threads(saved)
+    with kernel_threads(2):
+        yield
 
 
 def test_parallel_calls_bit_equal_to_serial(threads2):

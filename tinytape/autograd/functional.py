@@ -159,14 +159,20 @@ def jvp(func: Callable[..., Any], inputs: TensorOrTensors, v: TensorOrTensors | 
         dummies = tuple(Tensor._wrap(np.zeros(o.shape, o.dtype)).requires_grad_()
                         for o in outs)
         first = _grad_or_none(outs, ins, dummies, True)
-        used = [(g, w) for g, w in zip(first, vs) if g is not None and g.requires_grad]
-        if used:
-            jv = grad([g for g, _ in used], dummies, [w for _, w in used], retain_graph=True,
-                      create_graph=create_graph, allow_unused=True)
-        else:
-            jv = (None,) * len(outs)
+        jv = _grads_along(first, vs, dummies, create_graph)
     jv = _zero_unused(jv, outs, strict, "jvp", "output")
     return _like(_detached(outs, create_graph), out_tuple), _like(jv, out_tuple)
+
+
+def _grads_along(first: Sequence[Tensor | None], vs: Sequence[Tensor],
+                 wrt: Sequence[Tensor], create_graph: bool) -> tuple[Tensor | None, ...]:
+    """d(sum_i <first_i, vs_i>)/d wrt: the second step of jvp (the double-backward trick)
+    and hvp; the first gradients that do not depend on wrt contribute nothing."""
+    used = [(g, w) for g, w in zip(first, vs) if g is not None and g.requires_grad]
+    if not used:
+        return (None,) * len(wrt)
+    return grad([g for g, _ in used], wrt, [w for _, w in used], retain_graph=True,
+                create_graph=create_graph, allow_unused=True)
 
 
 def hvp(func: Callable[..., Any], inputs: TensorOrTensors, v: TensorOrTensors | None = None,
@@ -184,12 +190,7 @@ def hvp(func: Callable[..., Any], inputs: TensorOrTensors, v: TensorOrTensors | 
             raise ValueError(f"hvp: func must return a single-element Tensor, got shapes "
                              f"{[o.shape for o in outs]}")
         first = _grad_or_none(outs, ins, (None,), True)
-        used = [(g, w) for g, w in zip(first, vs) if g is not None and g.requires_grad]
-        if used:
-            hv = grad([g for g, _ in used], ins, [w for _, w in used], retain_graph=True,
-                      create_graph=create_graph, allow_unused=True)
-        else:
-            hv = (None,) * len(ins)
+        hv = _grads_along(first, vs, ins, create_graph)
     hv = _zero_unused(hv, ins, strict, "hvp", "input")
     return _detached(outs, create_graph)[0], _like(hv, in_tuple)
 
