@@ -367,6 +367,100 @@ def test_lm_train_command_two_ranks(tmp_path):
         assert a["step"] == b["step"] and abs(a["val_bpc"] - b["val_bpc"]) < 1e-4
 
 
+def _tinytape(out, *args: str, n: int = 1, timeout: float = 300) -> tuple[str, dict]:
+    """`python -m tinytape ARGS --out OUT`, alone or under mpiexec -n n: (stdout, the
+    results.json written)."""
+    exe = _need_mpi()
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    for name in dist.launcher_world_size.__globals__["LAUNCHER_SIZE_VARIABLES"]:
+        env.pop(name, None)
+    cmd = ([exe, "-n", str(n)] if n > 1 else []) + [
+        sys.executable,
+        "-m",
+        "tinytape",
+        *args,
+        "--out",
+        str(out),
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
+    assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{proc.stdout}\n{proc.stderr}"
+    return proc.stdout, json.loads((out / "results.json").read_text())
+
+
+def _without(record: dict, keys: tuple[str, ...]) -> dict:
+    return {k: v for k, v in record.items() if k not in keys}
+
+
+TIMINGS = ("seconds", "pretrain_seconds", "elapsed", "items_per_s")
+
+
+def test_layerwise_command_two_ranks_equal_one_process(tmp_path):
+    """The sweep's (activation, seed) jobs shared out over 2 ranks (3 seeds: 2 and 1):
+    every run's numbers, the tables, the targets and the metrics records are those of one
+    process, exactly."""
+    args = ["layerwise", "--quick", "--width", "16", "--depth", "2", "--depths", "1,2",
+            "--labels-per-class", "10,all", "--seeds", "3", "--steps", "10",
+            "--eval-every", "5", "--pretrain-steps", "8", "--supervised-steps", "5",
+            "--progress", "off", "--no-plot"]  # fmt: skip
+    runs = {n: _tinytape(tmp_path / f"run{n}", *args, "--workers", "1", n=n) for n in (1, 2)}
+    (_, one), (out2, two) = runs[1], runs[2]
+    assert out2.count("layer-wise pretraining:") == 1 and "2 MPI ranks x 1 thread" in out2
+    assert (two["metrics"]["ranks"], one["metrics"]["ranks"]) == (2, 1)
+    assert len(one["metrics"]["runs"]) == len(two["metrics"]["runs"]) > 3 * 5
+    for a, b in zip(two["metrics"]["runs"], one["metrics"]["runs"]):
+        assert _without(a, TIMINGS) == _without(b, TIMINGS)
+    assert two["tables"] == one["tables"] and two["targets"] == one["targets"]
+    logs = [
+        [_without(json.loads(x), TIMINGS) for x in open(tmp_path / f"run{n}" / "metrics.jsonl")]
+        for n in (1, 2)
+    ]
+    assert len(logs[0]) > 50 and logs[1] == logs[0]  # rank 0 alone wrote, in the jobs' order
+
+
+def test_authors_command_two_ranks(tmp_path):
+    """Pretraining data-parallel with the same global batch (float32: equal up to rounding),
+    then the (k, seed) comparisons shared out over the ranks: from the same pretrained model,
+    every row (accuracy, choice, validation scores) exactly that of one process."""
+    from test_authors import _folder
+
+    books = _folder(tmp_path / "books")
+    args = ["authors", "--corpus", str(books), "--ks", "1,2", "--seeds", "2",
+            "--pretrain-steps", "6", "--batch-size", "6", "--d-model", "16", "--heads", "2",
+            "--context", "32", "--vocab-size", "300", "--ft-min-steps", "2",
+            "--ft-max-steps", "2", "--passage-chars", "60", "--threads", "1",
+            "--workers", "1"]  # fmt: skip
+    out1, one = _tinytape(tmp_path / "one", *args)
+    out2, two = _tinytape(tmp_path / "two", *args, n=2)
+    assert out2.count("pretraining a GPT") == 1 and "2 MPI ranks" in out2
+    lm1, lm2 = one["metrics"]["lm"], two["metrics"]["lm"]
+    assert lm2["steps"] == lm1["steps"] == 6
+    assert abs(lm2["val_bpc"] - lm1["val_bpc"]) < 1e-4
+    curves = [
+        [
+            r["loss"]
+            for r in map(json.loads, open(tmp_path / run / "metrics.jsonl"))
+            if r["event"] == "train" and r.get("phase") == "pretrain"
+        ]
+        for run in ("one", "two")
+    ]
+    assert len(curves[0]) > 0 and np.allclose(curves[1], curves[0], rtol=0, atol=1e-5)
+    # the comparisons alone, from the one-process run's pretrained model
+    _, shared = _tinytape(
+        tmp_path / "shared", *args, "--pretrained", str(tmp_path / "one" / "pretrain"), n=2
+    )
+    rows1, rows2 = one["metrics"]["rows"], shared["metrics"]["rows"]
+    assert len(rows1) == 2 * 2 * 5
+    assert [_without(r, TIMINGS) for r in rows2] == [_without(r, TIMINGS) for r in rows1]
+    assert shared["tables"] == one["tables"] and shared["targets"] == one["targets"]
+    results = [
+        r for r in map(json.loads, open(tmp_path / "shared" / "metrics.jsonl"))
+        if r["event"] == "result"
+    ]  # fmt: skip
+    assert len(results) == len(rows1)  # rank 0 logged every rank's rows, once
+    rows_file = (tmp_path / "shared" / "rows.jsonl").read_text().splitlines()
+    assert [json.loads(x)["accuracy"] for x in rows_file] == [r["accuracy"] for r in rows1]
+
+
 @pytest.mark.parametrize(
     "how, message",
     [
