@@ -72,6 +72,12 @@ def test_group_of_one_without_a_launcher(monkeypatch):
     with pytest.raises(TypeError, match="Tensor or a numpy array"):
         dist.all_reduce([1.0])
     assert dist.gather_runs(dist.shard_runs(["a", "b"]), 2) == ["a", "b"]
+    assert dist.on_rank_zero(lambda: 7) == 7
+    with pytest.raises(ZeroDivisionError):
+        dist.on_rank_zero(lambda: 1 / 0)
+    with dist.group_of_one() as alone:
+        assert dist.get_world_size() == 1 and alone is not g
+    assert dist.init_process_group() is g
 
 
 def test_launcher_without_mpi4py_is_a_clear_error(monkeypatch):
@@ -205,6 +211,13 @@ def test_collectives_on_two_ranks(tmp_path):
         np.testing.assert_array_equal(got["objects"], [0, 1])
         assert got["runs"].tolist() == ["aa", "bb", "cc", "dd", "ee"]
         assert got["run_items"].tolist() == [[0, 2, 4], [1, 3]][rank]
+        assert got["on_rank_zero"] == 10 and got["ran"].tolist() == [[0], []][rank]
+        assert got["errors"].tolist() == [
+            "ZeroDivisionError: division by zero",
+            # rank 0 raises the error itself, the others a RuntimeError with its message
+            ["UnpicklableError", "RuntimeError: UnpicklableError"][rank] + ": cannot pickle lock",
+        ]
+        assert got["alone"].tolist() == [0, 1, 3] and got["after"].tolist() == [2]
 
 
 def test_ddp_two_ranks_equal_one_process_with_the_double_batch(tmp_path):
