@@ -472,6 +472,16 @@ def test_authors_command_two_ranks(tmp_path):
     assert len(results) == len(rows1)  # rank 0 logged every rank's rows, once
     rows_file = (tmp_path / "shared" / "rows.jsonl").read_text().splitlines()
     assert [json.loads(x)["accuracy"] for x in rows_file] == [r["accuracy"] for r in rows1]
+    # interrupted after the first comparison (and a torn line): 2 ranks resume the other
+    # three (a round of 2, then 1) and end with the same rows
+    (tmp_path / "shared" / "rows.jsonl").write_text("\n".join(rows_file[:5]) + '\n{"to')
+    said, again = _tinytape(
+        tmp_path / "shared", *args, "--pretrained", str(tmp_path / "one" / "pretrain"), n=2
+    )
+    assert "resuming: 1 of 4 (k, seed) comparisons done" in said
+    assert [_without(r, TIMINGS) for r in again["metrics"]["rows"]] == [
+        _without(r, TIMINGS) for r in rows1
+    ]
 
 
 @pytest.mark.parametrize(
