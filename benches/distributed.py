@@ -83,7 +83,7 @@ def tinytape_worker(steps: int, threads: int, bucket_mb: float, batch: int) -> d
     model = GPT(GPTConfig(**CONFIG), generator=0)
     ddp = DistributedDataParallel(model, bucket_cap_mb=bucket_mb) if group.size > 1 else None
     opt = AdamW(model.parameters(), lr=3e-4, weight_decay=0.1)
-    times, cpu, ready, done = [], [], [], []
+    times, cpu, ready, done, hidden_bytes = [], [], [], [], []
     for x, y in batches(WARMUP + steps, batch, group.rank, group.size):
         t0, c0 = time.perf_counter(), time.process_time()
         _, loss = model(x, y)
@@ -95,6 +95,7 @@ def tinytape_worker(steps: int, threads: int, bucket_mb: float, batch: int) -> d
         if ddp is not None:
             ready.append(ddp.last_ready_time)
             done.append(ddp.last_done_time)
+            hidden_bytes.append(ddp.last_hidden_bytes)
     out = {"step_s": times[WARMUP:], "cpu_s": cpu[WARMUP:], "params": model.num_parameters()}
     if ddp is not None:
         # perf_counter is the system's monotonic clock: comparable between processes of
@@ -108,6 +109,11 @@ def tinytape_worker(steps: int, threads: int, bucket_mb: float, batch: int) -> d
         out["exposed_s"] = median(d - r for d, r in zip(done[WARMUP:], last_ready))
         out["blocking_allreduce_s"] = _blocking_allreduce(dist, [b.buffer for b in ddp._buckets])
         out["buckets"] = len(ddp._buckets)
+        # the share of the gradient bytes reduced before backward's end, and the largest
+        # share it could be (the last bucket starts only when backward ends)
+        total = sum(b.buffer.nbytes for b in ddp._buckets)
+        out["finished_in_backward"] = median(hidden_bytes[WARMUP:]) / total
+        out["last_bucket_share"] = ddp._buckets[-1].buffer.nbytes / total
         out["bandwidth"] = {
             str(mb): _bus_bandwidth(dist, np.zeros(int(mb * 2**20) // 4, np.float32))
             for mb in SIZES_MB
@@ -306,6 +312,7 @@ def main(argv: list[str] | None = None) -> int:
     exposed = median(res["exposed_s"] for res in two)
     blocking = median(res["blocking_allreduce_s"] for res in two)
     hidden = max(0.0, min(1.0, 1 - exposed / blocking))
+    in_backward = median(res["finished_in_backward"] for res in two)
     bandwidth = {mb: median(res["bandwidth"][mb] for res in two) for mb in two[0]["bandwidth"]}
     print(
         f"\n{os.cpu_count()} cores; load average (1 min) {load[0]:.1f} at the start, "
@@ -325,6 +332,11 @@ def main(argv: list[str] | None = None) -> int:
         f"{blocking * 1e3:.2f} ms blocking, back to back. Rank 0 waited {waited * 1e3:.2f} ms a "
         f"step after its last gradient, {exposed * 1e3:.2f} ms of it after the slower rank's "
         f"last gradient: {100 * hidden:.0f}% of the all-reduce hidden behind backward"
+    )
+    print(
+        f"all-reduces finished before backward's end: {100 * in_backward:.0f}% of the gradient "
+        f"bytes (at most {100 * (1 - two[0]['last_bucket_share']):.0f}%: the last bucket "
+        f"starts when backward ends)"
     )
     print(
         "all-reduce bus bandwidth: "
@@ -373,6 +385,7 @@ def main(argv: list[str] | None = None) -> int:
                  "steps": args.steps, "rounds": args.rounds, "layouts": rows, "runs": runs,
                  "speedup_2x1": speedup, "speedup_bound_2x1": bound,
                  "vs_torch_ddp": vs_torch, "hidden_fraction": hidden,
+                 "finished_in_backward": in_backward,
                  "wait_s": waited, "exposed_s": exposed, "blocking_allreduce_s": blocking,
                  "bandwidth_bytes_per_s": bandwidth, "projection": table,
                  "cores": os.cpu_count(), "load_average": load},

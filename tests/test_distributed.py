@@ -174,14 +174,20 @@ def _need_mpi() -> str:
     pytest.skip(why)
 
 
-def run_mpi(
-    case: str, out, *args: str, n: int = 2, timeout: float = 180, check: bool = True
-) -> subprocess.CompletedProcess:
+def _env() -> dict[str, str]:
+    """This environment with one kernel thread and without a launcher's variables (the
+    processes started get their own)."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     for name in dist.launcher_world_size.__globals__["LAUNCHER_SIZE_VARIABLES"]:
         env.pop(name, None)
+    return env
+
+
+def run_mpi(
+    case: str, out, *args: str, n: int = 2, timeout: float = 180, check: bool = True
+) -> subprocess.CompletedProcess:
     cmd = [_need_mpi(), "-n", str(n), sys.executable, WORKER, case, str(out), *args]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=_env())
     if check:
         assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{proc.stdout}\n{proc.stderr}"
     return proc
@@ -324,69 +330,10 @@ def test_trainer_two_ranks_equal_one_and_resume_at_another_world_size(tmp_path):
         _assert_params_close(_load(one_then_two, "trainer6", rank), want)
 
 
-def test_lm_train_command_two_ranks(tmp_path):
-    exe = _need_mpi()
-    corpus = tmp_path / "corpus"
-    corpus.mkdir()
-    rng = np.random.default_rng(0)
-    words = ["tape", "grad", "node", "leaf", "rank", "batch", "step", "loss"]
-    for i in range(12):
-        (corpus / f"{i}.txt").write_text(" ".join(rng.choice(words, 60)) + ".\n")
-    args = [
-        "-m",
-        "tinytape",
-        "lm",
-        "train",
-        "--corpus",
-        str(corpus),
-        "--steps",
-        "6",
-        "--d-model",
-        "16",
-        "--context",
-        "16",
-        "--layers",
-        "1",
-        "--heads",
-        "2",
-        "--batch-size",
-        "6",
-        "--eval-every",
-        "3",
-        "--warmup",
-        "1",
-        "--sample-tokens",
-        "10",
-    ]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    runs = {}
-    for n in (1, 2):
-        out = tmp_path / f"run{n}"
-        cmd = ([exe, "-n", "2"] if n == 2 else []) + [sys.executable, *args, "--out", str(out)]
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
-        assert proc.returncode == 0, proc.stdout + proc.stderr
-        runs[n] = (
-            proc.stdout,
-            json.loads((out / "results.json").read_text()),
-            (out / "metrics.jsonl").read_text().splitlines(),
-        )
-    assert runs[2][0].count("GPT d_model 16") == 1  # rank 0 alone prints
-    assert len(runs[2][2]) == len(runs[1][2])  # and logs
-    # float32 training: equal up to rounding
-    two, one = runs[2][1]["metrics"], runs[1][1]["metrics"]  # the shared results schema
-    assert abs(two["val_bpc"] - one["val_bpc"]) < 1e-4
-    assert len(two["evals"]) == len(one["evals"]) > 0
-    for a, b in zip(two["evals"], one["evals"]):
-        assert a["step"] == b["step"] and abs(a["val_bpc"] - b["val_bpc"]) < 1e-4
-
-
 def _tinytape(out, *args: str, n: int = 1, timeout: float = 300) -> tuple[str, dict]:
     """`python -m tinytape ARGS --out OUT`, alone or under mpiexec -n n: (stdout, the
     results.json written)."""
     exe = _need_mpi()
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    for name in dist.launcher_world_size.__globals__["LAUNCHER_SIZE_VARIABLES"]:
-        env.pop(name, None)
     cmd = ([exe, "-n", str(n)] if n > 1 else []) + [
         sys.executable,
         "-m",
@@ -395,7 +342,7 @@ def _tinytape(out, *args: str, n: int = 1, timeout: float = 300) -> tuple[str, d
         "--out",
         str(out),
     ]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=_env())
     assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{proc.stdout}\n{proc.stderr}"
     return proc.stdout, json.loads((out / "results.json").read_text())
 
@@ -405,6 +352,28 @@ def _without(record: dict, keys: tuple[str, ...]) -> dict:
 
 
 TIMINGS = ("seconds", "pretrain_seconds", "elapsed", "items_per_s")
+
+
+def test_lm_train_command_two_ranks(tmp_path):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    rng = np.random.default_rng(0)
+    words = ["tape", "grad", "node", "leaf", "rank", "batch", "step", "loss"]
+    for i in range(12):
+        (corpus / f"{i}.txt").write_text(" ".join(rng.choice(words, 60)) + ".\n")
+    args = ["lm", "train", "--corpus", str(corpus), "--steps", "6", "--d-model", "16",
+            "--context", "16", "--layers", "1", "--heads", "2", "--batch-size", "6",
+            "--eval-every", "3", "--warmup", "1", "--sample-tokens", "10"]  # fmt: skip
+    runs = {n: _tinytape(tmp_path / f"run{n}", *args, n=n) for n in (1, 2)}
+    logs = {n: (tmp_path / f"run{n}" / "metrics.jsonl").read_text().splitlines() for n in runs}
+    assert runs[2][0].count("GPT d_model 16") == 1  # rank 0 alone prints
+    assert len(logs[2]) == len(logs[1])  # and logs
+    # float32 training: equal up to rounding
+    two, one = runs[2][1]["metrics"], runs[1][1]["metrics"]  # the shared results schema
+    assert abs(two["val_bpc"] - one["val_bpc"]) < 1e-4
+    assert len(two["evals"]) == len(one["evals"]) > 0
+    for a, b in zip(two["evals"], one["evals"]):
+        assert a["step"] == b["step"] and abs(a["val_bpc"] - b["val_bpc"]) < 1e-4
 
 
 def test_layerwise_command_two_ranks_equal_one_process(tmp_path):
@@ -442,7 +411,7 @@ def test_authors_command_two_ranks(tmp_path):
             "--context", "32", "--vocab-size", "300", "--ft-min-steps", "2",
             "--ft-max-steps", "2", "--passage-chars", "60", "--threads", "1",
             "--workers", "1"]  # fmt: skip
-    out1, one = _tinytape(tmp_path / "one", *args)
+    _, one = _tinytape(tmp_path / "one", *args)
     out2, two = _tinytape(tmp_path / "two", *args, n=2)
     assert out2.count("pretraining a GPT") == 1 and "2 MPI ranks" in out2
     lm1, lm2 = one["metrics"]["lm"], two["metrics"]["lm"]
