@@ -10,10 +10,17 @@ layouts of two cores:
     tinytape 2x1   mpiexec -n 2, one thread each, 16 per rank (DistributedDataParallel)
     tinytape 1x2   one process, two kernel threads, batch 32
     torch DDP 2x1  two processes, one thread each, gloo backend, 16 per rank
+    tinytape half  one process, one thread, batch 16: one rank's work in 2x1 without the
+                   other rank and without communication (not a layout: a diagnosis)
 
 Each layout runs in fresh processes, in turn, for --rounds rounds (the order reversed every
 other round, so a slow spell of a shared machine hits all alike); per run, the median step
-after 3 warm-up steps gives tokens/s; the table shows the median over rounds and the range.
+after 3 warm-up steps gives tokens/s; the table shows the median over rounds and the range,
+and the fraction of the step's wall time the process spent on a core (its CPU time over its
+wall time, per thread: below 1, it waited for a core or for the other rank).
+Where 2x1 falls short of 2x: t(1x1) / t(half) is the best 2x1 can do (the per-step costs
+that do not shrink with the batch: the optimizer, the Python work per op); the rest is
+waiting (for a core, the other rank, or communication).
 The 2x1 tinytape run also measures how much of the gradient all-reduce backward hides:
 1 - (time still spent waiting after backward's last gradient) / (the same all-reduces run
 blocking, back to back), and the all-reduce bandwidth of the MPI at several sizes. From
@@ -43,7 +50,7 @@ from train_step import BATCH, CONFIG, torch_gpt  # noqa: E402
 GLOBAL_BATCH = 2 * BATCH
 TOKENS_PER_STEP = GLOBAL_BATCH * CONFIG["context_length"]
 WARMUP = 3
-LAYOUTS = ("tinytape 1x1", "tinytape 2x1", "tinytape 1x2", "torch DDP 2x1")
+LAYOUTS = ("tinytape 1x1", "tinytape 2x1", "tinytape 1x2", "torch DDP 2x1", "tinytape half")
 SIZES_MB = (0.0625, 0.25, 1.0, 4.0, 16.0)  # all-reduce bandwidth message sizes
 
 
@@ -62,7 +69,7 @@ def batches(steps: int, size: int, rank: int, world: int):
 # ---------------------------------------------------------------------------- workers
 
 
-def tinytape_worker(steps: int, threads: int, bucket_mb: float) -> dict | None:
+def tinytape_worker(steps: int, threads: int, bucket_mb: float, batch: int) -> dict | None:
     import numpy as np
 
     import tinytape as tt
@@ -76,18 +83,20 @@ def tinytape_worker(steps: int, threads: int, bucket_mb: float) -> dict | None:
     model = GPT(GPTConfig(**CONFIG), generator=0)
     ddp = DistributedDataParallel(model, bucket_cap_mb=bucket_mb) if group.size > 1 else None
     opt = AdamW(model.parameters(), lr=3e-4, weight_decay=0.1)
-    times, ready, done = [], [], []
-    for x, y in batches(WARMUP + steps, GLOBAL_BATCH, group.rank, group.size):
-        t0 = time.perf_counter()
+    times, cpu, ready, done, hidden_bytes = [], [], [], [], []
+    for x, y in batches(WARMUP + steps, batch, group.rank, group.size):
+        t0, c0 = time.perf_counter(), time.process_time()
         _, loss = model(x, y)
         opt.zero_grad()
         loss.backward()
         opt.step()
         times.append(time.perf_counter() - t0)
+        cpu.append((time.process_time() - c0) / threads)
         if ddp is not None:
             ready.append(ddp.last_ready_time)
             done.append(ddp.last_done_time)
-    out = {"step_s": times[WARMUP:], "params": model.num_parameters()}
+            hidden_bytes.append(ddp.last_hidden_bytes)
+    out = {"step_s": times[WARMUP:], "cpu_s": cpu[WARMUP:], "params": model.num_parameters()}
     if ddp is not None:
         # perf_counter is the system's monotonic clock: comparable between processes of
         # one machine. After rank 0's last gradient it waited done - ready; of that, the
@@ -100,6 +109,11 @@ def tinytape_worker(steps: int, threads: int, bucket_mb: float) -> dict | None:
         out["exposed_s"] = median(d - r for d, r in zip(done[WARMUP:], last_ready))
         out["blocking_allreduce_s"] = _blocking_allreduce(dist, [b.buffer for b in ddp._buckets])
         out["buckets"] = len(ddp._buckets)
+        # the share of the gradient bytes reduced before backward's end, and the largest
+        # share it could be (the last bucket starts only when backward ends)
+        total = sum(b.buffer.nbytes for b in ddp._buckets)
+        out["finished_in_backward"] = median(hidden_bytes[WARMUP:]) / total
+        out["last_bucket_share"] = ddp._buckets[-1].buffer.nbytes / total
         out["bandwidth"] = {
             str(mb): _bus_bandwidth(dist, np.zeros(int(mb * 2**20) // 4, np.float32))
             for mb in SIZES_MB
@@ -137,16 +151,17 @@ def torch_ddp_worker(steps: int, rank: int, world: int, port: int) -> dict | Non
     )
     model = DDP(torch_gpt())
     opt = torch.optim.AdamW(model.parameters(), lr=3e-4, weight_decay=0.1)
-    times = []
+    times, cpu = [], []
     for x, y in batches(WARMUP + steps, GLOBAL_BATCH, rank, world):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         loss = model(torch.from_numpy(x), torch.from_numpy(y))
         opt.zero_grad()
         loss.backward()
         opt.step()
         times.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
     tdist.destroy_process_group()
-    return {"step_s": times[WARMUP:]} if rank == 0 else None
+    return {"step_s": times[WARMUP:], "cpu_s": cpu[WARMUP:]} if rank == 0 else None
 
 
 # ---------------------------------------------------------------------------- launching
@@ -177,8 +192,10 @@ def run_layout(layout: str, steps: int, bucket_mb: float, timeout: float = 600) 
         me = [sys.executable, os.path.abspath(__file__), "--steps", str(steps), "--out", out]
         me += ["--bucket-mb", str(bucket_mb)]
         if layout.startswith("tinytape"):
-            procs, threads = (int(n) for n in layout.split()[-1].split("x"))
-            cmd = me + ["--worker", "tinytape", "--threads", str(threads)]
+            half = layout == "tinytape half"
+            procs, threads = (1, 1) if half else (int(n) for n in layout.split()[-1].split("x"))
+            batch = GLOBAL_BATCH // 2 if half else GLOBAL_BATCH
+            cmd = me + ["--worker", "tinytape", "--threads", str(threads), "--batch", str(batch)]
             if procs > 1:
                 cmd = [_mpiexec(), "-n", str(procs)] + cmd
             subprocess.run(cmd, env=_env(threads), check=True, timeout=timeout)
@@ -202,8 +219,9 @@ def projection(step_1x1: float, params: int, bandwidth: float, hidden: float) ->
     """Efficiency on paper of data parallelism for larger models and more machines.
 
     Each rank's step keeps this bench's 1,024 tokens; compute is 6 N flops per token at the
-    flop rate measured here (one core), or 32 times it (a 32-core machine, if the kernels
-    scaled perfectly); the gradients, 4 N bytes in buckets of 25 MB, go through a ring
+    flop rate measured here (one core; step_1x1 is the CPU time of its step, which waiting
+    for a core does not inflate), or 32 times it (a 32-core machine, if the kernels scaled
+    perfectly); the gradients, 4 N bytes in buckets of 25 MB, go through a ring
     all-reduce: 2 (M - 1) / M * 4 N / bandwidth, plus 2 (M - 1) latencies per bucket.
     Efficiency = compute / (compute + the communication not hidden), with none hidden, the
     fraction measured here hidden, and all of it hidden behind backward (2/3 of compute).
@@ -246,13 +264,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", metavar="PATH")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--threads", type=int, default=1, help=argparse.SUPPRESS)
+    parser.add_argument("--batch", type=int, default=GLOBAL_BATCH, help=argparse.SUPPRESS)
     parser.add_argument("--rank", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
         if args.worker == "tinytape":
-            result = tinytape_worker(args.steps, args.threads, args.bucket_mb)
+            result = tinytape_worker(args.steps, args.threads, args.bucket_mb, args.batch)
         else:
             result = torch_ddp_worker(args.steps, args.rank, 2, args.port)
         if result is not None:
@@ -270,34 +289,54 @@ def main(argv: list[str] | None = None) -> int:
         print("PyTorch is not installed: no torch DDP layout", file=sys.stderr)
         layouts.remove("torch DDP 2x1")
     runs: dict[str, list[dict]] = {name: [] for name in layouts}
+    load = [os.getloadavg()[0]]  # other work on the machine skews every figure
     for r in range(args.rounds):
         for name in layouts if r % 2 == 0 else layouts[::-1]:
             print(f"round {r + 1}/{args.rounds}: {name}...", file=sys.stderr, flush=True)
             runs[name].append(run_layout(name, args.steps, args.bucket_mb))
+    load.append(os.getloadavg()[0])
     rows = {}
     for name, results in runs.items():
-        rates = [TOKENS_PER_STEP / median(res["step_s"]) for res in results]
+        tokens = TOKENS_PER_STEP // (2 if name == "tinytape half" else 1)
+        rates = [tokens / median(res["step_s"]) for res in results]
         rows[name] = {
             "tokens_per_s": median(rates),
             "min": min(rates),
             "max": max(rates),
             "median_step_ms": 1e3 * median(median(res["step_s"]) for res in results),
+            "median_cpu_ms": 1e3 * median(median(res["cpu_s"]) for res in results),
+            "on_core": median(sum(res["cpu_s"]) / sum(res["step_s"]) for res in results),
         }
     two = runs["tinytape 2x1"]
     waited = median(res["wait_s"] for res in two)
     exposed = median(res["exposed_s"] for res in two)
     blocking = median(res["blocking_allreduce_s"] for res in two)
     hidden = max(0.0, min(1.0, 1 - exposed / blocking))
+    in_backward = median(res["finished_in_backward"] for res in two)
     bandwidth = {mb: median(res["bandwidth"][mb] for res in two) for mb in two[0]["bandwidth"]}
-    print(f"\n{'layout':<16}{'tokens/s':>10}{'range':>18}{'step ms':>10}")
+    print(
+        f"\n{os.cpu_count()} cores; load average (1 min) {load[0]:.1f} at the start, "
+        f"{load[1]:.1f} at the end"
+    )
+    print(
+        f"{'layout':<16}{'tokens/s':>10}{'range':>18}{'step ms':>10}{'CPU ms':>9}{'on a core':>11}"
+    )
     for name, row in rows.items():
         rng = f"{row['min']:,.0f}-{row['max']:,.0f}"
-        print(f"{name:<16}{row['tokens_per_s']:>10,.0f}{rng:>18}{row['median_step_ms']:>10.1f}")
+        print(
+            f"{name:<16}{row['tokens_per_s']:>10,.0f}{rng:>18}{row['median_step_ms']:>10.1f}"
+            f"{row['median_cpu_ms']:>9.1f}{row['on_core']:>11.2f}"
+        )
     print(
         f"\nall-reduce of the gradients ({two[0]['buckets']} buckets of <= {args.bucket_mb} MB): "
         f"{blocking * 1e3:.2f} ms blocking, back to back. Rank 0 waited {waited * 1e3:.2f} ms a "
         f"step after its last gradient, {exposed * 1e3:.2f} ms of it after the slower rank's "
         f"last gradient: {100 * hidden:.0f}% of the all-reduce hidden behind backward"
+    )
+    print(
+        f"all-reduces finished before backward's end: {100 * in_backward:.0f}% of the gradient "
+        f"bytes (at most {100 * (1 - two[0]['last_bucket_share']):.0f}%: the last bucket "
+        f"starts when backward ends)"
     )
     print(
         "all-reduce bus bandwidth: "
@@ -306,14 +345,22 @@ def main(argv: list[str] | None = None) -> int:
     speedup = rows["tinytape 2x1"]["tokens_per_s"] / rows["tinytape 1x1"]["tokens_per_s"]
     verdict = "ok  " if speedup >= 1.8 else "MISS"
     print(f"target: {verdict} tinytape 2x1 runs at {speedup:.2f}x tinytape 1x1 (target >= 1.8)")
+    # from CPU time per step (per thread), which waiting for a core does not inflate
+    bound = rows["tinytape 1x1"]["median_cpu_ms"] / rows["tinytape half"]["median_cpu_ms"]
+    print(
+        f"  the best 2x1 could do, CPU time of 1x1 / of half: {bound:.2f}x (the rest of the "
+        f"gap: waiting for a core, the other rank or the all-reduce)"
+    )
     vs_torch = None
     if "torch DDP 2x1" in rows:
         vs_torch = rows["tinytape 2x1"]["tokens_per_s"] / rows["torch DDP 2x1"]["tokens_per_s"]
         verdict = "ok  " if vs_torch >= 1 else "MISS"
         print(f"target: {verdict} tinytape 2x1 runs at {vs_torch:.2f}x torch DDP 2x1 (target >= 1)")
+        by_cpu = rows["torch DDP 2x1"]["median_cpu_ms"] / rows["tinytape 2x1"]["median_cpu_ms"]
+        print(f"  by the CPU time of a rank's step (on a core of its own): {by_cpu:.2f}x")
     best_bw = max(bandwidth.values())
-    table = projection(
-        rows["tinytape 1x1"]["median_step_ms"] / 1e3, two[0]["params"], best_bw, hidden
+    table = projection(  # the step's CPU time: its compute on a core of its own
+        rows["tinytape 1x1"]["median_cpu_ms"] / 1e3, two[0]["params"], best_bw, hidden
     )
     print(
         "\nefficiency on paper (1,024 tokens per rank and step; step s: one rank's compute;"
@@ -336,9 +383,12 @@ def main(argv: list[str] | None = None) -> int:
             json.dump(
                 {"global_batch": GLOBAL_BATCH, "tokens_per_step": TOKENS_PER_STEP,
                  "steps": args.steps, "rounds": args.rounds, "layouts": rows, "runs": runs,
-                 "speedup_2x1": speedup, "vs_torch_ddp": vs_torch, "hidden_fraction": hidden,
+                 "speedup_2x1": speedup, "speedup_bound_2x1": bound,
+                 "vs_torch_ddp": vs_torch, "hidden_fraction": hidden,
+                 "finished_in_backward": in_backward,
                  "wait_s": waited, "exposed_s": exposed, "blocking_allreduce_s": blocking,
-                 "bandwidth_bytes_per_s": bandwidth, "projection": table},
+                 "bandwidth_bytes_per_s": bandwidth, "projection": table,
+                 "cores": os.cpu_count(), "load_average": load},
                 f, indent=2,
             )  # fmt: skip
     return 0

@@ -10,6 +10,7 @@ import json
 import os
 import signal
 import sys
+import threading
 
 import numpy as np
 
@@ -78,7 +79,35 @@ def case_collectives(out: str) -> None:
     mine = dist.shard_runs(list("abcde"))
     got["runs"] = np.array(dist.gather_runs([(i, c * 2) for i, c in mine], 5))
     got["run_items"] = np.array([i for i, _ in mine])
+    # rank 0 alone runs the function; every rank gets its value, or raises its error
+    ran = []
+    got["on_rank_zero"] = np.array(dist.on_rank_zero(lambda: ran.append(r) or 10 + r))
+    got["ran"] = np.array(ran)
+
+    def unpicklable() -> None:
+        raise UnpicklableError("lock")
+
+    errors = []
+    for fn in (lambda: 1 / 0, unpicklable):
+        try:
+            dist.on_rank_zero(fn)
+        except Exception as e:
+            errors.append(f"{type(e).__name__}: {e}")
+    got["errors"] = np.array(errors)
+    with dist.group_of_one():
+        got["alone"] = np.array(
+            [dist.get_rank(), dist.get_world_size(), len(dist.shard_runs("abc"))]
+        )
+    got["after"] = np.array([dist.get_world_size()])
     save(out, "collectives", got)
+
+
+class UnpicklableError(Exception):
+    """An exception that cannot be pickled (it holds a lock)."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(f"cannot pickle {what}")
+        self.lock = threading.Lock()
 
 
 def case_ddp(out: str) -> None:

@@ -72,6 +72,12 @@ def test_group_of_one_without_a_launcher(monkeypatch):
     with pytest.raises(TypeError, match="Tensor or a numpy array"):
         dist.all_reduce([1.0])
     assert dist.gather_runs(dist.shard_runs(["a", "b"]), 2) == ["a", "b"]
+    assert dist.on_rank_zero(lambda: 7) == 7
+    with pytest.raises(ZeroDivisionError):
+        dist.on_rank_zero(lambda: 1 / 0)
+    with dist.group_of_one() as alone:
+        assert dist.get_world_size() == 1 and alone is not g
+    assert dist.init_process_group() is g
 
 
 def test_launcher_without_mpi4py_is_a_clear_error(monkeypatch):
@@ -168,14 +174,20 @@ def _need_mpi() -> str:
     pytest.skip(why)
 
 
-def run_mpi(
-    case: str, out, *args: str, n: int = 2, timeout: float = 180, check: bool = True
-) -> subprocess.CompletedProcess:
+def _env() -> dict[str, str]:
+    """This environment with one kernel thread and without a launcher's variables (the
+    processes started get their own)."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     for name in dist.launcher_world_size.__globals__["LAUNCHER_SIZE_VARIABLES"]:
         env.pop(name, None)
+    return env
+
+
+def run_mpi(
+    case: str, out, *args: str, n: int = 2, timeout: float = 180, check: bool = True
+) -> subprocess.CompletedProcess:
     cmd = [_need_mpi(), "-n", str(n), sys.executable, WORKER, case, str(out), *args]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=_env())
     if check:
         assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{proc.stdout}\n{proc.stderr}"
     return proc
@@ -205,6 +217,13 @@ def test_collectives_on_two_ranks(tmp_path):
         np.testing.assert_array_equal(got["objects"], [0, 1])
         assert got["runs"].tolist() == ["aa", "bb", "cc", "dd", "ee"]
         assert got["run_items"].tolist() == [[0, 2, 4], [1, 3]][rank]
+        assert got["on_rank_zero"] == 10 and got["ran"].tolist() == [[0], []][rank]
+        assert got["errors"].tolist() == [
+            "ZeroDivisionError: division by zero",
+            # rank 0 raises the error itself, the others a RuntimeError with its message
+            ["UnpicklableError", "RuntimeError: UnpicklableError"][rank] + ": cannot pickle lock",
+        ]
+        assert got["alone"].tolist() == [0, 1, 3] and got["after"].tolist() == [2]
 
 
 def test_ddp_two_ranks_equal_one_process_with_the_double_batch(tmp_path):
@@ -311,60 +330,127 @@ def test_trainer_two_ranks_equal_one_and_resume_at_another_world_size(tmp_path):
         _assert_params_close(_load(one_then_two, "trainer6", rank), want)
 
 
-def test_lm_train_command_two_ranks(tmp_path):
+def _tinytape(out, *args: str, n: int = 1, timeout: float = 300) -> tuple[str, dict]:
+    """`python -m tinytape ARGS --out OUT`, alone or under mpiexec -n n: (stdout, the
+    results.json written)."""
     exe = _need_mpi()
+    cmd = ([exe, "-n", str(n)] if n > 1 else []) + [
+        sys.executable,
+        "-m",
+        "tinytape",
+        *args,
+        "--out",
+        str(out),
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=_env())
+    assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{proc.stdout}\n{proc.stderr}"
+    return proc.stdout, json.loads((out / "results.json").read_text())
+
+
+def _without(record: dict, keys: tuple[str, ...]) -> dict:
+    return {k: v for k, v in record.items() if k not in keys}
+
+
+TIMINGS = ("seconds", "pretrain_seconds", "elapsed", "items_per_s")
+
+
+def test_lm_train_command_two_ranks(tmp_path):
     corpus = tmp_path / "corpus"
     corpus.mkdir()
     rng = np.random.default_rng(0)
     words = ["tape", "grad", "node", "leaf", "rank", "batch", "step", "loss"]
     for i in range(12):
         (corpus / f"{i}.txt").write_text(" ".join(rng.choice(words, 60)) + ".\n")
-    args = [
-        "-m",
-        "tinytape",
-        "lm",
-        "train",
-        "--corpus",
-        str(corpus),
-        "--steps",
-        "6",
-        "--d-model",
-        "16",
-        "--context",
-        "16",
-        "--layers",
-        "1",
-        "--heads",
-        "2",
-        "--batch-size",
-        "6",
-        "--eval-every",
-        "3",
-        "--warmup",
-        "1",
-        "--sample-tokens",
-        "10",
-    ]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    runs = {}
-    for n in (1, 2):
-        out = tmp_path / f"run{n}"
-        cmd = ([exe, "-n", "2"] if n == 2 else []) + [sys.executable, *args, "--out", str(out)]
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
-        assert proc.returncode == 0, proc.stdout + proc.stderr
-        runs[n] = (
-            proc.stdout,
-            json.loads((out / "results.json").read_text()),
-            (out / "metrics.jsonl").read_text().splitlines(),
-        )
+    args = ["lm", "train", "--corpus", str(corpus), "--steps", "6", "--d-model", "16",
+            "--context", "16", "--layers", "1", "--heads", "2", "--batch-size", "6",
+            "--eval-every", "3", "--warmup", "1", "--sample-tokens", "10"]  # fmt: skip
+    runs = {n: _tinytape(tmp_path / f"run{n}", *args, n=n) for n in (1, 2)}
+    logs = {n: (tmp_path / f"run{n}" / "metrics.jsonl").read_text().splitlines() for n in runs}
     assert runs[2][0].count("GPT d_model 16") == 1  # rank 0 alone prints
-    assert len(runs[2][2]) == len(runs[1][2])  # and logs
+    assert len(logs[2]) == len(logs[1])  # and logs
     # float32 training: equal up to rounding
     two, one = runs[2][1]["metrics"], runs[1][1]["metrics"]  # the shared results schema
     assert abs(two["val_bpc"] - one["val_bpc"]) < 1e-4
     assert len(two["evals"]) == len(one["evals"]) > 0
     for a, b in zip(two["evals"], one["evals"]):
         assert a["step"] == b["step"] and abs(a["val_bpc"] - b["val_bpc"]) < 1e-4
+
+
+def test_layerwise_command_two_ranks_equal_one_process(tmp_path):
+    """The sweep's (activation, seed) jobs shared out over 2 ranks (3 seeds: 2 and 1):
+    every run's numbers, the tables, the targets and the metrics records are those of one
+    process, exactly."""
+    args = ["layerwise", "--quick", "--width", "16", "--depth", "2", "--depths", "1,2",
+            "--labels-per-class", "10,all", "--seeds", "3", "--steps", "10",
+            "--eval-every", "5", "--pretrain-steps", "8", "--supervised-steps", "5",
+            "--progress", "off", "--no-plot"]  # fmt: skip
+    runs = {n: _tinytape(tmp_path / f"run{n}", *args, "--workers", "1", n=n) for n in (1, 2)}
+    (_, one), (out2, two) = runs[1], runs[2]
+    assert out2.count("layer-wise pretraining:") == 1 and "2 MPI ranks x 1 thread" in out2
+    assert (two["metrics"]["ranks"], one["metrics"]["ranks"]) == (2, 1)
+    assert len(one["metrics"]["runs"]) == len(two["metrics"]["runs"]) > 3 * 5
+    for a, b in zip(two["metrics"]["runs"], one["metrics"]["runs"]):
+        assert _without(a, TIMINGS) == _without(b, TIMINGS)
+    assert two["tables"] == one["tables"] and two["targets"] == one["targets"]
+    logs = [
+        [_without(json.loads(x), TIMINGS) for x in open(tmp_path / f"run{n}" / "metrics.jsonl")]
+        for n in (1, 2)
+    ]
+    assert len(logs[0]) > 50 and logs[1] == logs[0]  # rank 0 alone wrote, in the jobs' order
+
+
+def test_authors_command_two_ranks(tmp_path):
+    """Pretraining data-parallel with the same global batch (float32: equal up to rounding),
+    then the (k, seed) comparisons shared out over the ranks: from the same pretrained model,
+    every row (accuracy, choice, validation scores) exactly that of one process."""
+    from test_authors import _folder
+
+    books = _folder(tmp_path / "books")
+    args = ["authors", "--corpus", str(books), "--ks", "1,2", "--seeds", "2",
+            "--pretrain-steps", "6", "--batch-size", "6", "--d-model", "16", "--heads", "2",
+            "--context", "32", "--vocab-size", "300", "--ft-min-steps", "2",
+            "--ft-max-steps", "2", "--passage-chars", "60", "--threads", "1",
+            "--workers", "1"]  # fmt: skip
+    _, one = _tinytape(tmp_path / "one", *args)
+    out2, two = _tinytape(tmp_path / "two", *args, n=2)
+    assert out2.count("pretraining a GPT") == 1 and "2 MPI ranks" in out2
+    lm1, lm2 = one["metrics"]["lm"], two["metrics"]["lm"]
+    assert lm2["steps"] == lm1["steps"] == 6
+    assert abs(lm2["val_bpc"] - lm1["val_bpc"]) < 1e-4
+    curves = [
+        [
+            r["loss"]
+            for r in map(json.loads, open(tmp_path / run / "metrics.jsonl"))
+            if r["event"] == "train" and r.get("phase") == "pretrain"
+        ]
+        for run in ("one", "two")
+    ]
+    assert len(curves[0]) > 0 and np.allclose(curves[1], curves[0], rtol=0, atol=1e-5)
+    # the comparisons alone, from the one-process run's pretrained model
+    _, shared = _tinytape(
+        tmp_path / "shared", *args, "--pretrained", str(tmp_path / "one" / "pretrain"), n=2
+    )
+    rows1, rows2 = one["metrics"]["rows"], shared["metrics"]["rows"]
+    assert len(rows1) == 2 * 2 * 5
+    assert [_without(r, TIMINGS) for r in rows2] == [_without(r, TIMINGS) for r in rows1]
+    assert shared["tables"] == one["tables"] and shared["targets"] == one["targets"]
+    results = [
+        r for r in map(json.loads, open(tmp_path / "shared" / "metrics.jsonl"))
+        if r["event"] == "result"
+    ]  # fmt: skip
+    assert len(results) == len(rows1)  # rank 0 logged every rank's rows, once
+    rows_file = (tmp_path / "shared" / "rows.jsonl").read_text().splitlines()
+    assert [json.loads(x)["accuracy"] for x in rows_file] == [r["accuracy"] for r in rows1]
+    # interrupted after the first comparison (and a torn line): 2 ranks resume the other
+    # three (a round of 2, then 1) and end with the same rows
+    (tmp_path / "shared" / "rows.jsonl").write_text("\n".join(rows_file[:5]) + '\n{"to')
+    said, again = _tinytape(
+        tmp_path / "shared", *args, "--pretrained", str(tmp_path / "one" / "pretrain"), n=2
+    )
+    assert "resuming: 1 of 4 (k, seed) comparisons done" in said
+    assert [_without(r, TIMINGS) for r in again["metrics"]["rows"]] == [
+        _without(r, TIMINGS) for r in rows1
+    ]
 
 
 @pytest.mark.parametrize(

@@ -3,6 +3,8 @@
     python -m tinytape authors                         # the synthetic library (default)
     python -m tinytape authors --corpus fortunes       # limerick / murphy / startrek / zippy
     python -m tinytape authors --corpus my_books/      # one sub-folder of .txt per author
+    mpiexec -n 2 python -m tinytape authors            # pretraining data-parallel, the
+                                                       # comparisons shared out over 2 ranks
 
 Parse the options into an AuthorsConfig (tinytape.experiments.authors), run it, print the
 tables and targets. Options left out take the config's defaults (with --quick: the quick
@@ -189,7 +191,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         type=int,
         default=S,
         help="processes for the comparisons after pretraining (default 2, 1 with --quick; "
-        "the results do not depend on it)",
+        "the results do not depend on it); under mpiexec -n N the N ranks share them "
+        "instead",
     )
     p.add_argument("--out", default=None, help="output folder (default runs/authors/<corpus>)")
     p.add_argument(
@@ -234,6 +237,14 @@ def config_from_args(args: argparse.Namespace) -> object:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Under mpiexec -n N every rank runs this: the pretraining is data-parallel, the
+    comparisons are shared out over the ranks, rank 0 alone prints and writes."""
+    from .ranks import on_every_rank
+
+    return on_every_rank(lambda: _run(args))
+
+
+def _run(args: argparse.Namespace) -> int:
     from ..experiments.authors import run as run_experiment
     from ..experiments.protocol import markdown_table, targets_table
     from ..text.corpora import CorpusError

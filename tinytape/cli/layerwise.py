@@ -8,7 +8,8 @@ autoencoder pretraining, each then fine-tuned; logistic regression and 1-nearest
 on the pixels; depth 1, 3 and 5 at 10 labels per class. Every arm sees the same labelled
 subset per seed; differences are paired, with 95% intervals. Writes OUT/results.json (the
 shared schema), OUT/metrics.jsonl and OUT/layerwise.png and prints the tables.
-See docs/layerwise.md.
+Under `mpiexec -n N` the (activation, seed) jobs are shared out over the N processes, with
+the same results. See docs/layerwise.md.
 """
 
 from __future__ import annotations
@@ -123,7 +124,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         "(default runs/layerwise)")
     g.add_argument("--workers", type=int, default=None, metavar="N",
                    help="worker processes (default: min(2, CPU count)); results do not "
-                        "depend on it")
+                        "depend on it. Under mpiexec -n N the N ranks share the jobs "
+                        "instead (one worker each)")
     g.add_argument("--threads", type=int, default=1, metavar="N",
                    help="kernel threads per worker (default 1: these matrices are small)")
     g.add_argument("--no-plot", action="store_true", help="do not write the PNG")
@@ -188,7 +190,15 @@ def load_splits(args: argparse.Namespace, split_seed: int):  # -> Splits
 
 
 def run(args: argparse.Namespace) -> int:
+    """Under mpiexec -n N every rank runs this; the jobs are shared out over the ranks."""
+    from .ranks import on_every_rank
+
+    return on_every_rank(lambda: _run(args))
+
+
+def _run(args: argparse.Namespace) -> int:
     from ..data import MissingDependency
+    from ..distributed import get_rank, get_world_size
     from ..experiments.layerwise import format_summary, run_layerwise
     from ..plotting import plot_layerwise
     from . import UsageError
@@ -196,12 +206,16 @@ def run(args: argparse.Namespace) -> int:
     workers = args.workers if args.workers is not None else min(2, os.cpu_count() or 1)
     if workers < 1:
         raise UsageError(f"--workers must be >= 1, got {workers}")
+    ranks = get_world_size()
+    if ranks > 1:  # the ranks are the workers
+        workers = 1
     config = config_from_args(args)
     splits = load_splits(args, config.split_seed)
     print(f"layer-wise pretraining: {splits.describe()}")
     print(f"  {len(config.activations)} activation(s) x {len(config.seeds)} seed(s) x "
           f"{len(config.methods)} arm(s) x {len(config.labels_per_class)} label count(s); "
-          f"{workers} worker(s) x {args.threads} thread(s)", flush=True)
+          + (f"{ranks} MPI ranks" if ranks > 1 else f"{workers} worker(s)")
+          + f" x {args.threads} thread(s)", flush=True)
     progress = None if args.progress == "auto" else args.progress
     try:
         results = run_layerwise(config, splits, args.out, workers=workers,
@@ -211,9 +225,10 @@ def run(args: argparse.Namespace) -> int:
     print(format_summary(results))
     m = results["metrics"]
     print(f"wall time {m['wall_seconds']:.1f} s (CPU time {m['cpu_seconds']:.1f} s over "
-          f"{workers} worker(s))")
+          + (f"{ranks} ranks)" if ranks > 1 else f"{workers} worker(s))"))
     written = ["results.json", "metrics.jsonl"]
-    if not args.no_plot and plot_layerwise(results, os.path.join(args.out, "layerwise.png")):
+    png = os.path.join(args.out, "layerwise.png")
+    if not args.no_plot and get_rank() == 0 and plot_layerwise(results, png):
         written.append("layerwise.png")
     print(f"wrote {', '.join(os.path.join(args.out, w) for w in written)}", flush=True)
     return 0

@@ -9,8 +9,6 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
-import io
 import os
 import re
 from typing import Any
@@ -116,12 +114,9 @@ def _slug(name: str) -> str:
 
 def run_train(args: argparse.Namespace) -> int:
     """Train; under mpiexec every rank runs this (data-parallel) and only rank 0 prints."""
-    from ..distributed import init_process_group
+    from .ranks import on_every_rank
 
-    if init_process_group().rank != 0:
-        with contextlib.redirect_stdout(io.StringIO()):
-            return _train(args)
-    return _train(args)
+    return on_every_rank(lambda: _train(args))
 
 
 def config_from_args(args: argparse.Namespace):  # -> LMExperimentConfig

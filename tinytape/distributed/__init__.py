@@ -24,10 +24,12 @@ from .process_group import (
     destroy_process_group,
     get_rank,
     get_world_size,
+    group_of_one,
     init_process_group,
     is_available,
     is_initialized,
     launcher_world_size,
+    on_rank_zero,
 )
 from .seeding import seed_rank_generators
 from .sharding import DistributedSampler, gather_runs, shard_batch, shard_range, shard_runs
@@ -48,10 +50,12 @@ __all__ = [
     "gather_runs",
     "get_rank",
     "get_world_size",
+    "group_of_one",
     "init_process_group",
     "is_available",
     "is_initialized",
     "launcher_world_size",
+    "on_rank_zero",
     "seed_rank_generators",
     "shard_batch",
     "shard_range",

@@ -19,18 +19,21 @@ A process that stops early must not leave the others waiting forever in a collec
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import pickle
 import sys
 import time
 import traceback
-from typing import Any, Union
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar, Union
 
 import numpy as np
 
 from ..tensor import Tensor
 
 Buffer = Union[Tensor, np.ndarray]
+T = TypeVar("T")
 
 #: environment variables by which MPI launchers announce the number of processes
 LAUNCHER_SIZE_VARIABLES = (
@@ -157,6 +160,21 @@ def destroy_process_group() -> None:
 
 def is_initialized() -> bool:
     return _group is not None
+
+
+@contextlib.contextmanager
+def group_of_one() -> Iterator[ProcessGroup]:
+    """Within it, this process is a group of one (rank 0 of 1, collectives the identity);
+    the real group is back on exit. For the independent runs `shard_runs` deals out: a
+    Trainer made inside trains alone, without DDP and without waiting for other ranks.
+    Code inside sees rank 0 on every rank, so it must not write shared files."""
+    global _group
+    saved = _group
+    _group = ProcessGroup(None)
+    try:
+        yield _group
+    finally:
+        _group = saved
 
 
 def _default_group() -> ProcessGroup:
@@ -405,6 +423,36 @@ def broadcast_object_list(object_list: list[Any], src: int = 0) -> None:
     buf = data.copy() if group.rank == src else np.empty(int(size[0]), dtype=np.uint8)
     _wait(group.comm.Ibcast(buf, root=src), "broadcast_object_list")
     object_list[:] = pickle.loads(buf.tobytes())
+
+
+def on_rank_zero(fn: Callable[[], T]) -> T:
+    """fn() run by rank 0 alone (file-system work, such as checking and clearing a run
+    folder), its result sent to every rank; an exception it raises is raised on every
+    rank, so all stop alike. In a group of one (or none), simply fn()."""
+    if _group is None or _group.comm is None:
+        return fn()
+    if _group.rank == 0:
+        try:
+            result = fn()
+        except Exception as e:
+            broadcast_object_list([None, _picklable(e)], src=0)
+            raise
+        broadcast_object_list([result, None], src=0)
+        return result
+    outcome: list[Any] = [None, None]
+    broadcast_object_list(outcome, src=0)
+    if outcome[1] is not None:
+        raise outcome[1]
+    return outcome[0]
+
+
+def _picklable(e: Exception) -> Exception:
+    """e itself when it survives pickling, else a RuntimeError with its message."""
+    try:
+        pickle.loads(pickle.dumps(e))
+        return e
+    except Exception:
+        return RuntimeError(f"{type(e).__name__}: {e}")
 
 
 def check_same_on_all_ranks(value: Any, what: str) -> None:

@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import distributed as dist
 from ..models import GPT, GPTConfig, SequenceClassifier
 from ..models.classifier import feature_dim
 from ..nn import functional as NF
@@ -703,7 +704,9 @@ def pretrain(
     say: Callable[[str], None],
 ) -> tuple[GPT, Any, dict[str, Any]]:
     """The pretrained GPT (loaded from cfg.pretrained, or trained and cached in
-    out/pretrain), its tokenizer, and what to record about it."""
+    out/pretrain), its tokenizer, and what to record about it. Under mpiexec the ranks
+    pretrain data-parallel with the same global batch (the Trainer's DDP), so every rank
+    ends with the same model; rank 0 alone writes out/pretrain."""
     from ..train.lm import LM_OUTPUTS, LMConfig, load_lm, prepare_lm_data, run_config, train_lm
 
     if cfg.pretrained:
@@ -725,8 +728,10 @@ def pretrain(
     )
     data = prepare_lm_data(docs, "bpe", cfg.vocab_size, 0.1, cfg.seed)
     pre_dir = os.path.join(out, "pretrain")
-    resume = prepare_run_dir(
-        pre_dir, run_config(lm_cfg, data), outputs=LM_OUTPUTS, on_mismatch="restart"
+    resume = dist.on_rank_zero(
+        lambda: prepare_run_dir(
+            pre_dir, run_config(lm_cfg, data), outputs=LM_OUTPUTS, on_mismatch="restart"
+        )
     )
     d = data.describe()
     say(
@@ -828,7 +833,13 @@ def run(cfg: AuthorsConfig, out: str, say: Callable[[str], None] = print) -> dic
     so an interrupted run leaves the seeds it finished; rows.jsonl (every (k, seed) as it
     ends), metrics.jsonl and authors.png. Rerun with the same config (config.json) and it
     resumes: pretraining from its checkpoint, the comparisons after the last finished
-    (k, seed). Returns the paths, the targets, the tables and the Intervals."""
+    (k, seed). Returns the paths, the targets, the tables and the Intervals.
+
+    Under mpiexec (after init_process_group) the ranks pretrain data-parallel, then share
+    out the (k, seed) comparisons (`shard_runs`, in rounds of one per rank; cfg.workers is
+    ignored) and gather their rows: the rows are those of one process (but for the
+    seconds) given the same pretrained model. Rank 0 alone prints (say), shows progress
+    and writes files."""
     from .. import set_num_threads
     from ..text.corpora import load_corpus
 
@@ -844,15 +855,24 @@ def run(cfg: AuthorsConfig, out: str, say: Callable[[str], None] = print) -> dic
             f"every label has at most {task.max_k()} labelled passages; choose ks at most that"
         )
     config = {**asdict(cfg), "ks": ks}
-    resume = prepare_run_dir(
-        out,
-        {k: v for k, v in config.items() if k not in ("threads", "workers")},
-        outputs=(ROWS_FILE, "metrics.jsonl", "results.json", "authors.png"),
-        on_mismatch="restart",
-    )
     rows_path = os.path.join(out, ROWS_FILE)
-    rows = _read_rows(rows_path) if resume and os.path.exists(rows_path) else []
-    metrics = MetricsLogger(os.path.join(out, "metrics.jsonl"), {"run": "authors"})
+
+    def prepare() -> list[dict[str, Any]]:  # the rows of an interrupted run to resume
+        resume = prepare_run_dir(
+            out,
+            {k: v for k, v in config.items() if k not in ("threads", "workers")},
+            outputs=(ROWS_FILE, "metrics.jsonl", "results.json", "authors.png"),
+            on_mismatch="restart",
+        )
+        return _read_rows(rows_path) if resume and os.path.exists(rows_path) else []
+
+    rows = dist.on_rank_zero(prepare)
+    ranks, writes = dist.get_world_size(), dist.get_rank() == 0
+    if not writes:
+        say = _silent
+    metrics = MetricsLogger(
+        os.path.join(out, "metrics.jsonl") if writes else None, {"run": "authors"}
+    )
     say(what)
     say(
         f"task: {len(task.labels)} labels; labelled pool {len(task.pool)}, validation "
@@ -864,9 +884,15 @@ def run(cfg: AuthorsConfig, out: str, say: Callable[[str], None] = print) -> dic
             f"k = {', '.join(map(str, dropped))} dropped: some label has only "
             f"{task.max_k()} labelled passages"
         )
+    if ranks > 1:
+        say(
+            f"{ranks} MPI ranks: pretraining data-parallel (global batch {cfg.batch_size}), "
+            f"then the comparisons shared out over the ranks (one process each)"
+        )
     model, tok, lm_info = pretrain(cfg, pretrain_docs, out, metrics, say)
     mean, std = feature_stats(model, tok, pretrain_docs, seed=cfg.seed, pooling=cfg.pooling)
-    comp = Comparison(task, Pretrained(model, tok, mean, std), cfg, metrics)
+    # with several ranks, as with worker processes, rank 0 logs only the results
+    comp = Comparison(task, Pretrained(model, tok, mean, std), cfg, metrics if ranks == 1 else None)
     # a (k, seed) counts as done only with a row for every method (a kill can tear a write)
     per = Counter((r["k"], r["seed"]) for r in rows)
     done = {key for key, n in per.items() if n == len(cfg.methods)}
@@ -874,14 +900,16 @@ def run(cfg: AuthorsConfig, out: str, say: Callable[[str], None] = print) -> dic
     if done:
         say(f"resuming: {len(done)} of {len(ks) * cfg.seeds} (k, seed) comparisons done")
     todo = [(k, seed) for seed in cfg.seed_list for k in ks if (k, seed) not in done]
-    progress = Progress(len(ks) * cfg.seeds, "authors", unit="runs")
+    progress = Progress(len(ks) * cfg.seeds, "authors", unit="runs", mode=None if writes else "off")
     progress.update(len(done))
     pool = None
-    if cfg.workers > 1 and len(todo) > 1:
+    if ranks > 1:
+        outcomes: Any = _over_ranks(comp, todo)
+    elif cfg.workers > 1 and len(todo) > 1:
         # spawned, not forked (fork is unsafe once OpenMP has run); each worker loads the
         # task and the pretrained model once, and runs whole (k, seed) comparisons
         pool = mp.get_context("spawn").Pool(min(cfg.workers, len(todo)), _worker_start, (cfg, out))
-        outcomes: Any = pool.imap(_worker_run, todo)
+        outcomes = pool.imap(_worker_run, todo)
     else:
         outcomes = (comp.run(k, seed) for k, seed in todo)
 
@@ -904,9 +932,10 @@ def run(cfg: AuthorsConfig, out: str, say: Callable[[str], None] = print) -> dic
     try:
         for (k, seed), new in zip(todo, outcomes):
             rows.extend(new)
-            with open(rows_path, "a", encoding="utf-8") as f:
-                f.writelines(json.dumps(to_jsonable(r)) + "\n" for r in new)
-            if pool is not None:  # the workers have no metrics logger
+            if writes:
+                with open(rows_path, "a", encoding="utf-8") as f:
+                    f.writelines(json.dumps(to_jsonable(r)) + "\n" for r in new)
+            if pool is not None or ranks > 1:  # rows from workers or other ranks
                 for r in new:
                     metrics.log(event="result", **{a: b for a, b in r.items() if a != "validation"})
             progress.update(1, k=k, **{r["method"]: round(r["accuracy"], 3) for r in new})
@@ -918,6 +947,23 @@ def run(cfg: AuthorsConfig, out: str, say: Callable[[str], None] = print) -> dic
             pool.join()
     progress.close()
     return write(cfg.seed_list[-1])
+
+
+def _silent(_: str) -> None:
+    pass
+
+
+def _over_ranks(comp: Comparison, todo: list[tuple[int, int]]) -> Any:
+    """The rows of each (k, seed) of todo, in its order, computed over the ranks: in rounds
+    of one comparison per rank (alone: not data-parallel), each round's rows gathered on
+    every rank, so rank 0 writes them as they come, as from one process."""
+    ranks = dist.get_world_size()
+    for start in range(0, len(todo), ranks):
+        chunk = todo[start : start + ranks]
+        mine = dist.shard_runs(chunk)
+        with dist.group_of_one():
+            done = [(i, comp.run(*job)) for i, job in mine]
+        yield from dist.gather_runs(done, len(chunk))
 
 
 _WORKER: dict[str, Comparison] = {}
@@ -984,10 +1030,12 @@ def _write(
             seeds=seeds,
             notes=proto.notes + f"; INTERRUPTED: {len(seeds)} of {cfg.seeds} seeds finished",
         )
-    path = write_results(out, "authors", config, proto, result_metrics, targets, table)
-    png = plot(
-        summary, ks, os.path.join(out, "authors.png"), cfg.corpus, len(seeds), len(task.labels)
-    )
+    path, png = os.path.join(out, "results.json"), None
+    if dist.get_rank() == 0:  # under mpiexec, rank 0 alone writes
+        path = write_results(out, "authors", config, proto, result_metrics, targets, table)
+        png = plot(
+            summary, ks, os.path.join(out, "authors.png"), cfg.corpus, len(seeds), len(task.labels)
+        )
     return {
         "path": str(path),
         "png": png,

@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import distributed as dist
 from .. import nn
 from ..data.arrays import Split, Splits, take_per_class
 from ..data.digits import MissingDependency
@@ -413,7 +414,12 @@ def run_layerwise(config: LayerwiseConfig, splits: Splits, out_dir: str | None =
                   ) -> dict[str, Any]:
     """Run every (activation, seed) job in `workers` processes (1: in this one) with
     `threads` kernel threads each; with out_dir, write metrics.jsonl and results.json (the
-    shared schema). Returns the results as written."""
+    shared schema). Returns the results as written.
+
+    Under mpiexec (after init_process_group) the ranks share out the jobs (`shard_runs`),
+    each running its own in its process (`workers` is then ignored), and every rank gets
+    all the results (`gather_runs`): the same as one process, but for the timings. Rank 0
+    alone writes the files and shows progress (of its own jobs)."""
     if workers < 1 or threads < 1:
         raise ValueError(f"workers and threads must be >= 1, got {workers}, {threads}")
     counts = np.bincount(splits.train.y, minlength=splits.num_classes)
@@ -427,13 +433,18 @@ def run_layerwise(config: LayerwiseConfig, splits: Splits, out_dir: str | None =
         except ImportError:
             raise MissingDependency("the shallow baselines need scikit-learn: pip install "
                                     "'tinytape[data]' (or pip install scikit-learn)") from None
+    ranks, writes = dist.get_world_size(), dist.get_rank() == 0
     if out_dir is not None:  # one run per folder: its records only
-        prepare_run_dir(out_dir, config.to_dict(), resume=False,
-                        outputs=("results.json", "metrics.jsonl", "layerwise.png"))
+        dist.on_rank_zero(lambda: prepare_run_dir(
+            out_dir, config.to_dict(), resume=False,
+            outputs=("results.json", "metrics.jsonl", "layerwise.png")))
     jobs = [(a, s) for a in config.activations for s in config.seeds]
+    mine = dist.shard_runs(jobs)  # all of them in a group of one
     mode = {True: None, None: None, False: "off"}.get(progress, progress)  # type: ignore
-    bar = Progress(config.job_steps() * len(jobs), "layerwise", mode=mode, unit="images")
-    logger = MetricsLogger(None if out_dir is None else f"{out_dir}/metrics.jsonl")
+    bar = Progress(config.job_steps() * len(mine), "layerwise",
+                   mode=mode if writes else "off", unit="images")
+    logger = MetricsLogger(None if out_dir is None or not writes
+                           else f"{out_dir}/metrics.jsonl")
     runs: list[dict[str, Any]] = []
     t0, cpu0 = time.perf_counter(), _cpu_seconds()
 
@@ -443,33 +454,54 @@ def run_layerwise(config: LayerwiseConfig, splits: Splits, out_dir: str | None =
             logger.log(**rec)
 
     try:
-        if workers == 1:
-            from ..config import get_num_threads, set_num_threads
-            saved = get_num_threads()
-            set_num_threads(threads)
-            try:
-                for a, s in jobs:
-                    relay = _Relay(lambda n, items, loss: bar.update(n, items, loss=loss))
-                    collect(run_job(config, splits, a, s, relay))
-            finally:
-                set_num_threads(saved)
+        if ranks > 1:
+            outs: list[tuple[int, dict[str, Any]]] = []
+            _run_here(mine, config, splits, threads, bar, lambda i, out: outs.append((i, out)))
+            for out in dist.gather_runs(outs, len(jobs)):  # in the jobs' order
+                collect(out)
+        elif workers == 1:
+            _run_here(mine, config, splits, threads, bar, lambda i, out: collect(out))
         else:
             _run_parallel(jobs, config, splits, workers, threads, bar, collect)
     finally:
         bar.close()
     wall, cpu = time.perf_counter() - t0, _cpu_seconds() - cpu0
+    if ranks > 1:  # the CPU time of every rank
+        total = np.array([cpu])
+        dist.all_reduce(total)
+        cpu = float(total[0])
     order = {s: i for i, s in enumerate(config.seeds)}
     ks = [k_name(k) for k in config.labels_per_class]
     arms = list(DEEP + SHALLOW)
     runs.sort(key=lambda r: (r["activation"], order[r["seed"]], ks.index(r["labels_per_class"]),
                              r["depth"], arms.index(r["method"])))
     results = summarize(config, splits, runs)
-    results["metrics"].update(wall_seconds=wall, cpu_seconds=cpu, workers=workers,
+    results["metrics"].update(wall_seconds=wall, cpu_seconds=cpu,
+                              workers=1 if ranks > 1 else workers, ranks=ranks,
                               threads=threads)
-    if out_dir is not None:
+    if out_dir is not None and writes:
         write_results(out_dir, "layerwise", results["config"], results["protocol"],
                       results["metrics"], results["targets"], results["tables"])
     return results
+
+
+def _run_here(mine: Sequence[tuple[int, tuple[str, int]]], config: LayerwiseConfig,
+              splits: Splits, threads: int, bar: Progress,
+              done: Callable[[int, dict[str, Any]], None]) -> None:
+    """Each (index, (activation, seed)) job of `mine`, one after the other in this process
+    with `threads` kernel threads, alone (not data-parallel with other ranks); done(index,
+    output) as each ends."""
+    from ..config import get_num_threads, set_num_threads
+
+    saved = get_num_threads()
+    set_num_threads(threads)
+    try:
+        with dist.group_of_one():
+            for i, (a, s) in mine:
+                relay = _Relay(lambda n, items, loss: bar.update(n, items, loss=loss))
+                done(i, run_job(config, splits, a, s, relay))
+    finally:
+        set_num_threads(saved)
 
 
 # ---------------------------------------------------------------------------- summaries

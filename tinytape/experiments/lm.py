@@ -66,16 +66,17 @@ def run_lm(config: LMExperimentConfig, out_dir: str, data: LMData | None = None,
     data = data if data is not None else prepare_data(config)
     cfg = config.lm
     saved, outputs = run_config(cfg, data), (*LM_OUTPUTS, "results.json", "lm_curve.png")
-    resumed = [None]
-    if dist.get_rank() == 0:  # under mpiexec rank 0 alone checks and clears the folder
-        resumed[0] = prepare_run_dir(out_dir, saved, resume=resume, outputs=outputs)
-        if resumed[0] and not os.path.exists(os.path.join(out_dir, LM_OUTPUTS[0])):
-            resumed[0] = prepare_run_dir(out_dir, saved, resume=False, outputs=outputs)
-    if dist.is_initialized():
-        dist.broadcast_object_list(resumed)
-    if resumed[0]:
+
+    def prepare() -> bool:
+        resumed = prepare_run_dir(out_dir, saved, resume=resume, outputs=outputs)
+        if resumed and not os.path.exists(os.path.join(out_dir, LM_OUTPUTS[0])):
+            resumed = prepare_run_dir(out_dir, saved, resume=False, outputs=outputs)
+        return resumed
+
+    resumed = dist.on_rank_zero(prepare)  # under mpiexec rank 0 alone checks the folder
+    if resumed:
         say(f"resuming the run in {out_dir}")
-    res = train_lm(data, cfg, out_dir, resume=resumed[0], name="lm")
+    res = train_lm(data, cfg, out_dir, resume=resumed, name="lm")
     model = res.pop("model")
     d, b = data.describe(), res["baselines"]
     protocol = Protocol(

@@ -86,6 +86,9 @@ class DistributedDataParallel(Module):
         #: perf_counter() times of the last round: when this rank's last gradient was ready
         #: (its last bucket started) and when the averaged gradients were in .grad
         self.last_ready_time = self.last_done_time = 0.0
+        #: bytes of gradient whose all-reduce had finished when this rank's last gradient
+        #: was ready (hidden behind backward, whatever the other ranks' timing)
+        self.last_hidden_bytes = 0
         self._handles = (
             [p.register_post_accumulate_grad_hook(self._grad_ready) for p in self._params]
             if self.world_size > 1
@@ -172,6 +175,9 @@ class DistributedDataParallel(Module):
     def _finish(self) -> None:
         """Wait for every bucket, then write the averages into .grad; reset for the next."""
         self.last_ready_time = time.perf_counter()
+        self.last_hidden_bytes = sum(
+            b.buffer.nbytes for b in self._buckets if b.work.is_completed()
+        )
         for b in self._buckets:
             b.work.wait()
         self.last_done_time = time.perf_counter()
