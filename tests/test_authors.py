@@ -242,6 +242,42 @@ def test_an_interrupted_run_resumes_after_its_last_whole_comparison(tmp_path):
     assert len((out / A.ROWS_FILE).read_text().splitlines()) == 2 * len(A.METHODS)
 
 
+def test_workers_start_the_methods_without_pretraining_while_the_model_pretrains(tmp_path):
+    """With workers, scratch / bow / chars run in a worker during pretraining and the rest
+    after it: every row (choices, validation tables, accuracies) equals one process's."""
+    cfg = _cfg(
+        corpus=str(_folder(tmp_path / "books")),
+        ks=(1, 2),
+        seeds=2,
+        passage_chars=60,
+        pretrain_steps=4,
+        ft_min_steps=2,
+        ft_max_steps=2,
+    )
+    said: list[str] = []
+    one = read_results(A.run(cfg, str(tmp_path / "one"), say=lambda _: None)["path"])
+    two = read_results(
+        A.run(replace(cfg, workers=2), str(tmp_path / "two"), say=said.append)["path"]
+    )
+    assert any("while the model pretrains" in line for line in said)
+
+    def rows(results):
+        return [{a: b for a, b in r.items() if a != "seconds"} for r in results["metrics"]["rows"]]
+
+    assert rows(two) == rows(one) and len(rows(one)) == 2 * 2 * len(A.METHODS)
+    assert [r["method"] for r in rows(one)[: len(A.METHODS)]] == list(cfg.methods)
+    assert two["targets"] == one["targets"]
+
+
+def test_a_comparison_without_the_pretrained_model_runs_only_what_does_not_need_it(tiny_setup):
+    task, p = tiny_setup
+    comp = A.Comparison(task, None, _cfg(), tokenizer=p.tokenizer, gpt_config=p.model.config)
+    with pytest.raises(ValueError, match="finetune, probe need the pretrained model"):
+        comp.run(1, 0)
+    with pytest.raises(ValueError, match="give the tokenizer and gpt_config"):
+        A.Comparison(task, None, _cfg())
+
+
 def test_authors_command_on_a_folder(tmp_path, capsys):
     root = _folder(tmp_path / "books")
     out = tmp_path / "out"

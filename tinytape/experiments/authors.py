@@ -41,6 +41,7 @@ from ..text import corpora
 from ..text.authors import LibraryConfig, make_library
 from ..text.corpora import CorpusError, Document
 from ..text.features import BagOfWords, CharNgrams
+from ..text.tokenizers import Tokenizer
 from ..train.fewshot import (
     LAMBDAS,
     LabelledTask,
@@ -71,6 +72,8 @@ from .protocol import (
 )
 
 METHODS = ("scratch", "finetune", "probe", "bow", "chars")
+#: the methods that do not read the pretrained model (only its tokenizer and shape)
+NO_PRETRAINING = ("scratch", "bow", "chars")
 METHOD_LABELS = {
     "scratch": "(a) Transformer from scratch",
     "finetune": "(b) pretrained + fine-tuned",
@@ -397,26 +400,38 @@ def _scores_table(
 
 @dataclass
 class Comparison:
-    """Everything one (k, seed) comparison needs that does not change with k or seed."""
+    """Everything one (k, seed) comparison needs that does not change with k or seed.
+    Without a pretrained model (pretrained None; tokenizer and gpt_config given), only the
+    methods of NO_PRETRAINING can run: that lets them run while the model pretrains."""
 
     task: LabelledTask
-    pretrained: Pretrained
+    pretrained: Pretrained | None
     cfg: AuthorsConfig
     metrics: MetricsLogger | None = None
+    tokenizer: Tokenizer | None = None  # default: the pretrained model's
+    gpt_config: GPTConfig | None = None  # the pretrained model's shape; default: its config
     _test: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        want = feature_dim(self.pretrained.model.config, self.cfg.pooling)
-        if self.pretrained.feat_mean.shape != (want,):
+        p = self.pretrained
+        if p is None:
+            if self.tokenizer is None or self.gpt_config is None:
+                raise ValueError(
+                    "Comparison: without a pretrained model, give the tokenizer and gpt_config"
+                )
+            return
+        self.tokenizer, self.gpt_config = p.tokenizer, p.model.config
+        want = feature_dim(p.model.config, self.cfg.pooling)
+        if p.feat_mean.shape != (want,):
             raise ValueError(
                 f"Comparison: feature statistics of shape "
-                f"{self.pretrained.feat_mean.shape} do not fit pooling "
+                f"{p.feat_mean.shape} do not fit pooling "
                 f"{self.cfg.pooling!r} ({want} features)"
             )
 
     def _encode(self, docs: Sequence[Document]) -> tuple[np.ndarray, np.ndarray]:
-        p = self.pretrained
-        return encode_passages(docs, p.tokenizer, p.model.config.context_length)
+        assert self.tokenizer is not None and self.gpt_config is not None
+        return encode_passages(docs, self.tokenizer, self.gpt_config.context_length)
 
     def _test_inputs(self) -> dict[str, Any]:
         if not self._test:
@@ -425,14 +440,22 @@ class Comparison:
         return self._test
 
     def _test_features(self) -> np.ndarray:
+        assert self.pretrained is not None
         t = self._test_inputs()
         if "feats" not in t:
             t["feats"] = self.pretrained.features(t["ids"], t["mask"], self.cfg.pooling)
         return t["feats"]
 
-    def run(self, k: int, seed: int) -> list[dict[str, Any]]:
-        """One row per method: the test accuracy of the choice made on validation."""
+    def run(self, k: int, seed: int, methods: Sequence[str] | None = None) -> list[dict[str, Any]]:
+        """One row per method (cfg.methods, or those of them in methods), in cfg.methods'
+        order: the test accuracy of the choice made on validation."""
         task, p, cfg = self.task, self.pretrained, self.cfg
+        methods = [m for m in cfg.methods if methods is None or m in methods]
+        if p is None and set(methods) - set(NO_PRETRAINING):
+            raise ValueError(
+                f"Comparison.run: {', '.join(sorted(set(methods) - set(NO_PRETRAINING)))} "
+                f"need the pretrained model"
+            )
         train = task.sample(k, seed)
         val = task.sample_validation(cfg.validation_per_label or k, seed)
         y, y_val = task.label_ids(train), task.label_ids(val)
@@ -480,20 +503,20 @@ class Comparison:
             return model
 
         ids = mask = None
-        if {"finetune", "scratch", "probe"} & set(cfg.methods):
+        if {"finetune", "scratch", "probe"} & set(methods):
             ids, mask = self._encode(train)
             val_ids, val_mask = self._encode(val)
         probe = None
-        if "probe" in cfg.methods or ("finetune" in cfg.methods and cfg.head_init == "probe"):
+        if "probe" in methods or ("finetune" in methods and cfg.head_init == "probe"):
             t0 = time.perf_counter()
             F, F_val = (
                 p.features(a, m, cfg.pooling) for a, m in ((ids, mask), (val_ids, val_mask))
             )
-            if "probe" in cfg.methods:
+            if "probe" in methods:
                 probe = linear("probe", F, F_val, self._test_features, t0)
             else:
                 probe = fit_linear(F, y, F_val, y_val, C, cfg.lambdas)[0]
-        if "bow" in cfg.methods:
+        if "bow" in methods:
             t0 = time.perf_counter()
             bow = BagOfWords.fit([d.text for d in train])
             linear(
@@ -502,7 +525,7 @@ class Comparison:
                 lambda: bow.transform([d.text for d in task.test]),
                 t0,
             )
-        if "chars" in cfg.methods:
+        if "chars" in methods:
             t0 = time.perf_counter()
             best: tuple[Any, ...] | None = None
             table: list[dict[str, Any]] = []
@@ -538,7 +561,7 @@ class Comparison:
         clf = cfg.classifier()
         log = self.metrics.child(k=k, seed=seed) if self.metrics is not None else None
         for method, lrs in (("finetune", cfg.finetune_lrs), ("scratch", cfg.scratch_lrs)):
-            if method not in cfg.methods:
+            if method not in methods:
                 continue
             t0 = time.perf_counter()
             scores, chosen, steps = [], None, 0
@@ -556,7 +579,7 @@ class Comparison:
                     head_lr = clf.head_lr
                 else:  # the same initial weights for every learning rate
                     gen = np.random.default_rng([seed, k, 1])
-                    config = GPTConfig(**{**p.model.config.to_dict(), "dropout": clf.trunk_dropout})
+                    config = replace(self.gpt_config, dropout=clf.trunk_dropout)
                     model = SequenceClassifier(
                         GPT(config, generator=gen), C, cfg.pooling, clf.head_dropout, generator=gen
                     )
@@ -586,7 +609,7 @@ class Comparison:
                 _scores_table(lrs, scores),
                 steps=steps,
             )
-        return rows
+        return sorted(rows, key=lambda r: methods.index(r["method"]))
 
 
 # ====================================================================== summaries
@@ -696,23 +719,11 @@ def tables(
 
 
 # ====================================================================== the run
-def pretrain(
-    cfg: AuthorsConfig,
-    docs: list[Document],
-    out: str,
-    metrics: MetricsLogger,
-    say: Callable[[str], None],
-) -> tuple[GPT, Any, dict[str, Any]]:
-    """The pretrained GPT (loaded from cfg.pretrained, or trained and cached in
-    out/pretrain), its tokenizer, and what to record about it. Under mpiexec the ranks
-    pretrain data-parallel with the same global batch (the Trainer's DDP), so every rank
-    ends with the same model; rank 0 alone writes out/pretrain."""
-    from ..train.lm import LM_OUTPUTS, LMConfig, load_lm, prepare_lm_data, run_config, train_lm
+def pretraining_setup(cfg: AuthorsConfig, docs: list[Document]) -> tuple[Any, Any]:
+    """(LMConfig, LMData) of the pretraining: its settings, and its data with the BPE
+    tokenizer trained on the training passages (all the methods of NO_PRETRAINING need)."""
+    from ..train.lm import LMConfig, prepare_lm_data
 
-    if cfg.pretrained:
-        model, tok, extra = load_lm(cfg.pretrained)
-        say(f"pretrained model: {cfg.pretrained}")
-        return model, tok, {"source": cfg.pretrained, **extra.get("info", {})}
     lm_cfg = LMConfig(
         context=cfg.context,
         d_model=cfg.d_model,
@@ -726,7 +737,29 @@ def pretrain(
         eval_tokens=8000,
         seed=cfg.seed,
     )
-    data = prepare_lm_data(docs, "bpe", cfg.vocab_size, 0.1, cfg.seed)
+    return lm_cfg, prepare_lm_data(docs, "bpe", cfg.vocab_size, 0.1, cfg.seed)
+
+
+def pretrain(
+    cfg: AuthorsConfig,
+    docs: list[Document],
+    out: str,
+    metrics: MetricsLogger,
+    say: Callable[[str], None],
+    setup: tuple[Any, Any] | None = None,
+) -> tuple[GPT, Any, dict[str, Any]]:
+    """The pretrained GPT (loaded from cfg.pretrained, or trained and cached in
+    out/pretrain), its tokenizer, and what to record about it; setup is
+    pretraining_setup's, when already made. Under mpiexec the ranks
+    pretrain data-parallel with the same global batch (the Trainer's DDP), so every rank
+    ends with the same model; rank 0 alone writes out/pretrain."""
+    from ..train.lm import LM_OUTPUTS, load_lm, run_config, train_lm
+
+    if cfg.pretrained:
+        model, tok, extra = load_lm(cfg.pretrained)
+        say(f"pretrained model: {cfg.pretrained}")
+        return model, tok, {"source": cfg.pretrained, **extra.get("info", {})}
+    lm_cfg, data = setup or pretraining_setup(cfg, docs)
     pre_dir = os.path.join(out, "pretrain")
     resume = dist.on_rank_zero(
         lambda: prepare_run_dir(
@@ -889,10 +922,6 @@ def run(cfg: AuthorsConfig, out: str, say: Callable[[str], None] = print) -> dic
             f"{ranks} MPI ranks: pretraining data-parallel (global batch {cfg.batch_size}), "
             f"then the comparisons shared out over the ranks (one process each)"
         )
-    model, tok, lm_info = pretrain(cfg, pretrain_docs, out, metrics, say)
-    mean, std = feature_stats(model, tok, pretrain_docs, seed=cfg.seed, pooling=cfg.pooling)
-    # with several ranks, as with worker processes, rank 0 logs only the results
-    comp = Comparison(task, Pretrained(model, tok, mean, std), cfg, metrics if ranks == 1 else None)
     # a (k, seed) counts as done only with a row for every method (a kill can tear a write)
     per = Counter((r["k"], r["seed"]) for r in rows)
     done = {key for key, n in per.items() if n == len(cfg.methods)}
@@ -900,16 +929,37 @@ def run(cfg: AuthorsConfig, out: str, say: Callable[[str], None] = print) -> dic
     if done:
         say(f"resuming: {len(done)} of {len(ks) * cfg.seeds} (k, seed) comparisons done")
     todo = [(k, seed) for seed in cfg.seed_list for k in ks if (k, seed) not in done]
+    setup = None if cfg.pretrained else pretraining_setup(cfg, pretrain_docs)
+    pools: list[Any] = []
+    early, late = _split_methods(cfg)
+    if ranks == 1 and cfg.workers > 1 and len(todo) > 1 and setup is not None and early and late:
+        # pretraining uses one core: the methods that do not need the pretrained model run
+        # meanwhile in a worker of their own (their rows do not depend on where they run)
+        say(f"{', '.join(early)}: running in a worker process while the model pretrains")
+        lm_cfg, data = setup
+        tok = data.tokenizer
+        pools.append(_pool(1, _worker_start_early, (cfg, tok, lm_cfg.gpt_config(tok.vocab_size))))
+        early_outcomes = pools[0].imap(_worker_run, [(k, seed, early) for k, seed in todo])
+    else:
+        early, late = [], list(cfg.methods)
+    model, tok, lm_info = pretrain(cfg, pretrain_docs, out, metrics, say, setup)
+    mean, std = feature_stats(model, tok, pretrain_docs, seed=cfg.seed, pooling=cfg.pooling)
+    # with several ranks, as with worker processes, rank 0 logs only the results
+    comp = Comparison(task, Pretrained(model, tok, mean, std), cfg, metrics if ranks == 1 else None)
     progress = Progress(len(ks) * cfg.seeds, "authors", unit="runs", mode=None if writes else "off")
     progress.update(len(done))
-    pool = None
     if ranks > 1:
         outcomes: Any = _over_ranks(comp, todo)
     elif cfg.workers > 1 and len(todo) > 1:
         # spawned, not forked (fork is unsafe once OpenMP has run); each worker loads the
         # task and the pretrained model once, and runs whole (k, seed) comparisons
-        pool = mp.get_context("spawn").Pool(min(cfg.workers, len(todo)), _worker_start, (cfg, out))
-        outcomes = pool.imap(_worker_run, todo)
+        pools.append(_pool(min(cfg.workers, len(todo)), _worker_start, (cfg, out)))
+        outcomes = pools[-1].imap(_worker_run, [(k, seed, late) for k, seed in todo])
+        if early:
+            outcomes = (
+                sorted(a + b, key=lambda r: cfg.methods.index(r["method"]))
+                for a, b in zip(early_outcomes, outcomes)
+            )
     else:
         outcomes = (comp.run(k, seed) for k, seed in todo)
 
@@ -935,14 +985,14 @@ def run(cfg: AuthorsConfig, out: str, say: Callable[[str], None] = print) -> dic
             if writes:
                 with open(rows_path, "a", encoding="utf-8") as f:
                     f.writelines(json.dumps(to_jsonable(r)) + "\n" for r in new)
-            if pool is not None or ranks > 1:  # rows from workers or other ranks
+            if pools or ranks > 1:  # rows from workers or other ranks
                 for r in new:
                     metrics.log(event="result", **{a: b for a, b in r.items() if a != "validation"})
             progress.update(1, k=k, **{r["method"]: round(r["accuracy"], 3) for r in new})
             if k == ks[-1]:
                 write(seed)
     finally:
-        if pool is not None:
+        for pool in pools:
             pool.terminate()
             pool.join()
     progress.close()
@@ -966,6 +1016,19 @@ def _over_ranks(comp: Comparison, todo: list[tuple[int, int]]) -> Any:
         yield from dist.gather_runs(done, len(chunk))
 
 
+def _split_methods(cfg: AuthorsConfig) -> tuple[list[str], list[str]]:
+    """cfg.methods as (those that do not need the pretrained model, those that do)."""
+    return (
+        [m for m in cfg.methods if m in NO_PRETRAINING],
+        [m for m in cfg.methods if m not in NO_PRETRAINING],
+    )
+
+
+def _pool(processes: int, start: Callable[..., None], args: tuple[Any, ...]) -> Any:
+    # spawned, not forked: fork is unsafe once OpenMP has run
+    return mp.get_context("spawn").Pool(processes, start, args)
+
+
 _WORKER: dict[str, Comparison] = {}
 
 
@@ -984,7 +1047,18 @@ def _worker_start(cfg: AuthorsConfig, out: str) -> None:
     _WORKER["comp"] = Comparison(task, Pretrained(model, tok, mean, std), cfg)
 
 
-def _worker_run(job: tuple[int, int]) -> list[dict[str, Any]]:
+def _worker_start_early(cfg: AuthorsConfig, tokenizer: Tokenizer, gpt_config: GPTConfig) -> None:
+    """In a spawned worker, before pretraining ends: the task, the tokenizer and the
+    model's shape (enough for the methods of NO_PRETRAINING)."""
+    from .. import set_num_threads
+
+    set_num_threads(cfg.threads)
+    task, _, _ = load_task(cfg)
+    _WORKER["comp"] = Comparison(task, None, cfg, tokenizer=tokenizer, gpt_config=gpt_config)
+
+
+def _worker_run(job: tuple[int, int, Sequence[str]]) -> list[dict[str, Any]]:
+    """(k, seed, methods) -> the rows of those methods."""
     return _WORKER["comp"].run(*job)
 
 
