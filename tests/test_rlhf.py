@@ -389,9 +389,9 @@ def test_choices_are_made_on_validation_only():
     c = tiny_config()
 
     def pol(val_win, val_kl, val_frac, test_win):
-        row = {"win": val_win, "kl": val_kl, "fraction_of_optimum": val_frac}
+        row = {"win": val_win, "kl": val_kl, "fraction_of_gain": val_frac}
         return {"validation": row, "test": {"win": test_win, "kl": 0.0,
-                                            "fraction_of_optimum": 1.0 - val_frac}}
+                                            "fraction_of_gain": 1.0 - val_frac}}
 
     policies = {"PPO, KL target 1": pol(0.7, 1.0, 0.9, 0.99),
                 "PPO, KL target 3": pol(0.8, 7.0, 0.95, 0.5),   # over the KL limit
@@ -429,12 +429,14 @@ def test_experiment_on_a_tiny_budget(tmp_path, capsys):
         sft = run["policies"]["SFT"]["test"]
         assert sft["kl"] == pytest.approx(0.0, abs=1e-9) and sft["win"] == pytest.approx(0.5)
         assert sft["fraction_of_optimum"] == pytest.approx(1.0)
+        assert sft["fraction_of_gain"] == 0.0
         for name, p in run["policies"].items():
             for split in ("validation", "test"):
                 row = p[split]
                 assert 0.0 <= row["win"] <= 1.0 and row["kl"] >= -1e-9
                 # nothing beats the exact true-reward optimum at its own KL
                 assert row["true"] <= row["optimum_true"] + 1e-6, name
+                assert row["fraction_of_gain"] <= 1.0 + 1e-6, name
         for curve in run["overoptimization"].values():
             assert curve[0]["n"] == 1 and curve[0]["kl"] == pytest.approx(0.0, abs=1e-9)
             assert curve[0]["true"] == pytest.approx(sft["true"])
@@ -455,7 +457,7 @@ def test_experiment_on_a_tiny_budget(tmp_path, capsys):
     ppo_true = [r["policies"][r["choices"]["PPO"]]["test"]["true"] for r in runs]
     last = saved["targets"][-1]
     assert last["value"] == pytest.approx(paired_interval(ppo_true, top).mean)
-    assert len(saved["targets"]) == 7
+    assert len(saved["targets"]) == 10
     assert {"methods", "frontier", "reward_model", "overoptimization"} == set(saved["tables"])
     assert saved["tables"]["methods"]["columns"][:2] == ["method", "win vs SFT"]
     assert [b["n"] for b in m["best_of_n"]] == [2, 4]

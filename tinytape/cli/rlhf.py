@@ -30,10 +30,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--quick", action="store_true",
                    help="under a minute: two seeds, small budgets (the targets are not "
                         "expected to hold), the same schema")
+    p.add_argument("--small", action="store_true",
+                   help="about 100 s on 2 cores (the demo's stage): two seeds, one PPO KL "
+                        "target, one DPO beta, fewer rankings")
     p.add_argument("--seed", type=int, default=None,
-                   help="first seed (default 10; 0 with --quick); the seeds are consecutive")
+                   help="first seed (default 10; 0 with --quick or --small); the seeds are "
+                        "consecutive")
     p.add_argument("--seeds", type=int, default=None,
-                   help="how many seeds (default 6; 2 with --quick); at least 2")
+                   help="how many seeds (default 6; 2 with --quick or --small); at least 2")
     p.add_argument("--workers", type=int, default=2,
                    help="worker processes running the seeds (default 2; the results do not "
                         "depend on it)")
@@ -65,14 +69,18 @@ def config_from_args(args: argparse.Namespace):  # -> RLHFConfig
     from . import UsageError
 
     try:
-        first = args.seed if args.seed is not None else (0 if args.quick else 10)
-        count = args.seeds if args.seeds is not None else (2 if args.quick else 6)
+        if args.quick and args.small:
+            raise ValueError("quick and --small: choose one size")
+        reduced = args.quick or args.small
+        first = args.seed if args.seed is not None else (0 if reduced else 10)
+        count = args.seeds if args.seeds is not None else (2 if reduced else 6)
         if first < 0:
             raise ValueError(f"seed must be >= 0, got {first}")
         if count < 2:
             raise ValueError(f"seeds must be at least 2 (intervals need them), got {count}")
         seeds = tuple(range(first, first + count))
-        config = RLHFConfig.quick(seeds) if args.quick else RLHFConfig(seeds=seeds)
+        config = (RLHFConfig.quick(seeds) if args.quick else RLHFConfig.small(seeds)
+                  if args.small else RLHFConfig(seeds=seeds))
         ppo = config.ppo
         if args.ppo_iterations is not None:
             ppo = replace(ppo, iterations=args.ppo_iterations)

@@ -55,7 +55,9 @@ WIN_RATE_BOUND = 0.65
 MAX_KL = 6.0
 OPTIMUM_FRACTION_BOUND = 0.9
 #: what a policy's exact evaluation holds (per split)
-SUMMARY_KEYS = ("kl", "rm", "true", "win", "entropy", "optimum_true", "fraction_of_optimum")
+SUMMARY_KEYS = ("kl", "rm", "true", "win", "entropy", "optimum_true", "fraction_of_optimum",
+                "fraction_of_gain")
+METHOD_COLUMNS = ("win", "kl", "rm", "true", "fraction_of_optimum", "fraction_of_gain")
 OUTPUTS = ("results.json", "rlhf_frontier.png", "rlhf_overoptimization.png")
 
 
@@ -88,7 +90,7 @@ class RLHFConfig:
     rm_lr: float = 2e-3
     norm_samples_per_prompt: int = 8
     # over-optimization: reward models from the first N rankings (the full model is added)
-    small_rm_rankings: tuple[int, ...] = (128, 512)
+    small_rm_rankings: tuple[int, ...] = (256, 768)
     # step 3, once per KL target
     ppo: PPOConfig = field(default_factory=lambda: PPOConfig(iterations=60))
     ppo_target_kls: tuple[float, ...] = (1.0, 2.5, 5.0)
@@ -145,6 +147,16 @@ class RLHFConfig:
                    top_sft_steps=40, best_of_n=(2, 8, 32), overopt_n=(1, 4, 16, 64, 256),
                    frontier_betas=(5.0, 1.0, 0.3, 0.1, 0.03, 0.0))
 
+    @classmethod
+    def small(cls, seeds: Sequence[int] = (0, 1)) -> RLHFConfig:
+        """About 100 s on 2 cores (the demo's stage): two seeds, one PPO KL target, one DPO
+        beta, fewer rankings and shorter budgets."""
+        return cls(seeds=tuple(seeds), pretrain_steps=300, sft_steps=200,
+                   rankings_per_prompt=3, heldout_rankings_per_prompt=1, rm_epochs=5,
+                   small_rm_rankings=(64, 256), ppo=PPOConfig(iterations=30),
+                   ppo_target_kls=(2.5,), dpo_betas=(0.1,), top_sft_steps=100,
+                   best_of_n=(4, 16, 64))
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
@@ -162,6 +174,7 @@ class Split:
         self.logp_sft = exact_logprobs(sft_lm, prompts, task, temperature)
         self.true = task.true_reward_table(prompts)
         self.rm = reward_table(task, prompts, rm)
+        self.sft_true = float((np.exp(self.logp_sft) * self.true).sum(axis=-1).mean())
 
     def logp(self, lm: Any) -> np.ndarray:
         return exact_logprobs(lm, self.prompts, self.task, self.temperature)
@@ -169,12 +182,15 @@ class Split:
     def evaluate(self, logp: np.ndarray, rm: np.ndarray | None = None) -> dict[str, float]:
         """Exact KL to SFT, E[r_RM], E[r*], win rate, entropy of a policy table, and the
         true reward of the exact true-reward optimum at the same KL (the best any policy
-        can do there) with the fraction of it reached."""
+        can do there) with the fraction of it reached, E[r*] / optimum's, and the fraction
+        of its gain over SFT, (E[r*] - SFT's) / (optimum's - SFT's) (0 at KL 0)."""
         out = ex.summarize(logp, self.logp_sft, self.rm if rm is None else rm, self.true)
         best = ex.optimum_at_kl(self.logp_sft, self.true, out["kl"])
         opt_true = float((np.exp(best["logp"]) * self.true).sum(axis=-1).mean())
         out["optimum_true"] = opt_true
         out["fraction_of_optimum"] = out["true"] / opt_true
+        gain = opt_true - self.sft_true
+        out["fraction_of_gain"] = (out["true"] - self.sft_true) / gain if gain > 1e-9 else 0.0
         return out
 
 
@@ -186,11 +202,11 @@ def reward_table(task: Task, prompts: np.ndarray, rm: RewardModel) -> np.ndarray
 
 
 def train_rm(sft: Any, comps: Comparisons, task: Task, c: RLHFConfig, seed: int,
-             rng: np.random.Generator, norm_seqs: np.ndarray) -> RewardModel:
+             rng: np.random.Generator, norm_seqs: np.ndarray, epochs: int) -> RewardModel:
     """Step 2: a reward model on the SFT trunk, trained on `comps`, normalized to mean 0 and
     std 1 on SFT samples."""
     rm = RewardModel(clone_lm(sft), seed=seed)
-    train_reward_model(rm, comps, task, c.rm_epochs, c.rm_prompts_per_batch, c.rm_lr, rng)
+    train_reward_model(rm, comps, task, epochs, c.rm_prompts_per_batch, c.rm_lr, rng)
     rm.normalize_(norm_seqs)
     return rm
 
@@ -273,7 +289,7 @@ def run_seed(c: RLHFConfig, seed: int, log: Callable[[str], None] = print) -> di
                            labeler)
     norm_prompts = np.repeat(task.train_prompts, c.norm_samples_per_prompt, axis=0)
     norm_seqs = task.join(norm_prompts, sample_responses(sft, norm_prompts, task, temp, rng))
-    rm = train_rm(sft, train_cmp, task, c, seed, rng, norm_seqs)
+    rm = train_rm(sft, train_cmp, task, c, seed, rng, norm_seqs, c.rm_epochs)
     splits = {"validation": Split(task, task.val_prompts, sft, rm, temp),
               "test": Split(task, task.test_prompts, sft, rm, temp)}
     test = splits["test"]
@@ -319,13 +335,15 @@ def run_seed(c: RLHFConfig, seed: int, log: Callable[[str], None] = print) -> di
         record(f"DPO, beta {beta:g}", dpo_policy)
     stage("DPO")
 
-    # over-optimization: best-of-n against reward models from fewer comparisons (Gao et al.)
+    # over-optimization: best-of-n against reward models from fewer comparisons (Gao et al.);
+    # more epochs on less data (sqrt of the ratio), so a small model is not merely undertrained
     reward_models = {len(train_cmp): rm}
     for n_rank in sorted(set(c.small_rm_rankings)):
         if n_rank < len(train_cmp):
             few = train_cmp.subset(np.arange(n_rank))
+            epochs = round(c.rm_epochs * math.sqrt(len(train_cmp) / n_rank))
             reward_models[n_rank] = train_rm(sft, few, task, c, seed + 1000 * n_rank, rng,
-                                             norm_seqs)
+                                             norm_seqs, epochs)
     overopt, rm_stats = {}, {}
     for n_rank in sorted(reward_models):
         model = reward_models[n_rank]
@@ -371,8 +389,9 @@ def choose_on_validation(policies: dict[str, dict[str, dict[str, float]]], c: RL
     """The choices of one seed, made on validation prompts only:
     - "PPO" / "DPO": the setting with the highest validation win rate among those whose
       validation KL is at most MAX_KL (if none, the one with the smallest KL);
-    - "<method> frontier": the point whose validation E[r*] is the largest fraction of the
-      exact optimum's at the same KL."""
+    - "<method> frontier": the point whose validation E[r*] gain over SFT is the largest
+      fraction of the exact optimum's gain at the same KL (the fraction of E[r*] itself
+      would favour the smallest KL: SFT is at 1 there)."""
     val = {k: v["validation"] for k, v in policies.items()}
 
     def best_win(names: list[str]) -> str:
@@ -383,7 +402,7 @@ def choose_on_validation(policies: dict[str, dict[str, dict[str, float]]], c: RL
     out = {"PPO": best_win(ppo_names(c)), "DPO": best_win(dpo_names(c))}
     for method, names in (("PPO", ppo_names(c)), ("DPO", dpo_names(c)),
                           ("best-of-n", bon_names(c))):
-        out[f"{method} frontier"] = max(names, key=lambda n: val[n]["fraction_of_optimum"])
+        out[f"{method} frontier"] = max(names, key=lambda n: val[n]["fraction_of_gain"])
     return out
 
 
@@ -488,7 +507,11 @@ def summarize(c: RLHFConfig, runs: list[dict[str, Any]]) -> dict[str, Any]:
                MAX_KL, higher_is_better=False),
         *[target(f"{m}: E[r*] / exact optimum's E[r*] at equal KL, frontier point chosen on "
                  "validation (at least)", mean_interval(chosen(f"{m} frontier",
-                                                          "fraction_of_optimum")),
+                                                               "fraction_of_optimum")),
+                 OPTIMUM_FRACTION_BOUND) for m in ("PPO", "DPO", "best-of-n")],
+        *[target(f"{m}: gain over SFT / exact optimum's gain at equal KL, same point "
+                 "(stricter; at least)", mean_interval(chosen(f"{m} frontier",
+                                                              "fraction_of_gain")),
                  OPTIMUM_FRACTION_BOUND) for m in ("PPO", "DPO", "best-of-n")],
         target("PPO minus best-of-n E[r*], each frontier point chosen on validation (paired; "
                "above 0)", paired_interval(chosen("PPO frontier", "true"),
@@ -584,20 +607,20 @@ def make_tables(c: RLHFConfig, runs: list[dict[str, Any]], points: dict[str, Any
 
     def chosen_row(label: str, what: str) -> list[Any]:
         vals = {k: mean_interval([r["policies"][r["choices"][what]]["test"][k] for r in runs])
-                for k in ("win", "kl", "rm", "true", "fraction_of_optimum")}
-        return [label] + [vals[k].format(3) for k in ("win", "kl", "rm", "true",
-                                                  "fraction_of_optimum")]
+                for k in METHOD_COLUMNS}
+        return [label] + [vals[k].format(3) for k in METHOD_COLUMNS]
 
     def fixed_row(name: str) -> list[Any]:
         p = points[name]
-        return [name] + [_iv(p[k]) for k in ("win", "kl", "rm", "true", "fraction_of_optimum")]
+        return [name] + [_iv(p[k]) for k in METHOD_COLUMNS]
 
     middle_bon = f"best-of-{c.best_of_n[len(c.best_of_n) // 2]}"
     methods = {
         "caption": f"exact evaluation on the test symbol sets, mean [95% interval] over {n} "
                    "seeds; the PPO and DPO settings chosen per seed on validation",
         "columns": ["method", "win vs SFT", "KL to SFT (nats)", "E[reward model]",
-                    "E[true reward]", "fraction of optimum at equal KL"],
+                    "E[true reward]", "fraction of optimum's E[r*] at equal KL",
+                    "fraction of optimum's gain"],
         "rows": [fixed_row("pretrained"), fixed_row("SFT"), fixed_row("SFT on top-ranked"),
                  fixed_row(middle_bon), chosen_row("PPO (KL target chosen on validation)", "PPO"),
                  chosen_row("DPO (beta chosen on validation)", "DPO")],
@@ -606,18 +629,20 @@ def make_tables(c: RLHFConfig, runs: list[dict[str, Any]], points: dict[str, Any
     for name in bon_names(c) + ppo_names(c) + dpo_names(c) + ["SFT on top-ranked"]:
         p = points[name]
         front_rows.append([name] + [_iv(p[k]) for k in ("kl", "true", "win", "optimum_true",
-                                                         "fraction_of_optimum")])
+                                                         "fraction_of_optimum",
+                                                         "fraction_of_gain")])
     for row in _mean_curves(runs)["true reward"]:
         if row["kl"] <= 2 * MAX_KL:
             front_rows.append([f"exact optimum of r*, beta {row['beta']:g}", row["kl"],
-                               row["true"], row["win"], row["true"], 1.0])
+                               row["true"], row["win"], row["true"], 1.0, 1.0])
     frontier = {
         "caption": f"reward against KL (the DPO paper's comparison): test symbol sets, mean "
                    f"[95% interval] over {n} seeds; the optimum column is the exact "
                    "true-reward optimum pi_SFT exp(r*/beta)/Z at the same KL (the best any "
                    "policy can do there); its own rows are seed means",
         "columns": ["policy", "KL to SFT (nats)", "E[true reward]", "win vs SFT",
-                    "optimum's E[r*] at that KL", "fraction of optimum"],
+                    "optimum's E[r*] at that KL", "fraction of it", "fraction of its gain "
+                    "over SFT"],
         "rows": front_rows,
     }
     rm_table = {

@@ -35,6 +35,9 @@ def plot_all(metrics: dict[str, Any], out_dir: str) -> list[str]:
 
 
 def _points(metrics: dict[str, Any], prefix: str) -> list[dict[str, Any]]:
+    """The frontier points whose name starts with prefix (or is it, for one ending in $)."""
+    if prefix.endswith("$"):
+        return [p for name, p in metrics["frontier"]["points"].items() if name == prefix[:-1]]
     return [p for name, p in metrics["frontier"]["points"].items() if name.startswith(prefix)]
 
 
@@ -70,7 +73,7 @@ def frontier(plt: Any, m: dict[str, Any]) -> Any:
                   label="best-of-n with the reward model")
         _errorbar(ax, _points(m, "SFT on top"), key, fmt="D", color="C5",
                   label="SFT on top-ranked")
-        _errorbar(ax, _points(m, "SFT"), key, fmt="*", color="C0", ms=10, label="SFT")
+        _errorbar(ax, _points(m, "SFT$"), key, fmt="*", color="C0", ms=10, label="SFT")
         if key == "win":
             ax.axhline(0.65, color="C3", lw=0.8, ls="--", label="target 0.65")
             ax.axvline(6.0, color="C3", lw=0.8, ls=":", label="KL 6")
