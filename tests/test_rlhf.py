@@ -318,7 +318,7 @@ def test_exact_logprobs_match_the_model_and_the_chain_rule(tiny_task):
     task = tiny_task
     lm = make_lm(task, 16, 1, 2, seed=1)
     ref = make_lm(task, 16, 1, 2, seed=2)
-    prompts = task.train_prompts[:3]
+    prompts = np.concatenate([task.train_prompts, task.test_prompts])[:3]
     for temperature in (1.0, 0.7):
         table = exact_logprobs(lm, prompts, task, temperature)
         assert table.shape == (3, 9)

@@ -25,8 +25,10 @@ def plot_all(metrics: dict[str, Any], out_dir: str) -> list[str]:
     if plt is None:
         return []
     written = []
-    for name, fn in (("rlhf_frontier.png", frontier), ("rlhf_overoptimization.png",
-                                                       overoptimization)):
+    for name, fn in (
+        ("rlhf_frontier.png", frontier),
+        ("rlhf_overoptimization.png", overoptimization),
+    ):
         fig = fn(plt, metrics)
         fig.savefig(os.path.join(out_dir, name), dpi=110, bbox_inches="tight")
         plt.close(fig)
@@ -47,10 +49,14 @@ def _errorbar(ax: Any, pts: list[dict[str, Any]], key: str, **style: Any) -> Non
         return
     x = [p["kl"]["mean"] for p in pts]
     y = [p[key]["mean"] for p in pts]
-    xerr = [[p["kl"]["mean"] - p["kl"]["ci95"][0] for p in pts],
-            [p["kl"]["ci95"][1] - p["kl"]["mean"] for p in pts]]
-    yerr = [[p[key]["mean"] - p[key]["ci95"][0] for p in pts],
-            [p[key]["ci95"][1] - p[key]["mean"] for p in pts]]
+    xerr = [
+        [p["kl"]["mean"] - p["kl"]["ci95"][0] for p in pts],
+        [p["kl"]["ci95"][1] - p["kl"]["mean"] for p in pts],
+    ]
+    yerr = [
+        [p[key]["mean"] - p[key]["ci95"][0] for p in pts],
+        [p[key]["ci95"][1] - p[key]["mean"] for p in pts],
+    ]
     ax.errorbar(x, y, xerr=xerr, yerr=yerr, capsize=2, lw=1, **style)
 
 
@@ -61,18 +67,30 @@ def frontier(plt: Any, m: dict[str, Any]) -> Any:
     best-of-n chase)."""
     fig, axes = plt.subplots(1, 2, figsize=(13, 5))
     curves = m["frontier"]["optimum"]
-    for ax, key, label in ((axes[0], "true", "E[true reward r*]"),
-                           (axes[1], "win", "true-reward win rate vs SFT")):
+    for ax, key, label in (
+        (axes[0], "true", "E[true reward r*]"),
+        (axes[1], "win", "true-reward win rate vs SFT"),
+    ):
         for reward, style in (("true reward", "k-"), ("reward model", "k:")):
             pts = [p for p in curves[reward] if p["kl"] <= 12]
-            ax.plot([p["kl"] for p in pts], [p[key] for p in pts], style, lw=1.5,
-                    label=f"exact optimum of the {reward}")
+            ax.plot(
+                [p["kl"] for p in pts],
+                [p[key] for p in pts],
+                style,
+                lw=1.5,
+                label=f"exact optimum of the {reward}",
+            )
         _errorbar(ax, _points(m, "PPO"), key, fmt="o-", color="C2", label="PPO (KL targets)")
         _errorbar(ax, _points(m, "DPO"), key, fmt="s-", color="C4", label="DPO (beta)")
-        _errorbar(ax, _points(m, "best-of-"), key, fmt="^-", color="C1",
-                  label="best-of-n with the reward model")
-        _errorbar(ax, _points(m, "SFT on top"), key, fmt="D", color="C5",
-                  label="SFT on top-ranked")
+        _errorbar(
+            ax,
+            _points(m, "best-of-"),
+            key,
+            fmt="^-",
+            color="C1",
+            label="best-of-n with the reward model",
+        )
+        _errorbar(ax, _points(m, "SFT on top"), key, fmt="D", color="C5", label="SFT on top-ranked")
         _errorbar(ax, _points(m, "SFT$"), key, fmt="*", color="C0", ms=10, label="SFT")
         if key == "win":
             ax.axhline(0.65, color="C3", lw=0.8, ls="--", label="target 0.65")
@@ -95,12 +113,26 @@ def overoptimization(plt: Any, m: dict[str, Any]) -> Any:
     for i, size in enumerate(sizes):
         curve = m["overoptimization"][size]["curve"]
         d = [math.sqrt(max(p["kl"], 0.0)) for p in curve]
-        ax.plot(d, [p["true"] for p in curve], "o-", color=f"C{i}", ms=3,
-                label=f"true reward, RM from {size} rankings")
-        ax2.plot(d, [p["rm"] for p in curve], "--", color=f"C{i}", lw=1,
-                 label=f"proxy (its own RM), {size}")
-    ax.set_xlabel("sqrt(KL(best-of-n || pi_SFT)) (exact, n = 1 .. "
-                  f"{m['overoptimization'][sizes[0]]['curve'][-1]['n']})")
+        ax.plot(
+            d,
+            [p["true"] for p in curve],
+            "o-",
+            color=f"C{i}",
+            ms=3,
+            label=f"true reward, RM from {size} rankings",
+        )
+        ax2.plot(
+            d,
+            [p["rm"] for p in curve],
+            "--",
+            color=f"C{i}",
+            lw=1,
+            label=f"proxy (its own RM), {size}",
+        )
+    ax.set_xlabel(
+        "sqrt(KL(best-of-n || pi_SFT)) (exact, n = 1 .. "
+        f"{m['overoptimization'][sizes[0]]['curve'][-1]['n']})"
+    )
     ax.set_ylabel("E[true reward r*] (solid)")
     ax2.set_ylabel("E[proxy reward] (dashed, normalized on SFT samples)")
     ax.grid(alpha=0.3)
