@@ -714,8 +714,8 @@ def summarize(c: RLHFConfig, runs: list[dict[str, Any]]) -> dict[str, Any]:
         tuned={
             "which PPO KL target and DPO beta are reported": "validation",
             "which frontier point is compared with the optimum": "validation",
-            "widths and budgets (fixed for the reported seeds)": (
-                "development seeds 0-1, never reported (set for time on 2 cores)"
+            "widths and budgets (fixed before the run, for time on 2 cores)": (
+                "development seeds 0-1 (the default run reports seeds 10-15)"
             ),
         },
         notes="Whole symbol sets are held out (a prompt's set fixes its reward table), drawn "
