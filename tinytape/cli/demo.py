@@ -113,7 +113,7 @@ def _icl(quick: bool, out: str) -> list[list[str]]:
 
 
 def _rlhf(quick: bool, out: str) -> list[list[str]]:
-    # two seeds in two processes: --small is about 100 s on 2 cores (docs/rlhf.md)
+    # two seeds in two processes: --small is about 80 s on 2 free cores (docs/rlhf.md)
     return [["rlhf", "--quick" if quick else "--small", "--workers", "2", "--out", out]]
 
 

@@ -25,7 +25,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "rankings (step 2), optimize the policy with PPO against it over several KL targets "
         "(step 3), run DPO over several beta, best-of-n and SFT on the top-ranked responses; "
         "over-optimization against reward models from fewer rankings. Choices are made on "
-        "validation symbol sets, test ones are read at the end. Prints the tables with 95%% "
+        "validation symbol sets, test ones are read at the end. Prints the tables with 95% "
         "intervals over seeds and writes results.json (the shared schema) and PNG plots to "
         "--out.",
     )
@@ -38,7 +38,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--small",
         action="store_true",
-        help="about 100 s on 2 cores (the demo's stage): two seeds, one PPO KL "
+        help="about 80 s on 2 free cores, estimated (the demo's stage): two seeds, one PPO KL "
         "target, one DPO beta, fewer rankings",
     )
     p.add_argument(

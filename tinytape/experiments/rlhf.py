@@ -196,8 +196,8 @@ class RLHFConfig:
 
     @classmethod
     def small(cls, seeds: Sequence[int] = (0, 1)) -> RLHFConfig:
-        """About 100 s on 2 cores (the demo's stage): two seeds, one PPO KL target, one DPO
-        beta, fewer rankings and shorter budgets."""
+        """About 80 s on 2 free cores, estimated (the demo's stage): two seeds, one PPO KL
+        target, one DPO beta, fewer rankings and shorter budgets."""
         return cls(
             seeds=tuple(seeds),
             pretrain_steps=300,
