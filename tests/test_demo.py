@@ -34,7 +34,7 @@ TABLE_HEADERS = {
 }
 #: the plot each stage must show when matplotlib is installed
 PLOTS = {"layerwise": "layerwise.png", "lm": "lm_curve.png", "authors": "authors.png",
-         "icl": "icl.png", "rlhf": "rlhf_methods.png"}
+         "icl": "icl.png", "rlhf": "rlhf_frontier.png"}
 NUMBER_ROW = re.compile(r"^\|.*\|\s*[-+]?\d+(\.\d+)?(e[-+]?\d+)?( \[[-+\d., ]+\])?\s*\|")
 
 

@@ -39,7 +39,8 @@ def logsig(z: float) -> float:
 
 @pytest.fixture(scope="module")
 def tiny_task() -> Task:
-    return Task(TaskConfig(n_symbols=3, prompt_len=2, response_len=2, n_eval_prompts=2), seed=0)
+    return Task(TaskConfig(n_symbols=3, prompt_len=2, response_len=2, n_validation_sets=1,
+                           n_test_sets=1), seed=0)
 
 
 # ---------------------------------------------------------------- the task
@@ -52,7 +53,7 @@ def test_true_reward_by_hand():
                    [2, 1, 0],   # 3 covered, no ascending pair
                    [7, 6, 6]])  # nothing covered, one repeat
     np.testing.assert_allclose(task.true_reward(x[None], ys), [4.0, -1.0, 2.5, 3.0, -1.0])
-    table = task.true_reward_table(task.eval_prompts[:2])
+    table = task.true_reward_table(task.test_prompts[:2])
     assert table.shape == (2, 8 ** 3)
     i = task.response_index(np.array([0, 1, 2]))
     assert np.array_equal(task.responses[i], [0, 1, 2])
@@ -217,6 +218,78 @@ def test_kl_estimators_against_exact_values():
     assert ks["k3"].std() < ks["k1"].std()
 
 
+def test_held_out_symbol_sets_are_disjoint_and_complete():
+    task = Task(seed=3)
+    sets = {k: {tuple(sorted(p)) for p in prompts} for k, prompts in
+            (("train", task.train_prompts), ("validation", task.val_prompts),
+             ("test", task.test_prompts))}
+    assert not sets["train"] & sets["validation"] and not sets["train"] & sets["test"]
+    assert not sets["validation"] & sets["test"]
+    assert {len(v) for v in sets.values()} == {38, 8, 10}  # C(8, 3) = 56 sets
+    assert sets["test"] == set(task.symbol_sets["test"])
+    # every ordering of a held-out set is a held-out prompt: 3! = 6 per set, no duplicates
+    assert len(task.test_prompts) == 60 == len({tuple(p) for p in task.test_prompts})
+    assert len(task.train_prompts) + len(task.val_prompts) + len(task.test_prompts) == 336
+    # the true reward depends on the set only: the orderings of one set share their table
+    a, b = [p for p in task.test_prompts if tuple(sorted(p)) == task.symbol_sets["test"][0]][:2]
+    np.testing.assert_array_equal(task.true_reward_table(a[None]), task.true_reward_table(b[None]))
+    other = Task(seed=4)
+    assert set(other.symbol_sets["test"]) != sets["test"]  # a new split per seed
+    with pytest.raises(ValueError, match="cannot give 50 validation and 10 test sets"):
+        TaskConfig(n_validation_sets=50)
+
+
+def test_best_of_n_by_hand():
+    ref = np.log(np.array([[0.5, 0.3, 0.2], [0.5, 0.3, 0.2]]))
+    proxy = np.array([[0.0, 1.0, 2.0],    # the best of 2 is y2 unless both miss it
+                      [0.0, 1.0, 1.0]])   # y1 and y2 tie: they share F^2 in proportion
+    p = np.exp(ex.best_of_n_logp(ref, proxy, 2))
+    np.testing.assert_allclose(p[0], [0.25, 0.8 ** 2 - 0.25, 1 - 0.8 ** 2])
+    np.testing.assert_allclose(p[1], [0.25, 0.75 * 0.6, 0.75 * 0.4])
+    np.testing.assert_allclose(np.exp(ex.best_of_n_logp(ref, proxy, 1)), np.exp(ref))
+    # against sampling: the best (by proxy) of n draws, ties broken by draw order
+    rng = np.random.default_rng(0)
+    draws = rng.choice(3, size=(100_000, 5), p=[0.5, 0.3, 0.2])
+    best = draws[np.arange(len(draws)), np.argmax(proxy[1][draws], axis=1)]
+    freq = np.bincount(best, minlength=3) / len(draws)
+    np.testing.assert_allclose(freq, np.exp(ex.best_of_n_logp(ref, proxy, 5))[1], atol=0.005)
+    with pytest.raises(ValueError, match="n >= 1"):
+        ex.best_of_n_logp(ref, proxy, 0)
+    with pytest.raises(ValueError, match="same shape"):
+        ex.best_of_n_logp(ref, proxy[:, :2], 2)
+
+
+def test_best_of_n_kl_meets_its_closed_form_without_atoms():
+    """log n - (n - 1)/n is the KL when no response has noticeable mass, an upper bound
+    otherwise (a discrete reference: here one response holds half the mass)."""
+    m = 200_000
+    ref = np.full((1, m), -math.log(m))
+    proxy = np.random.default_rng(1).permutation(m)[None].astype(float)
+    for n in (2, 4, 16):
+        kl = ex.exact_kl(ex.best_of_n_logp(ref, proxy, n), ref)[0]
+        assert kl == pytest.approx(ex.best_of_n_kl_bound(n), abs=1e-3)
+    lumpy = np.log(np.array([[0.5] + [0.5 / 99] * 99]))
+    for n in (2, 16, 256):
+        kl = ex.exact_kl(ex.best_of_n_logp(lumpy, proxy[:, :100], n), lumpy)[0]
+        assert 0 < kl < ex.best_of_n_kl_bound(n)
+
+
+def test_optimum_at_kl_beats_best_of_n_at_the_same_kl():
+    rng = np.random.default_rng(2)
+    ref = np.log(rng.dirichlet(np.ones(40), size=5))
+    r = rng.normal(size=(5, 40))
+    for n in (2, 8, 64):
+        bon = ex.best_of_n_logp(ref, r, n)
+        kl = ex.exact_kl(bon, ref).mean()
+        opt = ex.optimum_at_kl(ref, r, kl)
+        assert ex.exact_kl(opt["logp"], ref).mean() == pytest.approx(kl, abs=1e-5)
+        e_opt = (np.exp(opt["logp"]) * r).sum(-1).mean()
+        assert e_opt >= (np.exp(bon) * r).sum(-1).mean() - 1e-9
+    beyond = ex.optimum_at_kl(ref, r, 1e3)  # past the argmax's KL: the argmax
+    assert beyond["beta"] == 0.0
+    np.testing.assert_allclose(np.exp(beyond["logp"]).argmax(-1), r.argmax(-1))
+
+
 def test_win_rate_and_optimum_by_hand():
     true = np.array([[1.0, 2.0, 2.0]])
     base = np.log(np.array([[0.5, 0.25, 0.25]]))
@@ -245,7 +318,7 @@ def test_exact_logprobs_match_the_model_and_the_chain_rule(tiny_task):
     task = tiny_task
     lm = make_lm(task, 16, 1, 2, seed=1)
     ref = make_lm(task, 16, 1, 2, seed=2)
-    prompts = task.train_prompts[:3]
+    prompts = np.concatenate([task.train_prompts, task.test_prompts])[:3]
     for temperature in (1.0, 0.7):
         table = exact_logprobs(lm, prompts, task, temperature)
         assert table.shape == (3, 9)
@@ -294,46 +367,130 @@ def test_ppo_rollout_and_training_agree_at_the_first_update(tiny_task):
     assert stats["clipfrac"] == 0.0 and stats["approx_kl"] < 1e-10
 
 
-# ---------------------------------------------------------------- the whole pipeline
-def test_pipeline_on_a_tiny_budget(tmp_path, capsys):
-    from tinytape.experiments.protocol import read_results
-    from tinytape.experiments.rlhf import RLHFConfig, run_rlhf
+# ---------------------------------------------------------------- the experiment
+def tiny_config(**over):
+    from tinytape.experiments.rlhf import RLHFConfig
 
-    c = RLHFConfig.quick(seed=1)
-    c = replace(c, task=TaskConfig(n_symbols=4, prompt_len=2, response_len=2, n_eval_prompts=4,
-                                   web_relevance=0.9),
-                d_model=16, n_layers=1, n_heads=2, pretrain_steps=20, sft_steps=20,
-                rankings_per_prompt=2, rm_epochs=2, k_range=(4, 5),
-                ppo=PPOConfig(iterations=3, rollout_size=32, minibatch_size=16, epochs=2,
-                              eval_every=2, target_kl=1.0),
-                dpo_epochs=1, overopt_rankings=4, overopt_rm_epochs=2, overopt_iterations=3)
+    c = RLHFConfig.quick(seeds=(1, 2))
+    return replace(c, **{**dict(
+        task=TaskConfig(n_symbols=5, prompt_len=2, response_len=2, n_validation_sets=2,
+                        n_test_sets=2, web_relevance=0.9),
+        d_model=16, n_layers=1, n_heads=2, pretrain_steps=20, sft_steps=20,
+        rankings_per_prompt=2, rm_epochs=2, k_range=(4, 5), small_rm_rankings=(6,),
+        ppo=PPOConfig(iterations=2, rollout_size=32, minibatch_size=16, epochs=1),
+        ppo_target_kls=(1.0, 3.0), dpo_betas=(0.1, 0.5), top_sft_steps=5,
+        best_of_n=(2, 4), overopt_n=(1, 2, 8), frontier_betas=(1.0, 0.1, 0.0), workers=1),
+        **over})
+
+
+def test_choices_are_made_on_validation_only():
+    from tinytape.experiments.rlhf import choose_on_validation
+
+    c = tiny_config()
+
+    def pol(val_win, val_kl, val_frac, test_win):
+        row = {"win": val_win, "kl": val_kl, "fraction_of_gain": val_frac}
+        return {"validation": row, "test": {"win": test_win, "kl": 0.0,
+                                            "fraction_of_gain": 1.0 - val_frac}}
+
+    policies = {"PPO, KL target 1": pol(0.7, 1.0, 0.9, 0.99),
+                "PPO, KL target 3": pol(0.8, 7.0, 0.95, 0.5),   # over the KL limit
+                "DPO, beta 0.1": pol(0.6, 1.0, 0.7, 0.9),
+                "DPO, beta 0.5": pol(0.65, 0.5, 0.8, 0.1),
+                "best-of-2": pol(0.55, 0.3, 0.6, 0.5), "best-of-4": pol(0.6, 0.7, 0.5, 0.5)}
+    chosen = choose_on_validation(policies, c)
+    assert chosen == {"PPO": "PPO, KL target 1", "DPO": "DPO, beta 0.5",
+                      "PPO frontier": "PPO, KL target 3", "DPO frontier": "DPO, beta 0.5",
+                      "best-of-n frontier": "best-of-2"}
+
+
+def test_gao_fit_recovers_its_parameters():
+    from tinytape.experiments.rlhf import gao_fit
+
+    d = np.linspace(0.0, 3.0, 12)
+    alpha, beta = gao_fit(d, d * (1.2 - 0.3 * d))
+    assert alpha == pytest.approx(1.2) and beta == pytest.approx(0.3)
+
+
+def test_experiment_on_a_tiny_budget(tmp_path, capsys):
+    from tinytape.experiments.protocol import mean_interval, paired_interval, read_results
+    from tinytape.experiments.rlhf import run_rlhf
+
+    c = tiny_config()
     results = run_rlhf(c, out_dir=str(tmp_path), plots=False)
     out = capsys.readouterr().out
-    assert "PPO (steps 2+3)" in out and "target" in out
-    methods = results["methods"]
-    assert methods["SFT (step 1)"]["kl"] == pytest.approx(0.0, abs=1e-9)
-    assert methods["SFT (step 1)"]["win"] == pytest.approx(0.5)
-    for m in methods.values():
-        assert 0.0 <= m["win"] <= 1.0 and m["kl"] >= -1e-9 and np.isfinite(m["rm"])
-    assert len(results["logs"]["ppo"]["kl"]) == 3
-    assert [e["iteration"] for e in results["logs"]["ppo"]["evals"]] == [2, 3]
-    assert 0.5 < results["noise_ceiling_expected"] <= 1.0
-    assert results["optimal_objective"] >= results["ppo_objective"] - 1e-9
+    assert "fraction of optimum" in out and "target PPO win rate" in out
     saved = read_results(tmp_path)
-    assert saved["experiment"] == "rlhf" and len(saved["targets"]) == 7
-    ppo_win = next(t for t in saved["targets"] if t["name"].startswith("PPO win rate"))
-    assert ppo_win["value"] == pytest.approx(methods["PPO (steps 2+3)"]["win"])
-    assert ppo_win["verdict"] == "inconclusive"  # one seed: no interval
-    assert saved["tables"]["methods"]["rows"][1][0] == "SFT (step 1)"
-    assert {"kl", "rm", "true", "win"} <= set(saved["metrics"]["frontier"][0])
+    assert saved["experiment"] == "rlhf" and saved["protocol"]["selection"] == "validation"
+    assert saved["protocol"]["seeds"] == [1, 2]
+    m = saved["metrics"]
+    runs = m["per_seed"]
+    for run in runs:
+        sft = run["policies"]["SFT"]["test"]
+        assert sft["kl"] == pytest.approx(0.0, abs=1e-9) and sft["win"] == pytest.approx(0.5)
+        assert sft["fraction_of_optimum"] == pytest.approx(1.0)
+        assert sft["fraction_of_gain"] == 0.0
+        for name, p in run["policies"].items():
+            for split in ("validation", "test"):
+                row = p[split]
+                assert 0.0 <= row["win"] <= 1.0 and row["kl"] >= -1e-9
+                # nothing beats the exact true-reward optimum at its own KL
+                assert row["true"] <= row["optimum_true"] + 1e-6, name
+                assert row["fraction_of_gain"] <= 1.0 + 1e-6, name
+        for curve in run["overoptimization"].values():
+            assert curve[0]["n"] == 1 and curve[0]["kl"] == pytest.approx(0.0, abs=1e-9)
+            assert curve[0]["true"] == pytest.approx(sft["true"])
+            for row in curve:
+                assert row["kl"] <= row["kl_bound"] + 1e-9
+        assert set(run["reward_models"]) == {"6", str(run["rankings"])}
+        assert set(run["choices"]) == {"PPO", "DPO", "PPO frontier", "DPO frontier",
+                                       "best-of-n frontier"}
+    # the targets' intervals are those of the per-seed values, chosen per seed on validation
+    ppo_win = [r["policies"][r["choices"]["PPO"]]["test"]["win"] for r in runs]
+    t = saved["targets"][0]
+    assert t["name"].startswith("PPO win rate")
+    iv = mean_interval(ppo_win)
+    assert t["value"] == pytest.approx(iv.mean) and t["ci95"] == pytest.approx([iv.lo, iv.hi])
+    assert t["verdict"] == ("met" if iv.lo > 0.65 else "not met" if iv.hi < 0.65
+                            else "inconclusive")
+    top = [r["policies"]["SFT on top-ranked"]["test"]["true"] for r in runs]
+    ppo_true = [r["policies"][r["choices"]["PPO"]]["test"]["true"] for r in runs]
+    last = saved["targets"][-1]
+    assert last["value"] == pytest.approx(paired_interval(ppo_true, top).mean)
+    assert len(saved["targets"]) == 10
+    assert {"methods", "frontier", "reward_model", "overoptimization"} == set(saved["tables"])
+    assert saved["tables"]["methods"]["columns"][:2] == ["method", "win vs SFT"]
+    assert [b["n"] for b in m["best_of_n"]] == [2, 4]
+    assert {"true reward", "reward model"} == set(m["frontier"]["optimum"])
+    assert results["targets"][0].value == pytest.approx(t["value"])
 
 
-def test_cli_rejects_bad_arguments(capsys):
+def test_seeds_in_worker_processes_give_the_same_numbers():
+    from tinytape.experiments.rlhf import run_seeds
+
+    c = tiny_config(seeds=(3, 4), pretrain_steps=5, sft_steps=5, rm_epochs=1,
+                    ppo_target_kls=(1.0,), dpo_betas=(0.1,))
+    alone = run_seeds(c, log=lambda s: None)
+    pooled = run_seeds(replace(c, workers=2), log=lambda s: None)
+    for a, b in zip(alone, pooled):
+        assert a["seed"] == b["seed"]
+        for name in a["policies"]:
+            for key, value in a["policies"][name]["test"].items():
+                assert b["policies"][name]["test"][key] == pytest.approx(value, rel=1e-9), name
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--seeds", "1"], "--seeds: seeds must be at least 2"),
+    (["--target-kls", "1,-1"], "--target-kls: target_kls must be positive"),
+    (["--dpo-betas", "0"], "--dpo-betas: dpo_betas must be positive"),
+    (["--temperature", "0"], "--temperature: temperature must be positive"),
+    (["--ppo-iterations", "0"], "--ppo-iterations: ppo_iterations must be at least 1"),
+    (["--workers", "0"], "--workers: workers must be at least 1"),
+    (["--best-of-n", "0,2"], "--best-of-n: best_of_n must all be >= 1"),
+    (["--threads", "0"], "--threads must be at least 1"),
+])
+def test_cli_rejects_bad_arguments(capsys, argv, message):
     from tinytape.cli import main
 
-    assert main(["rlhf", "--threads", "0"]) == 2
-    assert "--threads must be at least 1" in capsys.readouterr().err
-    assert main(["rlhf", "--target-kl", "-1"]) == 2
-    assert "--target-kl: target_kl must be positive" in capsys.readouterr().err
-    assert main(["rlhf", "--temperature", "0"]) == 2
-    assert main(["rlhf", "--ppo-iterations", "0"]) == 2
+    assert main(["rlhf", *argv]) == 2
+    assert message in capsys.readouterr().err

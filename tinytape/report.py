@@ -86,9 +86,10 @@ STAGES: dict[str, tuple[str, str]] = {
         "(here a programmatic labeler that agrees with the true preference 73% of the time); "
         "(3) optimize the policy against the reward model with PPO and a KL penalty to the "
         "step-1 policy. The task is small enough to compute the best KL-regularized policy "
-        "exactly; DPO on the same comparisons, and PPO without the KL penalty against a "
-        "reward model from few comparisons (over-optimization), for comparison: reward "
-        "against KL."),
+        "exactly, so every method is placed on one reward-against-KL picture: PPO over "
+        "several KL targets, DPO over several beta, best-of-n over n, the exact optimum; "
+        "held-out prompts use symbol sets (so reward tables) never seen in training, choices "
+        "are made on validation sets, intervals are over seeds."),
 }
 
 #: PNG file name -> caption
@@ -98,14 +99,11 @@ CAPTIONS = {
     "authors.png": "test accuracy against labelled passages per author, per method",
     "icl.png": "accuracy against shots (prior example pairs) with frozen weights; accuracy "
                "during training",
-    "rlhf_methods.png": "win rate and KL per method; reward-model score and true reward "
-                        "against KL, with the exact optimum's frontier",
-    "rlhf_ppo.png": "PPO during training: reward-model score, true score, KL, entropy, "
-                    "clipping, value loss, KL coefficient",
-    "rlhf_reward_model.png": "reward model (step 2): pairwise accuracy on labeler rankings, "
-                             "ranking loss",
-    "rlhf_overoptimization.png": "over-optimization: the reward model's score keeps rising "
-                                 "while the true reward turns",
+    "rlhf_frontier.png": "true reward and win rate against KL to SFT (mean and 95% interval "
+                         "over seeds): PPO over KL targets, DPO over beta, best-of-n over n, "
+                         "and the exact optimum's curves",
+    "rlhf_overoptimization.png": "over-optimization (Gao et al. 2022): best-of-n's true and "
+                                 "proxy reward against sqrt(KL), per reward-model size",
 }
 
 # --------------------------------------------------------------------------- helpers

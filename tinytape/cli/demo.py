@@ -113,8 +113,8 @@ def _icl(quick: bool, out: str) -> list[list[str]]:
 
 
 def _rlhf(quick: bool, out: str) -> list[list[str]]:
-    size = ["--quick", "--ppo-iterations", "6"] if quick else ["--ppo-iterations", "40"]
-    return [["rlhf", *size, "--out", out]]
+    # two seeds in two processes: --small is about 80 s on 2 free cores (docs/rlhf.md)
+    return [["rlhf", "--quick" if quick else "--small", "--workers", "2", "--out", out]]
 
 
 STAGES: tuple[Stage, ...] = (

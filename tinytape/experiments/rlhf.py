@@ -1,58 +1,85 @@
-"""The whole RLHF experiment: pretrain, step 1 (SFT), step 2 (reward model), step 3 (PPO),
-DPO on the same comparisons, the exact KL-regularized optimum, and over-optimization.
+"""The whole RLHF experiment under the shared protocol: per seed, pretrain, SFT (step 1), a
+reward model (step 2), PPO over several KL targets (step 3), DPO over several beta, the
+baselines best-of-n and SFT on the top-ranked responses, the exact KL-regularized optimum,
+and over-optimization against reward models trained on fewer comparisons.
 
     from tinytape.experiments.rlhf import RLHFConfig, run_rlhf
     results = run_rlhf(RLHFConfig.quick(), out_dir="runs/rlhf")   # results.json (schema)
 
-Every policy is evaluated exactly on the held-out prompts (the response space is enumerated):
-win rate against the supervised policy by true reward, KL to it, E[reward model], E[r*].
+Splits hold out whole symbol sets (tinytape.rlhf.task): training prompts for SFT,
+comparisons and PPO; validation prompts, where every choice is made (which PPO KL target and
+DPO beta is reported, which point of a frontier is compared with the optimum); test prompts,
+read once at the end. Every policy is evaluated exactly on them (the response space is
+enumerated): win rate against SFT by true reward, KL to SFT, E[reward model], E[r*].
+Seeds run in parallel worker processes; each seed is a new split, new labels, new models.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
 from ..rlhf import exact as ex
-from ..rlhf.dpo import implicit_accuracy, train_dpo
+from ..rlhf.dpo import train_dpo
 from ..rlhf.policy import PolicyWithValue, clone_lm, exact_logprobs, make_lm, sample_responses
 from ..rlhf.ppo import PPOConfig, PPOTrainer
 from ..rlhf.reward import (
+    Comparisons,
     RewardModel,
     candidate_deltas,
     label,
     noise_ceiling,
+    pairwise_accuracy,
     sample_candidates,
     train_reward_model,
 )
-from ..rlhf.sft import pretrain, supervised_finetune
+from ..rlhf.sft import pretrain, supervised_finetune, train_sequences
 from ..rlhf.task import Labeler, Task, TaskConfig, calibrate_tau
-from .protocol import Protocol, Target, mean_interval, target, write_results
+from .protocol import (
+    Protocol,
+    mean_interval,
+    paired_interval,
+    prepare_run_dir,
+    target,
+    write_results,
+)
 
-#: the targets of the issue, checked at the end of a run
-TARGETS = {
-    "rm_accuracy_fraction_of_ceiling": 0.9,
-    "ppo_win_rate": 0.65,
-    "ppo_max_kl": 6.0,
-    "ppo_objective_fraction_of_optimum": 0.9,
-    "kl_within_fraction_of_target": 0.2,
-    "dpo_win_rate": 0.60,
-}
+#: the bounds of the issue's targets
+WIN_RATE_BOUND = 0.65
+MAX_KL = 6.0
+OPTIMUM_FRACTION_BOUND = 0.9
+#: what a policy's exact evaluation holds (per split)
+SUMMARY_KEYS = (
+    "kl",
+    "rm",
+    "true",
+    "win",
+    "entropy",
+    "optimum_true",
+    "fraction_of_optimum",
+    "fraction_of_gain",
+)
+METHOD_COLUMNS = ("win", "kl", "rm", "true", "fraction_of_optimum", "fraction_of_gain")
+OUTPUTS = ("results.json", "rlhf_frontier.png", "rlhf_overoptimization.png")
 
 
 @dataclass
 class RLHFConfig:
-    """Every knob of the experiment (defaults: the documented run, a few minutes on 2 cores)."""
+    """Every knob of the experiment (defaults: the documented run, six seeds in two worker
+    processes, within 15 minutes on 2 cores)."""
 
-    seed: int = 0
+    seeds: tuple[int, ...] = (10, 11, 12, 13, 14, 15)
+    workers: int = 2
+    threads: int = 1
     task: TaskConfig = field(default_factory=lambda: TaskConfig(web_relevance=0.9))
     # the language model
-    d_model: int = 96
+    d_model: int = 64
     n_layers: int = 2
     n_heads: int = 4
     # pretraining and step 1
@@ -63,346 +90,877 @@ class RLHFConfig:
     demos_per_prompt: int = 4
     # step 2
     rankings_per_prompt: int = 8
+    heldout_rankings_per_prompt: int = 2  # on validation and test prompts: accuracy only
     k_range: tuple[int, int] = (4, 9)
     labeler_agreement: float = 0.73
-    rm_epochs: int = 8
+    rm_epochs: int = 6
     rm_prompts_per_batch: int = 32
     rm_lr: float = 2e-3
     norm_samples_per_prompt: int = 8
-    # step 3
-    ppo: PPOConfig = field(default_factory=lambda: PPOConfig(iterations=100, target_kl=3.0))
-    # DPO
-    dpo_beta: float = 0.1
+    # over-optimization: reward models from the first N rankings (the full model is added)
+    small_rm_rankings: tuple[int, ...] = (256, 768)
+    # step 3, once per KL target
+    ppo: PPOConfig = field(default_factory=lambda: PPOConfig(iterations=60))
+    ppo_target_kls: tuple[float, ...] = (1.0, 2.5, 5.0)
+    # DPO, once per beta
+    dpo_betas: tuple[float, ...] = (0.05, 0.1, 0.3)
     dpo_epochs: int = 2
     dpo_lr: float = 1e-3
     dpo_prompts_per_batch: int = 32
-    # over-optimization: a reward model from few comparisons, PPO without a KL penalty
-    overopt_rankings: int = 384
-    overopt_rm_epochs: int = 12
-    overopt_rm_prompts_per_batch: int = 16
-    overopt_iterations: int = 60
-    overopt_lr: float = 3e-4  # small steps, so the path passes the true reward's peak slowly
-    # exact optimum: betas of the reward-vs-KL frontier
-    frontier_betas: tuple[float, ...] = (20.0, 5.0, 2.0, 1.0, 0.6, 0.4, 0.3, 0.2, 0.15, 0.1,
-                                         0.07, 0.05, 0.035, 0.025, 0.015, 0.01, 0.0)
+    # SFT on the top-ranked response of each training ranking
+    top_sft_steps: int = 150
+    # best-of-n against SFT with the reward model: the frontier's n, and over-optimization's
+    best_of_n: tuple[int, ...] = (2, 4, 8, 16, 32, 64, 128, 256)
+    overopt_n: tuple[int, ...] = tuple(2**k for k in range(15))
+    # the exact optimum's curve
+    frontier_betas: tuple[float, ...] = (
+        20.0,
+        5.0,
+        2.0,
+        1.0,
+        0.6,
+        0.4,
+        0.3,
+        0.2,
+        0.15,
+        0.1,
+        0.07,
+        0.05,
+        0.035,
+        0.025,
+        0.015,
+        0.01,
+        0.0,
+    )
 
     def __post_init__(self) -> None:
+        self.seeds = tuple(int(s) for s in self.seeds)
+        if len(self.seeds) < 2 or len(set(self.seeds)) != len(self.seeds):
+            raise ValueError(
+                f"seeds must be at least 2 distinct seeds (intervals need "
+                f"them), got {list(self.seeds)}"
+            )
+        if min(self.seeds) < 0:
+            raise ValueError(f"seeds must be >= 0, got {list(self.seeds)}")
+        for name in (
+            "workers",
+            "threads",
+            "pretrain_steps",
+            "sft_steps",
+            "rm_epochs",
+            "dpo_epochs",
+            "top_sft_steps",
+            "rankings_per_prompt",
+            "heldout_rankings_per_prompt",
+        ):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         p = self.ppo
-        if p.target_kl is not None and not p.target_kl > 0:
-            raise ValueError(f"target_kl must be positive, got {p.target_kl}")
         if p.iterations < 1:
             raise ValueError(f"ppo_iterations must be at least 1, got {p.iterations}")
         if not p.temperature > 0:
             raise ValueError(f"temperature must be positive, got {p.temperature}")
-        if not self.dpo_beta > 0:
-            raise ValueError(f"dpo_beta must be positive, got {self.dpo_beta}")
-        for name in ("pretrain_steps", "sft_steps", "rm_epochs", "dpo_epochs"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if not self.ppo_target_kls or min(self.ppo_target_kls) <= 0:
+            raise ValueError(f"target_kls must be positive, got {list(self.ppo_target_kls)}")
+        if not self.dpo_betas or min(self.dpo_betas) <= 0:
+            raise ValueError(f"dpo_betas must be positive, got {list(self.dpo_betas)}")
+        if not self.best_of_n or min(self.best_of_n + self.overopt_n) < 1:
+            raise ValueError(
+                f"best_of_n must all be >= 1, got {list(self.best_of_n)} and {list(self.overopt_n)}"
+            )
+        if any(n < 1 for n in self.small_rm_rankings):
+            raise ValueError(f"small_rm_rankings must be >= 1, got {list(self.small_rm_rankings)}")
 
     @classmethod
-    def quick(cls, seed: int = 0) -> RLHFConfig:
-        """About 30 s: fewer steps everywhere (the targets are not expected to hold)."""
-        return cls(seed=seed, d_model=64, pretrain_steps=400, sft_steps=200,
-                   rankings_per_prompt=2, rm_epochs=4,
-                   ppo=PPOConfig(iterations=20, target_kl=3.0, eval_every=5), dpo_epochs=1,
-                   overopt_rankings=128, overopt_rm_epochs=6, overopt_iterations=10,
-                   task=TaskConfig(web_relevance=0.9, n_eval_prompts=40))
+    def quick(cls, seeds: Sequence[int] = (0, 1)) -> RLHFConfig:
+        """Under a minute on 2 cores: two seeds, small budgets everywhere (the targets are not
+        expected to hold), the same schema."""
+        return cls(
+            seeds=tuple(seeds),
+            d_model=32,
+            pretrain_steps=250,
+            sft_steps=120,
+            rankings_per_prompt=2,
+            heldout_rankings_per_prompt=1,
+            rm_epochs=3,
+            small_rm_rankings=(64,),
+            ppo=PPOConfig(iterations=8, rollout_size=128),
+            ppo_target_kls=(1.0, 3.0),
+            dpo_betas=(0.1, 0.3),
+            dpo_epochs=1,
+            top_sft_steps=40,
+            best_of_n=(2, 8, 32),
+            overopt_n=(1, 4, 16, 64, 256),
+            frontier_betas=(5.0, 1.0, 0.3, 0.1, 0.03, 0.0),
+        )
+
+    @classmethod
+    def small(cls, seeds: Sequence[int] = (0, 1)) -> RLHFConfig:
+        """About 80 s on 2 free cores, estimated (the demo's stage): two seeds, one PPO KL
+        target, one DPO beta, fewer rankings and shorter budgets."""
+        return cls(
+            seeds=tuple(seeds),
+            pretrain_steps=300,
+            sft_steps=200,
+            rankings_per_prompt=3,
+            heldout_rankings_per_prompt=1,
+            rm_epochs=5,
+            small_rm_rankings=(64, 256),
+            ppo=PPOConfig(iterations=30),
+            ppo_target_kls=(2.5,),
+            dpo_betas=(0.1,),
+            top_sft_steps=100,
+            best_of_n=(4, 16, 64),
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-class Tables:
-    """Exact tables on the held-out prompts: log pi_SFT, the reward model, the true reward."""
+# ---------------------------------------------------------------------------- evaluation
 
-    def __init__(self, task: Task, sft_lm: Any, rm: RewardModel, temperature: float) -> None:
-        self.task, self.temperature = task, temperature
-        prompts = task.eval_prompts
-        m = len(task.responses)
+
+class Split:
+    """Exact tables on the prompts of one split: log pi_SFT, the reward model, the true
+    reward; evaluates a policy table against them."""
+
+    def __init__(
+        self, task: Task, prompts: np.ndarray, sft_lm: Any, rm: RewardModel, temperature: float
+    ) -> None:
+        self.task, self.prompts, self.temperature = task, prompts, temperature
         self.logp_sft = exact_logprobs(sft_lm, prompts, task, temperature)
-        seqs = task.join(np.repeat(prompts, m, axis=0), np.tile(task.responses, (len(prompts), 1)))
-        self.rm = rm.score(seqs).reshape(len(prompts), m)
         self.true = task.true_reward_table(prompts)
+        self.rm = reward_table(task, prompts, rm)
+        self.sft_true = float((np.exp(self.logp_sft) * self.true).sum(axis=-1).mean())
 
-    def evaluate(self, lm: Any, beta: float | None = None) -> dict[str, float]:
-        """Exact KL to SFT, E[r_RM], E[r*], win rate, entropy of a policy LM."""
-        logp = exact_logprobs(lm, self.task.eval_prompts, self.task, self.temperature)
-        return ex.summarize(logp, self.logp_sft, self.rm, self.true, beta)
+    def logp(self, lm: Any) -> np.ndarray:
+        return exact_logprobs(lm, self.prompts, self.task, self.temperature)
+
+    def evaluate(self, logp: np.ndarray, rm: np.ndarray | None = None) -> dict[str, float]:
+        """Exact KL to SFT, E[r_RM], E[r*], win rate, entropy of a policy table, and the
+        true reward of the exact true-reward optimum at the same KL (the best any policy
+        can do there) with the fraction of it reached, E[r*] / optimum's, and the fraction
+        of its gain over SFT, (E[r*] - SFT's) / (optimum's - SFT's) (0 at KL 0)."""
+        out = ex.summarize(logp, self.logp_sft, self.rm if rm is None else rm, self.true)
+        best = ex.optimum_at_kl(self.logp_sft, self.true, out["kl"])
+        opt_true = float((np.exp(best["logp"]) * self.true).sum(axis=-1).mean())
+        out["optimum_true"] = opt_true
+        out["fraction_of_optimum"] = out["true"] / opt_true
+        gain = opt_true - self.sft_true
+        out["fraction_of_gain"] = (out["true"] - self.sft_true) / gain if gain > 1e-9 else 0.0
+        return out
 
 
-def run_rlhf(config: RLHFConfig, out_dir: str | None = None, plots: bool = True,
-             log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Run everything; write results.json (the shared schema: these results are its
-    "metrics") and PNG plots into out_dir; return the results."""
-    c = config
+def reward_table(task: Task, prompts: np.ndarray, rm: RewardModel) -> np.ndarray:
+    """The reward model's score of every response for every prompt: (n_prompts, S ** L)."""
+    m = len(task.responses)
+    seqs = task.join(np.repeat(prompts, m, axis=0), np.tile(task.responses, (len(prompts), 1)))
+    return rm.score(seqs).reshape(len(prompts), m)
+
+
+def train_rm(
+    sft: Any,
+    comps: Comparisons,
+    task: Task,
+    c: RLHFConfig,
+    seed: int,
+    rng: np.random.Generator,
+    norm_seqs: np.ndarray,
+    epochs: int,
+) -> RewardModel:
+    """Step 2: a reward model on the SFT trunk, trained on `comps`, normalized to mean 0 and
+    std 1 on SFT samples."""
+    rm = RewardModel(clone_lm(sft), seed=seed)
+    train_reward_model(rm, comps, task, epochs, c.rm_prompts_per_batch, c.rm_lr, rng)
+    rm.normalize_(norm_seqs)
+    return rm
+
+
+def rm_accuracy(rm: RewardModel, comps: Comparisons, task: Task, tau: float) -> dict[str, float]:
+    """Pairwise accuracy on labelled held-out pairs, the noise ceiling (the true reward's own
+    accuracy on the same labels) and the accuracy above chance, (acc - 0.5) / (ceiling - 0.5)."""
+    seqs, win, lose, _, _ = comps.flat(task)
+    acc = pairwise_accuracy(rm.score(seqs), win, lose)
+    ceiling, expected = noise_ceiling(comps, task, tau)
+    return {
+        "accuracy": acc,
+        "ceiling": ceiling,
+        "ceiling_expected": expected,
+        "above_chance": (acc - 0.5) / (ceiling - 0.5),
+        "pairs": int(len(win)),
+    }
+
+
+def best_of_n_curve(split: Split, proxy: np.ndarray, ns: Sequence[int]) -> list[dict[str, float]]:
+    """Best-of-n against SFT with `proxy` as the reward model, exact for each n: KL (and its
+    closed-form bound), E[proxy], E[r*], win rate."""
+    rows = []
+    for n in ns:
+        row = split.evaluate(ex.best_of_n_logp(split.logp_sft, proxy, int(n)), rm=proxy)
+        row.update(n=int(n), kl_bound=ex.best_of_n_kl_bound(int(n)))
+        rows.append(row)
+    return rows
+
+
+def optimum_curve(
+    split: Split, reward: np.ndarray, betas: Sequence[float]
+) -> list[dict[str, float]]:
+    """The exact optimum pi_SFT exp(reward / beta) / Z for each beta: KL, E[r_RM], E[r*],
+    win rate."""
+    return [
+        dict(
+            ex.summarize(
+                ex.optimal_logp(split.logp_sft, reward, float(b)),
+                split.logp_sft,
+                split.rm,
+                split.true,
+            ),
+            beta=float(b),
+        )
+        for b in betas
+    ]
+
+
+# ---------------------------------------------------------------------------- one seed
+
+
+def run_seed(c: RLHFConfig, seed: int, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Everything for one seed (a new split of symbol sets, new labels, new models); returns
+    plain numbers: each policy's exact evaluation on validation and test, the choices made on
+    validation, the reward models' accuracies and the over-optimization curves."""
     t_start, cpu_start = time.perf_counter(), time.process_time()
     timings: dict[str, float] = {}
+    mark = [t_start, cpu_start]
 
-    def stage(name: str, t0: float) -> float:
-        now = time.perf_counter()
-        timings[name] = now - t0
-        log(f"[{name}: {now - t0:.1f} s, total {now - t_start:.1f} s wall, "
-            f"{time.process_time() - cpu_start:.1f} s CPU]")
-        return now
+    def stage(name: str) -> None:
+        now, cpu = time.perf_counter(), time.process_time()
+        timings[name] = now - mark[0]
+        timings[name + " (CPU)"] = cpu - mark[1]
+        log(f"[seed {seed}] {name}: {now - mark[0]:.1f} s wall, {cpu - mark[1]:.1f} s CPU")
+        mark[:] = [now, cpu]
 
-    rng = np.random.default_rng(c.seed)
-    task = Task(c.task, seed=c.seed)
+    rng = np.random.default_rng(seed)
+    task = Task(c.task, seed=seed)
     temp = c.ppo.temperature
-    log(f"task: {task.S} symbols, prompts of {task.P}, responses of {task.L} "
-        f"({len(task.responses)} possible), {len(task.train_prompts)} train / "
-        f"{len(task.eval_prompts)} held-out prompts")
+    log(
+        f"[seed {seed}] {len(task.train_prompts)} train / {len(task.val_prompts)} validation "
+        f"/ {len(task.test_prompts)} test prompts (symbol sets disjoint)"
+    )
 
-    # ---------------------------------------------------------- pretraining and step 1
-    t = time.perf_counter()
-    lm = make_lm(task, c.d_model, c.n_layers, c.n_heads, seed=c.seed)
-    log(f"pretraining a GPT ({lm.num_parameters()} parameters) on web text")
-    pre_losses = pretrain(lm, task, c.pretrain_steps, c.lm_batch_size, c.lm_lr, rng, log)
+    # pretraining and step 1
+    lm = make_lm(task, c.d_model, c.n_layers, c.n_heads, seed=seed)
+    pretrain(lm, task, c.pretrain_steps, c.lm_batch_size, c.lm_lr, rng)
     pretrained = clone_lm(lm)
-    log("step 1: supervised fine-tuning on demonstrations (loss on response tokens only)")
-    sft_losses = supervised_finetune(lm, task, task.train_prompts, c.demos_per_prompt,
-                                     c.sft_steps, c.lm_batch_size, c.lm_lr, rng, log)
+    supervised_finetune(
+        lm, task, task.train_prompts, c.demos_per_prompt, c.sft_steps, c.lm_batch_size, c.lm_lr, rng
+    )
     sft = lm
-    t = stage("pretraining + SFT", t)
+    stage("pretraining + SFT")
 
-    # ---------------------------------------------------------- step 2
-    log("step 2: comparisons from the SFT policy, ranked by simulated labelers")
+    # step 2: comparisons on training prompts; held-out ones for accuracies
     rm_prompts = np.tile(task.train_prompts, (c.rankings_per_prompt, 1))
+    rm_prompts = rm_prompts[rng.permutation(len(rm_prompts))]  # any prefix is a fair subset
     cands = sample_candidates(sft, rm_prompts, task, rng, c.k_range, temp)
-    held_cands = sample_candidates(sft, task.eval_prompts, task, rng, c.k_range, temp)
     tau = calibrate_tau(candidate_deltas(rm_prompts, cands, task), c.labeler_agreement)
     labeler = Labeler(task, tau, rng)
     train_cmp = label(rm_prompts, cands, labeler)
-    held_cmp = label(task.eval_prompts, held_cands, labeler)
-    ceiling_measured, ceiling_expected = noise_ceiling(held_cmp, task, tau)
-    log(f"  labeler temperature tau = {tau:.3f} (two labelers agree on "
-        f"{c.labeler_agreement:.0%} of pairs); {len(train_cmp)} rankings, "
-        f"{train_cmp.n_pairs} pairs; held-out {held_cmp.n_pairs} pairs")
-    rm = RewardModel(clone_lm(sft), seed=c.seed)
-    rm_hist = train_reward_model(rm, train_cmp, task, c.rm_epochs, c.rm_prompts_per_batch,
-                                 c.rm_lr, rng, held_cmp, log)
-    rm_acc = rm_hist.heldout_acc[-1]
-    log(f"  held-out pairwise accuracy {rm_acc:.3f}; noise ceiling {ceiling_measured:.3f} "
-        f"(true reward on the same labels; expected {ceiling_expected:.3f})")
+    held: dict[str, Comparisons] = {}
+    for name, prompts in (("validation", task.val_prompts), ("test", task.test_prompts)):
+        reps = np.tile(prompts, (c.heldout_rankings_per_prompt, 1))
+        held[name] = label(reps, sample_candidates(sft, reps, task, rng, c.k_range, temp), labeler)
     norm_prompts = np.repeat(task.train_prompts, c.norm_samples_per_prompt, axis=0)
     norm_seqs = task.join(norm_prompts, sample_responses(sft, norm_prompts, task, temp, rng))
-    rm_mean, rm_std = rm.normalize_(norm_seqs)
-    log(f"  normalized on {len(norm_seqs)} SFT samples (raw mean {rm_mean:.3f}, "
-        f"std {rm_std:.3f})")
-    tables = Tables(task, sft, rm, temp)
-    corr = float(np.corrcoef(tables.rm.ravel(), tables.true.ravel())[0, 1])
-    t = stage("step 2: reward model", t)
-
-    # ---------------------------------------------------------- step 3
-    log(f"step 3: PPO from the SFT policy, KL penalty to a frozen copy, target KL "
-        f"{c.ppo.target_kl}")
-    policy = PolicyWithValue(clone_lm(sft), seed=c.seed)
-    trainer = PPOTrainer(policy, clone_lm(sft), rm.score, task, task.train_prompts, c.ppo, rng)
-    ppo_log = trainer.train(tables.evaluate, log)
-    beta_final = trainer.kl_ctl.value
-    ppo_final = tables.evaluate(policy.lm, beta_final)
-    optimum = ex.summarize(ex.optimal_logp(tables.logp_sft, tables.rm, beta_final),
-                           tables.logp_sft, tables.rm, tables.true, beta_final)
-    opt_objective = ex.optimal_objective(tables.logp_sft, tables.rm, beta_final)
-    half = len(ppo_log.kl) // 2
-    kl_late = float(np.mean(ppo_log.kl[half:]))
-    t = stage("step 3: PPO", t)
-
-    # ---------------------------------------------------------- DPO
-    log(f"DPO on the same comparisons (beta {c.dpo_beta})")
-    dpo_policy = clone_lm(sft)
-    dpo_hist = train_dpo(dpo_policy, clone_lm(sft), train_cmp, task, c.dpo_beta, c.dpo_epochs,
-                         c.dpo_prompts_per_batch, c.dpo_lr, rng, temp, held_cmp,
-                         tables.evaluate, eval_every=max(1, len(train_cmp) //
-                                                         c.dpo_prompts_per_batch // 2), log=log)
-    dpo_final = tables.evaluate(dpo_policy)
-    dpo_held_acc = implicit_accuracy(dpo_policy, sft, held_cmp, task, temp)
-    t = stage("DPO", t)
-
-    # ---------------------------------------------------------- over-optimization
-    log(f"over-optimization: a reward model from {c.overopt_rankings} rankings, PPO without "
-        f"a KL penalty")
-    few = train_cmp.subset(np.arange(min(c.overopt_rankings, len(train_cmp))))
-    rm_small = RewardModel(clone_lm(sft), seed=c.seed + 1)
-    small_hist = train_reward_model(rm_small, few, task, c.overopt_rm_epochs,
-                                    c.overopt_rm_prompts_per_batch, c.rm_lr, rng, held_cmp)
-    rm_small.normalize_(norm_seqs)
-    small_tables = Tables(task, sft, rm_small, temp)
-    over_cfg = replace(c.ppo, iterations=c.overopt_iterations, target_kl=None,
-                       init_kl_coef=0.0, eval_every=max(1, c.overopt_iterations // 20),
-                       lr=c.overopt_lr)
-    over_policy = PolicyWithValue(clone_lm(sft), seed=c.seed)
-    over_log = PPOTrainer(over_policy, clone_lm(sft), rm_small.score, task, task.train_prompts,
-                          over_cfg, rng).train(small_tables.evaluate, log)
-    over_final = small_tables.evaluate(over_policy.lm)
-    over_start = small_tables.evaluate(sft)
-    over_final_main_rm = tables.evaluate(over_policy.lm)
-    t = stage("over-optimization", t)
-
-    # ---------------------------------------------------------- summary
-    sft_row = tables.evaluate(sft)
-    frontier = ex.frontier(tables.logp_sft, tables.rm, tables.true, np.array(c.frontier_betas))
-    small_frontier = ex.frontier(tables.logp_sft, small_tables.rm, tables.true,
-                                 np.array(c.frontier_betas))
-    pretrained_row = tables.evaluate(pretrained)
-    methods = {
-        "pretrained LM": pretrained_row,
-        "SFT (step 1)": sft_row,
-        "PPO (steps 2+3)": ppo_final,
-        f"exact optimum, beta={beta_final:.3f}": optimum,
-        f"DPO, beta={c.dpo_beta}": dpo_final,
-        "PPO, no KL, small RM": over_final_main_rm,
+    rm = train_rm(sft, train_cmp, task, c, seed, rng, norm_seqs, c.rm_epochs)
+    splits = {
+        "validation": Split(task, task.val_prompts, sft, rm, temp),
+        "test": Split(task, task.test_prompts, sft, rm, temp),
     }
-    examples = example_rows(tables, {"SFT": sft, "PPO": policy.lm, "DPO": dpo_policy,
-                                     "PPO no KL, small RM": over_policy.lm})
-    ppo_objective = ppo_final["rm"] - beta_final * ppo_final["kl"]
-    results: dict[str, Any] = {
-        "config": c.to_dict(),
-        "tau": tau, "rm_heldout_accuracy": rm_acc, "noise_ceiling": ceiling_measured,
-        "noise_ceiling_expected": ceiling_expected, "rm_true_correlation": corr,
-        "rm_normalization": {"mean": rm_mean, "std": rm_std},
-        "methods": methods, "ppo_beta_final": beta_final, "ppo_objective": ppo_objective,
-        "optimal_objective": opt_objective, "ppo_kl_late_mean": kl_late,
-        "dpo_implicit_heldout_accuracy": dpo_held_acc,
-        "frontier": frontier, "small_rm_frontier": small_frontier,
-        "small_rm_heldout_accuracy": small_hist.heldout_acc[-1] if small_hist.heldout_acc
-        else None,
-        "overopt_final_small_rm": over_final,
-        "overopt_start_small_rm": over_start["rm"],
-        "logs": {"pretrain_loss": pre_losses, "sft_loss": sft_losses,
-                 "rm": asdict(rm_hist), "rm_small": asdict(small_hist),
-                 "ppo": ppo_log.as_dict(), "dpo": asdict(dpo_hist),
-                 "overopt": over_log.as_dict()},
-        "examples": examples,
-        "timings": timings,
+    test = splits["test"]
+    stage("step 2: reward model")
+
+    policies: dict[str, dict[str, dict[str, float]]] = {}
+
+    def record(name: str, lm_or_tables: Any) -> None:
+        policies[name] = {
+            k: s.evaluate(
+                lm_or_tables[k] if isinstance(lm_or_tables, dict) else s.logp(lm_or_tables)
+            )
+            for k, s in splits.items()
+        }
+
+    record("pretrained", pretrained)
+    record("SFT", sft)
+
+    # baselines: best-of-n with the reward model (exact), SFT on the top-ranked responses
+    for n in c.best_of_n:
+        record(
+            f"best-of-{n}", {k: ex.best_of_n_logp(s.logp_sft, s.rm, n) for k, s in splits.items()}
+        )
+    top = clone_lm(sft)
+    top_seqs = task.join(train_cmp.prompts, np.stack([r[0] for r in train_cmp.ranked]), end=True)
+    train_sequences(top, top_seqs, task, c.top_sft_steps, c.lm_batch_size, c.lm_lr, rng, True)
+    record("SFT on top-ranked", top)
+    stage("baselines")
+
+    # step 3: PPO, once per KL target
+    ppo_beta = {}
+    for kl_target in c.ppo_target_kls:
+        policy = PolicyWithValue(clone_lm(sft), seed=seed)
+        trainer = PPOTrainer(
+            policy,
+            clone_lm(sft),
+            rm.score,
+            task,
+            task.train_prompts,
+            replace(c.ppo, target_kl=kl_target),
+            rng,
+        )
+        trainer.train()
+        record(f"PPO, KL target {kl_target:g}", policy.lm)
+        ppo_beta[f"{kl_target:g}"] = trainer.kl_ctl.value
+    stage("step 3: PPO")
+
+    # DPO, once per beta
+    for beta in c.dpo_betas:
+        dpo_policy = clone_lm(sft)
+        train_dpo(
+            dpo_policy,
+            clone_lm(sft),
+            train_cmp,
+            task,
+            beta,
+            c.dpo_epochs,
+            c.dpo_prompts_per_batch,
+            c.dpo_lr,
+            rng,
+            temp,
+        )
+        record(f"DPO, beta {beta:g}", dpo_policy)
+    stage("DPO")
+
+    # over-optimization: best-of-n against reward models from fewer comparisons (Gao et al.);
+    # more epochs on less data (sqrt of the ratio), so a small model is not merely undertrained
+    reward_models = {len(train_cmp): rm}
+    for n_rank in sorted(set(c.small_rm_rankings)):
+        if n_rank < len(train_cmp):
+            few = train_cmp.subset(np.arange(n_rank))
+            epochs = round(c.rm_epochs * math.sqrt(len(train_cmp) / n_rank))
+            reward_models[n_rank] = train_rm(
+                sft, few, task, c, seed + 1000 * n_rank, rng, norm_seqs, epochs
+            )
+    overopt, rm_stats = {}, {}
+    for n_rank in sorted(reward_models):
+        model = reward_models[n_rank]
+        proxy = test.rm if model is rm else reward_table(task, task.test_prompts, model)
+        overopt[str(n_rank)] = best_of_n_curve(test, proxy, c.overopt_n)
+        stats = rm_accuracy(model, held["test"], task, tau)
+        stats["true_correlation"] = float(np.corrcoef(proxy.ravel(), test.true.ravel())[0, 1])
+        rm_stats[str(n_rank)] = stats
+    stage("over-optimization")
+
+    curves = {
+        name: {
+            "true reward": optimum_curve(s, s.true, c.frontier_betas),
+            "reward model": optimum_curve(s, s.rm, c.frontier_betas),
+        }
+        for name, s in splits.items()
     }
-    results["targets"] = check_targets(results, c)
+    return {
+        "seed": seed,
+        "tau": tau,
+        "splits": {
+            "train prompts": len(task.train_prompts),
+            "validation prompts": len(task.val_prompts),
+            "test prompts": len(task.test_prompts),
+        },
+        "symbol_sets": {
+            k: ["".join(task.show(np.array(s))) for s in v] for k, v in task.symbol_sets.items()
+        },
+        "policies": policies,
+        "choices": choose_on_validation(policies, c),
+        "reward_models": rm_stats,
+        "rankings": len(train_cmp),
+        "validation_rm_accuracy": rm_accuracy(rm, held["validation"], task, tau),
+        "overoptimization": overopt,
+        "optimum": curves,
+        "ppo_final_beta": ppo_beta,
+        "timings": dict(
+            timings, total=time.perf_counter() - t_start, cpu=time.process_time() - cpu_start
+        ),
+    }
+
+
+def ppo_names(c: RLHFConfig) -> list[str]:
+    return [f"PPO, KL target {k:g}" for k in c.ppo_target_kls]
+
+
+def dpo_names(c: RLHFConfig) -> list[str]:
+    return [f"DPO, beta {b:g}" for b in c.dpo_betas]
+
+
+def bon_names(c: RLHFConfig) -> list[str]:
+    return [f"best-of-{n}" for n in c.best_of_n]
+
+
+def choose_on_validation(
+    policies: dict[str, dict[str, dict[str, float]]], c: RLHFConfig
+) -> dict[str, str]:
+    """The choices of one seed, made on validation prompts only:
+    - "PPO" / "DPO": the setting with the highest validation win rate among those whose
+      validation KL is at most MAX_KL (if none, the one with the smallest KL);
+    - "<method> frontier": the point whose validation E[r*] gain over SFT is the largest
+      fraction of the exact optimum's gain at the same KL (the fraction of E[r*] itself
+      would favour the smallest KL: SFT is at 1 there)."""
+    val = {k: v["validation"] for k, v in policies.items()}
+
+    def best_win(names: list[str]) -> str:
+        ok = [n for n in names if val[n]["kl"] <= MAX_KL]
+        return (
+            max(ok, key=lambda n: val[n]["win"]) if ok else min(names, key=lambda n: val[n]["kl"])
+        )
+
+    out = {"PPO": best_win(ppo_names(c)), "DPO": best_win(dpo_names(c))}
+    for method, names in (
+        ("PPO", ppo_names(c)),
+        ("DPO", dpo_names(c)),
+        ("best-of-n", bon_names(c)),
+    ):
+        out[f"{method} frontier"] = max(names, key=lambda n: val[n]["fraction_of_gain"])
+    return out
+
+
+# ---------------------------------------------------------------------------- over seeds
+
+
+def _job(args: tuple[RLHFConfig, int]) -> dict[str, Any]:
+    c, seed = args
+    from ..config import set_num_threads
+
+    set_num_threads(c.threads)
+    return run_seed(c, seed, log=lambda s: print(s, flush=True))
+
+
+def run_seeds(c: RLHFConfig, log: Callable[[str], None] = print) -> list[dict[str, Any]]:
+    """run_seed for every seed, in c.workers spawned processes (fork is unsafe once OpenMP has
+    run); the results do not depend on the number of workers."""
+    if c.workers == 1 or len(c.seeds) == 1:
+        from ..config import get_num_threads, set_num_threads
+
+        saved = get_num_threads()
+        set_num_threads(c.threads)
+        try:
+            return [run_seed(c, s, log) for s in c.seeds]
+        finally:
+            set_num_threads(saved)
+    import multiprocessing as mp
+
+    with mp.get_context("spawn").Pool(min(c.workers, len(c.seeds))) as pool:
+        return pool.map(_job, [(c, s) for s in c.seeds], chunksize=1)
+
+
+def run_rlhf(
+    config: RLHFConfig,
+    out_dir: str | None = None,
+    plots: bool = True,
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Run every seed; write results.json (the shared schema) and the PNG plots into out_dir;
+    return the results as written."""
+    c = config
+    if out_dir is not None:
+        prepare_run_dir(out_dir, c.to_dict(), resume=False, outputs=OUTPUTS)
+    t0 = time.perf_counter()
+    log(
+        f"RLHF over {len(c.seeds)} seeds {list(c.seeds)} in {min(c.workers, len(c.seeds))} "
+        f"process(es)"
+    )
+    runs = run_seeds(c, log)
+    wall = time.perf_counter() - t0
+    results = summarize(c, runs)
+    results["metrics"]["timings"] = {
+        "wall": wall,
+        "cpu": sum(r["timings"]["cpu"] for r in runs),
+        "per_seed": [r["timings"] for r in runs],
+    }
     log("")
-    log(format_examples(examples))
-    log("")
-    log(format_table(methods))
-    log("")
-    for line in format_targets(results["targets"]):
-        log(line)
-    results["timings"]["total"] = time.perf_counter() - t_start
-    results["timings"]["cpu_total"] = time.process_time() - cpu_start
-    log(f"total time {results['timings']['total']:.1f} s wall, "
-        f"{results['timings']['cpu_total']:.1f} s CPU")
-    if out_dir:
-        os.makedirs(out_dir, exist_ok=True)
-        targets = results.pop("targets")
-        write_results(out_dir, "rlhf", c.to_dict(), protocol(c, task), results, targets,
-                      {"methods": methods_table(methods)})
-        results["targets"] = targets
+    for name in ("methods", "frontier", "reward_model", "overoptimization"):
+        log(format_table(results["tables"][name]))
+        log("")
+    for t in results["targets"]:
+        lo, hi = t.ci95
+        log(f"target {t.name}: {t.value:.3f} [{lo:.3f}, {hi:.3f}] (bound {t.bound}; {t.verdict})")
+    log(
+        f"total {wall:.1f} s wall, {results['metrics']['timings']['cpu']:.1f} s CPU in the "
+        f"seeds' processes"
+    )
+    if out_dir is not None:
+        write_results(
+            out_dir,
+            "rlhf",
+            c.to_dict(),
+            results["protocol"],
+            results["metrics"],
+            results["targets"],
+            results["tables"],
+        )
         if plots:
             from ..rlhf import plots as plot_mod
 
-            written = plot_mod.plot_all(results, out_dir)
-            if written:
-                log("plots: " + ", ".join(written))
-            else:
-                log("plots skipped (matplotlib is not installed)")
+            written = plot_mod.plot_all(results["metrics"], out_dir)
+            log(
+                "plots: "
+                + (", ".join(written) if written else "skipped (matplotlib is not installed)")
+            )
         log(f"results: {os.path.join(out_dir, 'results.json')}")
     return results
 
 
-def protocol(c: RLHFConfig, task: Task) -> Protocol:
-    return Protocol(
-        splits={"train prompts": len(task.train_prompts),
-                "held-out prompts (evaluation)": len(task.eval_prompts)},
-        seeds=[c.seed], tuned={},
-        notes="Policies are evaluated exactly on held-out prompts (the response space is "
-              "enumerated); the settings are fixed, nothing is chosen on the held-out "
-              "prompts; one seed, so the targets have no interval and are inconclusive by "
-              "the protocol's rule (issue 15 adds seeds).")
+# ---------------------------------------------------------------------------- summary
 
 
-def check_targets(r: dict[str, Any], c: RLHFConfig) -> list[Target]:
-    """Each target of the issue: its measured value against its bound (one seed: no
-    interval, so the verdict is inconclusive until several seeds are run)."""
-    ppo = r["methods"]["PPO (steps 2+3)"]
-    dpo = next(v for k, v in r["methods"].items() if k.startswith("DPO"))
-    sft_row = r["methods"]["SFT (step 1)"]
-    over = [{"true": sft_row["true"], "rm": r["overopt_start_small_rm"]}] + \
-        r["logs"]["overopt"]["evals"]
-    target_kl = c.ppo.target_kl or float("nan")
-    frac_ceiling = r["rm_heldout_accuracy"] / r["noise_ceiling"]
-    frac_opt = r["ppo_objective"] / r["optimal_objective"] if r["optimal_objective"] else 0.0
-    kl_dev = abs(r["ppo_kl_late_mean"] / target_kl - 1.0)
-    true_curve = [e["true"] for e in over]
-    t = TARGETS
+def summarize(c: RLHFConfig, runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Intervals over seeds (test prompts) for every policy, frontier point and reward model;
+    the targets with verdicts; the tables; the protocol."""
+    seeds = [r["seed"] for r in runs]
 
-    def one(name: str, value: float, bound: float, higher: bool = True) -> Target:
-        return target(name, mean_interval([value]), bound, higher_is_better=higher)
+    def test(name: str, key: str) -> list[float]:
+        return [r["policies"][name]["test"][key] for r in runs]
 
-    return [
-        one("reward model held-out accuracy / noise ceiling (at least)", frac_ceiling,
-            t["rm_accuracy_fraction_of_ceiling"]),
-        one("PPO win rate vs SFT (at least)", ppo["win"], t["ppo_win_rate"]),
-        one("PPO KL to SFT, nats (at most)", ppo["kl"], t["ppo_max_kl"], higher=False),
-        one("PPO (E[r] - beta KL) / exact optimum (at least)", frac_opt,
-            t["ppo_objective_fraction_of_optimum"]),
-        one("|mean rollout KL (2nd half) / target - 1| (at most)", kl_dev,
-            t["kl_within_fraction_of_target"], higher=False),
-        one("DPO win rate vs SFT (at least)", dpo["win"], t["dpo_win_rate"]),
-        one("over-optimization: final true reward minus its peak (below 0)",
-            float(true_curve[-1] - max(true_curve)) if true_curve else 0.0, 0.0,
-            higher=False),
+    def chosen(what: str, key: str) -> list[float]:
+        return [r["policies"][r["choices"][what]]["test"][key] for r in runs]
+
+    names = list(runs[0]["policies"])
+    points = {
+        name: {k: mean_interval(test(name, k)).to_dict() for k in SUMMARY_KEYS} for name in names
+    }
+    frontier = {"points": points, "optimum": _mean_curves(runs)}
+    best_of_n = [
+        {
+            "n": n,
+            "kl_bound": ex.best_of_n_kl_bound(n),
+            **{k: points[f"best-of-{n}"][k] for k in ("kl", "true", "win", "rm")},
+        }
+        for n in c.best_of_n
     ]
+    overopt = _overopt_summary(runs)
+    reward_model = {
+        size: {
+            k: mean_interval([r["reward_models"][size][k] for r in runs]).to_dict()
+            for k in ("accuracy", "ceiling", "above_chance", "true_correlation")
+        }
+        for size in runs[0]["reward_models"]
+    }
+    targets = [
+        target(
+            f"PPO win rate vs SFT, test symbol sets (KL target chosen on validation, "
+            f"KL <= {MAX_KL:g}) (at least)",
+            mean_interval(chosen("PPO", "win")),
+            WIN_RATE_BOUND,
+        ),
+        target(
+            "that PPO policy's KL to SFT, nats (at most)",
+            mean_interval(chosen("PPO", "kl")),
+            MAX_KL,
+            higher_is_better=False,
+        ),
+        *[
+            target(
+                f"{m}: E[r*] / exact optimum's E[r*] at equal KL, frontier point chosen on "
+                "validation (at least)",
+                mean_interval(chosen(f"{m} frontier", "fraction_of_optimum")),
+                OPTIMUM_FRACTION_BOUND,
+            )
+            for m in ("PPO", "DPO", "best-of-n")
+        ],
+        *[
+            target(
+                f"{m}: gain over SFT / exact optimum's gain at equal KL, same point "
+                "(stricter; at least)",
+                mean_interval(chosen(f"{m} frontier", "fraction_of_gain")),
+                OPTIMUM_FRACTION_BOUND,
+            )
+            for m in ("PPO", "DPO", "best-of-n")
+        ],
+        target(
+            "PPO minus best-of-n E[r*], each frontier point chosen on validation (paired; above 0)",
+            paired_interval(chosen("PPO frontier", "true"), chosen("best-of-n frontier", "true")),
+            0.0,
+        ),
+        target(
+            "PPO minus SFT on top-ranked E[r*] (paired; above 0)",
+            paired_interval(chosen("PPO", "true"), test("SFT on top-ranked", "true")),
+            0.0,
+        ),
+    ]
+    metrics = {
+        "seeds": seeds,
+        "per_seed": runs,
+        "frontier": frontier,
+        "best_of_n": best_of_n,
+        "overoptimization": overopt,
+        "reward_model": reward_model,
+        "choices": {r["seed"]: r["choices"] for r in runs},
+    }
+    tables = make_tables(c, runs, points, overopt, reward_model)
+    split_sizes = runs[0]["splits"]
+    protocol = Protocol(
+        splits={
+            **split_sizes,
+            "train symbol sets": len(runs[0]["symbol_sets"]["train"]),
+            "validation symbol sets": len(runs[0]["symbol_sets"]["validation"]),
+            "test symbol sets": len(runs[0]["symbol_sets"]["test"]),
+        },
+        seeds=seeds,
+        tuned={
+            "which PPO KL target and DPO beta are reported": "validation",
+            "which frontier point is compared with the optimum": "validation",
+            "widths and budgets (fixed before the run, for time on 2 cores)": (
+                "development seeds 0-1 (the default run reports seeds 10-15)"
+            ),
+        },
+        notes="Whole symbol sets are held out (a prompt's set fixes its reward table), drawn "
+        "anew per seed; each seed is a new split, new labels and new models; policies "
+        "are evaluated exactly (the response space is enumerated); test prompts are "
+        "read once, at the end; intervals are Student t over seeds.",
+    )
+    return {"metrics": metrics, "targets": targets, "tables": tables, "protocol": protocol}
 
 
-def methods_table(methods: dict[str, dict[str, float]]) -> dict[str, Any]:
-    return {"caption": "exact evaluation on held-out prompts (the response space is "
-                       "enumerated), one seed",
-            "columns": ["method", "win vs SFT", "KL to SFT (nats)", "E[reward model]",
-                        "E[true reward]", "entropy"],
-            "rows": [[name, m["win"], m["kl"], m["rm"], m["true"], m["entropy"]]
-                     for name, m in methods.items()]}
+def _mean_curves(runs: list[dict[str, Any]]) -> dict[str, list[dict[str, float]]]:
+    """The exact optimum's curves on test prompts, averaged over seeds at each beta."""
+    out = {}
+    for reward in runs[0]["optimum"]["test"]:
+        rows = zip(*[r["optimum"]["test"][reward] for r in runs])
+        out[reward] = [
+            {
+                "beta": row[0]["beta"],
+                **{k: float(np.mean([x[k] for x in row])) for k in ("kl", "true", "win", "rm")},
+            }
+            for row in rows
+        ]
+    return out
 
 
-def example_rows(tables: Tables, policies: dict[str, Any], n: int = 6
-                 ) -> list[dict[str, Any]]:
-    """For the first n held-out prompts: the best response by r*, and each policy's most
-    likely response with its probability and r*."""
-    task = tables.task
-    rows: list[dict[str, Any]] = [{"prompt": task.show(x)} for x in task.eval_prompts[:n]]
-    for i, row in enumerate(rows):
-        best = int(np.argmax(tables.true[i]))
-        row["best"] = (task.show(task.responses[best]), float(tables.true[i, best]))
-    for name, lm in policies.items():
-        logp = exact_logprobs(lm, task.eval_prompts[:n], task, tables.temperature)
-        for i, row in enumerate(rows):
-            j = int(np.argmax(logp[i]))
-            row[name] = (task.show(task.responses[j]), float(np.exp(logp[i, j])),
-                         float(tables.true[i, j]))
-    return rows
+def gao_fit(sqrt_kl: np.ndarray, gain: np.ndarray) -> tuple[float, float]:
+    """Gao et al.'s best-of-n form, gain = d (alpha - beta d) with d = sqrt(KL), by least
+    squares (no intercept): returns (alpha, beta)."""
+    design = np.stack([sqrt_kl, -(sqrt_kl**2)], axis=1)
+    (alpha, beta), *_ = np.linalg.lstsq(design, gain, rcond=None)
+    return float(alpha), float(beta)
 
 
-def format_examples(rows: list[dict[str, Any]]) -> str:
-    """Prompt, best response (r*), and each policy's mode as 'response p=.. r*=..'."""
-    names = [k for k in rows[0] if k not in ("prompt", "best")] if rows else []
-    head = f"{'prompt':6s} {'best (r*)':11s} " + " ".join(f"{n:21s}" for n in names)
-    lines = ["most likely response per policy (held-out prompts):", head]
-    for row in rows:
-        cells = [f"{row[n][0]} p={row[n][1]:.2f} r*={row[n][2]:+.1f}" for n in names]
-        lines.append(f"{row['prompt']:6s} {row['best'][0]} ({row['best'][1]:+.1f})  "
-                     + " ".join(f"{c:21s}" for c in cells))
+def _overopt_summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per reward-model size: the best-of-n curve (means over seeds), where the true reward
+    peaks, and Gao et al.'s fit of the true-reward gain over SFT."""
+    out = {}
+    for size in runs[0]["overoptimization"]:
+        curves = [r["overoptimization"][size] for r in runs]
+        sft_true = [r["policies"]["SFT"]["test"]["true"] for r in runs]
+        mean = [
+            {
+                "n": row[0]["n"],
+                **{
+                    k: float(np.mean([x[k] for x in row]))
+                    for k in ("kl", "kl_bound", "rm", "true", "win")
+                },
+            }
+            for row in zip(*curves)
+        ]
+        for m in mean:
+            m["sqrt_kl"] = math.sqrt(max(m["kl"], 0.0))
+        peak_true, final_true, peak_kl, fits = [], [], [], []
+        for curve, base in zip(curves, sft_true):
+            trues = [x["true"] for x in curve]
+            i = int(np.argmax(trues))
+            peak_true.append(trues[i])
+            peak_kl.append(math.sqrt(max(curve[i]["kl"], 0.0)))
+            final_true.append(trues[-1])
+            d = np.sqrt(np.maximum([x["kl"] for x in curve], 0.0))
+            fits.append(gao_fit(d, np.array(trues) - base))
+        out[size] = {
+            "curve": mean,
+            "peak_true": mean_interval(peak_true).to_dict(),
+            "peak_sqrt_kl": mean_interval(peak_kl).to_dict(),
+            "final_true": mean_interval(final_true).to_dict(),
+            "final_minus_peak": paired_interval(final_true, peak_true).to_dict(),
+            "gao_alpha": mean_interval([f[0] for f in fits]).to_dict(),
+            "gao_beta": mean_interval([f[1] for f in fits]).to_dict(),
+        }
+    return out
+
+
+def _iv(d: dict[str, Any]) -> str:
+    lo, hi = d["ci95"]
+    return f"{d['mean']:.3f} [{lo:.3f}, {hi:.3f}]"
+
+
+def make_tables(
+    c: RLHFConfig,
+    runs: list[dict[str, Any]],
+    points: dict[str, Any],
+    overopt: dict[str, Any],
+    reward_model: dict[str, Any],
+) -> dict[str, Any]:
+    """The result tables (cells: mean [95% interval] over seeds, test prompts)."""
+    n = len(runs)
+
+    def chosen_row(label: str, what: str) -> list[Any]:
+        vals = {
+            k: mean_interval([r["policies"][r["choices"][what]]["test"][k] for r in runs])
+            for k in METHOD_COLUMNS
+        }
+        return [label] + [vals[k].format(3) for k in METHOD_COLUMNS]
+
+    def fixed_row(name: str) -> list[Any]:
+        p = points[name]
+        return [name] + [_iv(p[k]) for k in METHOD_COLUMNS]
+
+    middle_bon = f"best-of-{c.best_of_n[len(c.best_of_n) // 2]}"
+    methods = {
+        "caption": f"exact evaluation on the test symbol sets, mean [95% interval] over {n} "
+        "seeds; the PPO and DPO settings chosen per seed on validation",
+        "columns": [
+            "method",
+            "win vs SFT",
+            "KL to SFT (nats)",
+            "E[reward model]",
+            "E[true reward]",
+            "fraction of optimum's E[r*] at equal KL",
+            "fraction of optimum's gain",
+        ],
+        "rows": [
+            fixed_row("pretrained"),
+            fixed_row("SFT"),
+            fixed_row("SFT on top-ranked"),
+            fixed_row(middle_bon),
+            chosen_row("PPO (KL target chosen on validation)", "PPO"),
+            chosen_row("DPO (beta chosen on validation)", "DPO"),
+        ],
+    }
+    front_rows = []
+    for name in bon_names(c) + ppo_names(c) + dpo_names(c) + ["SFT on top-ranked"]:
+        p = points[name]
+        front_rows.append(
+            [name]
+            + [
+                _iv(p[k])
+                for k in (
+                    "kl",
+                    "true",
+                    "win",
+                    "optimum_true",
+                    "fraction_of_optimum",
+                    "fraction_of_gain",
+                )
+            ]
+        )
+    for row in _mean_curves(runs)["true reward"]:
+        if row["kl"] <= 2 * MAX_KL:
+            front_rows.append(
+                [
+                    f"exact optimum of r*, beta {row['beta']:g}",
+                    row["kl"],
+                    row["true"],
+                    row["win"],
+                    row["true"],
+                    1.0,
+                    1.0,
+                ]
+            )
+    frontier = {
+        "caption": f"reward against KL (the DPO paper's comparison): test symbol sets, mean "
+        f"[95% interval] over {n} seeds; the optimum column is the exact "
+        "true-reward optimum pi_SFT exp(r*/beta)/Z at the same KL (the best any "
+        "policy can do there); its own rows are seed means",
+        "columns": [
+            "policy",
+            "KL to SFT (nats)",
+            "E[true reward]",
+            "win vs SFT",
+            "optimum's E[r*] at that KL",
+            "fraction of it",
+            "fraction of its gain over SFT",
+        ],
+        "rows": front_rows,
+    }
+    rm_table = {
+        "caption": "reward models on the test symbol sets' labelled pairs (chance 0.5; the "
+        "ceiling is the true reward's accuracy on the same noisy labels)",
+        "columns": [
+            "reward model (training rankings)",
+            "pairwise accuracy",
+            "noise ceiling",
+            "above chance (acc-0.5)/(ceiling-0.5)",
+            "correlation with r*",
+        ],
+        "rows": [
+            [size]
+            + [_iv(d[k]) for k in ("accuracy", "ceiling", "above_chance", "true_correlation")]
+            for size, d in sorted(reward_model.items(), key=lambda kv: int(kv[0]))
+        ],
+    }
+    over_rows = []
+    for size, d in sorted(overopt.items(), key=lambda kv: int(kv[0])):
+        last = d["curve"][-1]
+        over_rows.append(
+            [
+                size,
+                _iv(d["peak_true"]),
+                _iv(d["peak_sqrt_kl"]),
+                _iv(d["final_true"]),
+                last["rm"],
+                _iv(d["final_minus_peak"]),
+                _iv(d["gao_alpha"]),
+                _iv(d["gao_beta"]),
+            ]
+        )
+    over = {
+        "caption": f"over-optimization (Gao et al. 2022): best-of-n against SFT with reward "
+        f"models from fewer rankings, n up to {c.overopt_n[-1]}, test symbol sets; "
+        "true-reward gain over SFT fitted as d (alpha - beta d), d = sqrt(KL)",
+        "columns": [
+            "reward model (training rankings)",
+            "peak E[r*]",
+            "at sqrt(KL)",
+            f"E[r*] at n={c.overopt_n[-1]}",
+            f"E[proxy] at n={c.overopt_n[-1]}",
+            "final minus peak E[r*]",
+            "alpha",
+            "beta",
+        ],
+        "rows": over_rows,
+    }
+    return {
+        "methods": methods,
+        "frontier": frontier,
+        "reward_model": rm_table,
+        "overoptimization": over,
+    }
+
+
+def format_table(table: dict[str, Any]) -> str:
+    """A result table as aligned text for the terminal."""
+    rows = [[f"{v:.3f}" if isinstance(v, float) else str(v) for v in row] for row in table["rows"]]
+    widths = [
+        max(len(str(h)), *(len(r[i]) for r in rows)) if rows else len(str(h))
+        for i, h in enumerate(table["columns"])
+    ]
+    lines = [
+        table.get("caption", "") + ":",
+        "  ".join(str(h).ljust(w) for h, w in zip(table["columns"], widths)),
+    ]
+    lines.append("-" * len(lines[-1]))
+    lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths)) for r in rows]
     return "\n".join(lines)
 
 
-def format_table(methods: dict[str, dict[str, float]]) -> str:
-    """Per method: win rate vs SFT, KL to SFT, E[r_RM], E[r*], entropy (exact, held-out)."""
-    head = (f"{'method (exact, held-out prompts)':40s} {'win vs SFT':>10s} {'KL (nats)':>10s} "
-            f"{'E[r_RM]':>8s} {'E[r*]':>7s} {'entropy':>8s}")
-    lines = [head, "-" * len(head)]
-    for name, m in methods.items():
-        lines.append(f"{name:40s} {m['win']:10.3f} {m['kl']:10.3f} {m['rm']:+8.3f} "
-                     f"{m['true']:7.3f} {m['entropy']:8.3f}")
-    return "\n".join(lines)
-
-
-def format_targets(targets: list[Target]) -> list[str]:
-    return [f"target {t.name}: {t.value:.3f} (bound {t.bound}; {t.verdict})" for t in targets]
-
-
-__all__ = ["RLHFConfig", "run_rlhf", "Tables", "check_targets", "format_table", "TARGETS"]
+__all__ = [
+    "RLHFConfig",
+    "run_rlhf",
+    "run_seed",
+    "Split",
+    "summarize",
+    "choose_on_validation",
+    "gao_fit",
+    "format_table",
+]

@@ -9,7 +9,8 @@ Modules:
     reward      step 2: comparisons, the reward model and InstructGPT's ranking loss
     ppo         step 3: PPO with a per-token KL penalty, GAE, clipping, adaptive KL control
     dpo         DPO on the same comparisons
-    exact       exact KL, win rates, the KL-regularized optimum, KL estimators
+    exact       exact KL, win rates, the KL-regularized optimum (also at a given KL),
+                best-of-n, KL estimators
     plots       the figures of the experiment (tinytape.experiments.rlhf; matplotlib optional)
 """
 

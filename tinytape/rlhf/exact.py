@@ -93,3 +93,72 @@ def frontier(logp_ref: np.ndarray, rm_table: np.ndarray, true_table: np.ndarray,
         row["beta"] = float(beta)
         rows.append(row)
     return rows
+
+
+# ---------------------------------------------------------------- best-of-n
+def best_of_n_kl_bound(n: int) -> float:
+    """log n - (n - 1) / n: the usual closed form of KL(best-of-n || pi_ref). It is exact
+    when the reference has no atoms, an upper bound otherwise (Beirami et al. 2024): here
+    the responses are discrete, so the exact KL of best_of_n_logp is at most this."""
+    if n < 1:
+        raise ValueError(f"best-of-n needs n >= 1, got {n}")
+    return float(np.log(n) - (n - 1) / n)
+
+
+def best_of_n_logp(logp_ref: np.ndarray, proxy: np.ndarray, n: int) -> np.ndarray:
+    """log P(Y = y) per prompt when Y is the sample with the highest proxy reward among n
+    independent samples of pi_ref (rows: prompts, columns: responses).
+
+    With responses sorted by proxy reward and F the reference's cumulative probability,
+    P(best = y) = F(y)^n - F(y^-)^n; responses with equal proxy reward share that mass in
+    proportion to their reference probability (a tie is broken uniformly among the tied
+    samples)."""
+    if n < 1:
+        raise ValueError(f"best-of-n needs n >= 1, got {n}")
+    if logp_ref.shape != proxy.shape:
+        raise ValueError(f"best_of_n_logp: log pi_ref {logp_ref.shape} and proxy rewards "
+                         f"{proxy.shape} must have the same shape")
+    out = np.empty_like(logp_ref, dtype=np.float64)
+    for i in range(len(logp_ref)):
+        p = np.exp(logp_ref[i] - logp_ref[i].max())
+        p /= p.sum()
+        order = np.argsort(proxy[i], kind="stable")
+        vals, ps = proxy[i][order], p[order]
+        # group equal proxy values: mass of the group = F(top)^n - F(below)^n
+        starts = np.flatnonzero(np.r_[True, vals[1:] != vals[:-1]])
+        group_mass = np.add.reduceat(ps, starts)
+        upper = np.minimum(np.cumsum(group_mass), 1.0)
+        lower = upper - group_mass
+        best_mass = upper ** n - np.clip(lower, 0.0, 1.0) ** n
+        group = np.repeat(np.arange(len(starts)), np.diff(np.r_[starts, len(vals)]))
+        share = np.where(group_mass[group] > 0, ps / np.where(group_mass[group] > 0,
+                                                               group_mass[group], 1.0), 0.0)
+        q = np.empty(len(vals))
+        q[order] = best_mass[group] * share
+        with np.errstate(divide="ignore"):
+            out[i] = np.log(q)
+    return out
+
+
+# ---------------------------------------------------------------- the optimum at a given KL
+def optimum_at_kl(logp_ref: np.ndarray, reward: np.ndarray, kl: float,
+                  tol: float = 1e-6) -> dict[str, float]:
+    """summarize() of the exact optimum pi*_beta for `reward` whose mean KL to the reference
+    is `kl` (beta by bisection in log beta: the KL falls as beta grows). At a KL beyond the
+    beta -> 0 limit (the argmax), that limit. The reward's true-reward etc. are not
+    computed here: the returned dict has "beta", "kl" and "logp"."""
+    kl_max = float(exact_kl(optimal_logp(logp_ref, reward, 0.0), logp_ref).mean())
+    if kl >= kl_max:
+        return {"beta": 0.0, "kl": kl_max, "logp": optimal_logp(logp_ref, reward, 0.0)}
+    if kl <= 0:
+        return {"beta": float("inf"), "kl": 0.0, "logp": logp_ref}
+    lo, hi = -12.0, 12.0  # log beta: KL(lo) > kl > KL(hi)
+    for _ in range(100):
+        mid = 0.5 * (lo + hi)
+        k = float(exact_kl(optimal_logp(logp_ref, reward, float(np.exp(mid))), logp_ref).mean())
+        if abs(k - kl) < tol:
+            break
+        lo, hi = (mid, hi) if k > kl else (lo, mid)
+    beta = float(np.exp(mid))
+    logp = optimal_logp(logp_ref, reward, beta)
+    return {"beta": beta, "kl": float(exact_kl(logp, logp_ref).mean()), "logp": logp}

@@ -1,11 +1,11 @@
-"""Plots of an RLHF run (matplotlib is optional: without it, plot_all returns [])."""
+"""Plots of an RLHF run, from its results.json metrics (matplotlib is optional: without it,
+plot_all returns [])."""
 
 from __future__ import annotations
 
+import math
 import os
 from typing import Any
-
-import numpy as np
 
 
 def _pyplot() -> Any:
@@ -19,165 +19,125 @@ def _pyplot() -> Any:
     return plt
 
 
-def plot_all(results: dict[str, Any], out_dir: str) -> list[str]:
+def plot_all(metrics: dict[str, Any], out_dir: str) -> list[str]:
     """Write every figure into out_dir; returns the file names written."""
     plt = _pyplot()
     if plt is None:
         return []
     written = []
-    for name, fn in (("rlhf_methods.png", _methods), ("rlhf_ppo.png", _ppo),
-                     ("rlhf_reward_model.png", _reward_model),
-                     ("rlhf_overoptimization.png", _overopt)):
-        fig = fn(plt, results)
+    for name, fn in (
+        ("rlhf_frontier.png", frontier),
+        ("rlhf_overoptimization.png", overoptimization),
+    ):
+        fig = fn(plt, metrics)
         fig.savefig(os.path.join(out_dir, name), dpi=110, bbox_inches="tight")
         plt.close(fig)
         written.append(name)
     return written
 
 
-def _methods(plt: Any, r: dict[str, Any]) -> Any:
-    """Win rate and KL per method; E[r_RM] and E[r*] against KL (exact frontier, training
-    trajectories, final points)."""
-    fig, axes = plt.subplots(2, 2, figsize=(12, 9))
-    methods = r["methods"]
-    names = list(methods)
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    short = [n.replace(" (steps 2+3)", "").replace("exact optimum", "optimum")
-             .replace(", ", "\n") for n in names]
-    ax = axes[0, 0]
-    ax.bar(range(len(names)), [methods[n]["win"] for n in names], color=colors[:len(names)])
-    ax.axhline(0.5, color="gray", lw=0.8, ls=":")
-    ax.axhline(0.65, color="C3", lw=0.8, ls="--", label="PPO target 0.65")
-    ax.axhline(0.60, color="C4", lw=0.8, ls="--", label="DPO target 0.60")
-    ax.set_xticks(range(len(names)), short, fontsize=7)
-    ax.set_ylabel("true-reward win rate vs SFT (ties split)")
-    ax.set_title("win rate against the supervised policy (exact)")
-    ax.legend(fontsize=8)
-    ax = axes[0, 1]
-    ax.bar(range(len(names)), [methods[n]["kl"] for n in names], color=colors[:len(names)])
-    ax.axhline(6.0, color="C3", lw=0.8, ls="--", label="PPO limit 6 nats")
-    target = r["config"]["ppo"]["target_kl"]
-    if target:
-        ax.axhline(target, color="gray", lw=0.8, ls=":", label=f"KL target {target}")
-    ax.set_xticks(range(len(names)), short, fontsize=7)
-    ax.set_ylabel("KL(pi || pi_SFT), nats")
-    ax.set_title("KL to the supervised policy (exact)")
-    ax.legend(fontsize=8)
-    front = r["frontier"]
-    ppo_ev = r["logs"]["ppo"]["evals"]
-    dpo_ev = r["logs"]["dpo"]["evals"]
-    over_ev = r["logs"]["overopt"]["evals"]
-    for ax, key, label in ((axes[1, 0], "rm", "E[reward model] (normalized)"),
-                           (axes[1, 1], "true", "E[true reward r*]")):
-        ax.plot([f["kl"] for f in front], [f[key] for f in front], "k-", lw=1.5,
-                label="exact optimum pi_SFT exp(r/beta) (beta sweep)")
-        ax.plot([0] + [e["kl"] for e in ppo_ev],
-                [methods["SFT (step 1)"][key]] + [e[key] for e in ppo_ev],
-                "o-", color="C2", ms=3, label="PPO (during training)")
-        ax.plot([0] + [e["kl"] for e in dpo_ev],
-                [methods["SFT (step 1)"][key]] + [e[key] for e in dpo_ev],
-                "s-", color="C4", ms=3, label="DPO (during training)")
-        if key == "true":
-            ax.plot([f["kl"] for f in r["small_rm_frontier"]],
-                    [f["true"] for f in r["small_rm_frontier"]], "k:", lw=1,
-                    label="exact optimum of the small RM")
-            ax.plot([0] + [e["kl"] for e in over_ev],
-                    [methods["SFT (step 1)"]["true"]] + [e["true"] for e in over_ev],
-                    "^-", color="C5", ms=3, label="PPO, no KL, small RM")
-        ax.set_xlabel("KL(pi || pi_SFT), nats (exact, held-out prompts)")
+def _points(metrics: dict[str, Any], prefix: str) -> list[dict[str, Any]]:
+    """The frontier points whose name starts with prefix (or is it, for one ending in $)."""
+    if prefix.endswith("$"):
+        return [p for name, p in metrics["frontier"]["points"].items() if name == prefix[:-1]]
+    return [p for name, p in metrics["frontier"]["points"].items() if name.startswith(prefix)]
+
+
+def _errorbar(ax: Any, pts: list[dict[str, Any]], key: str, **style: Any) -> None:
+    """Seed means with their 95% intervals on both axes."""
+    if not pts:
+        return
+    x = [p["kl"]["mean"] for p in pts]
+    y = [p[key]["mean"] for p in pts]
+    xerr = [
+        [p["kl"]["mean"] - p["kl"]["ci95"][0] for p in pts],
+        [p["kl"]["ci95"][1] - p["kl"]["mean"] for p in pts],
+    ]
+    yerr = [
+        [p[key]["mean"] - p[key]["ci95"][0] for p in pts],
+        [p[key]["ci95"][1] - p[key]["mean"] for p in pts],
+    ]
+    ax.errorbar(x, y, xerr=xerr, yerr=yerr, capsize=2, lw=1, **style)
+
+
+def frontier(plt: Any, m: dict[str, Any]) -> Any:
+    """True reward and win rate against KL(policy || SFT): PPO over KL targets, DPO over
+    beta, best-of-n over n, SFT on the top-ranked responses, and the exact optimum's curves
+    (for the true reward: the best any policy can do; for the reward model: what PPO and
+    best-of-n chase)."""
+    fig, axes = plt.subplots(1, 2, figsize=(13, 5))
+    curves = m["frontier"]["optimum"]
+    for ax, key, label in (
+        (axes[0], "true", "E[true reward r*]"),
+        (axes[1], "win", "true-reward win rate vs SFT"),
+    ):
+        for reward, style in (("true reward", "k-"), ("reward model", "k:")):
+            pts = [p for p in curves[reward] if p["kl"] <= 12]
+            ax.plot(
+                [p["kl"] for p in pts],
+                [p[key] for p in pts],
+                style,
+                lw=1.5,
+                label=f"exact optimum of the {reward}",
+            )
+        _errorbar(ax, _points(m, "PPO"), key, fmt="o-", color="C2", label="PPO (KL targets)")
+        _errorbar(ax, _points(m, "DPO"), key, fmt="s-", color="C4", label="DPO (beta)")
+        _errorbar(
+            ax,
+            _points(m, "best-of-"),
+            key,
+            fmt="^-",
+            color="C1",
+            label="best-of-n with the reward model",
+        )
+        _errorbar(ax, _points(m, "SFT on top"), key, fmt="D", color="C5", label="SFT on top-ranked")
+        _errorbar(ax, _points(m, "SFT$"), key, fmt="*", color="C0", ms=10, label="SFT")
+        if key == "win":
+            ax.axhline(0.65, color="C3", lw=0.8, ls="--", label="target 0.65")
+            ax.axvline(6.0, color="C3", lw=0.8, ls=":", label="KL 6")
+        ax.set_xlabel("KL(pi || pi_SFT), nats (exact, test symbol sets)")
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
-    axes[1, 0].set_title("reward model score vs KL")
-    axes[1, 1].set_title("true reward vs KL")
-    fig.tight_layout()
+    axes[0].legend(fontsize=7)
+    n = len(m["seeds"])
+    fig.suptitle(f"reward against KL, mean and 95% interval over {n} seeds")
     return fig
 
 
-def _ppo(plt: Any, r: dict[str, Any]) -> Any:
-    """The per-iteration PPO logs."""
-    lg = r["logs"]["ppo"]
-    it = np.arange(1, len(lg["kl"]) + 1)
-    fig, axes = plt.subplots(2, 4, figsize=(15, 6.5))
-    target = r["config"]["ppo"]["target_kl"]
-    panels = [("rm_score", "reward-model score (rollouts)"), ("true_score", "true score r*"),
-              ("kl", "KL (k1, summed per response)"), ("entropy", "entropy (per response)"),
-              ("clipfrac", "clip fraction"), ("value_loss", "value loss"),
-              ("beta", "KL coefficient beta"), ("approx_kl", "approx KL(old || new)")]
-    for ax, (key, title) in zip(axes.ravel(), panels):
-        ax.plot(it, lg[key], lw=1)
-        if key == "kl":
-            ax.plot(it, lg["kl_k3"], lw=1, alpha=0.7, label="k3")
-            if target:
-                ax.axhspan(0.8 * target, 1.2 * target, color="C2", alpha=0.15,
-                           label="target +-20%")
-                ax.axhline(target, color="C2", lw=0.8)
-            ax.legend(fontsize=7)
-        ax.set_title(title, fontsize=9)
-        ax.set_xlabel("PPO iteration", fontsize=8)
-        ax.grid(alpha=0.3)
-    fig.tight_layout()
-    return fig
-
-
-def _reward_model(plt: Any, r: dict[str, Any]) -> Any:
-    """Reward-model accuracy per epoch against the labelers' noise ceiling."""
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    lg = r["logs"]["rm"]
-    ep = np.arange(1, len(lg["train_acc"]) + 1)
-    ax = axes[0]
-    ax.plot(ep, lg["train_acc"], "o-", ms=3, label="train pairs")
-    ax.plot(ep, lg["heldout_acc"], "s-", ms=3, label="held-out pairs")
-    ax.axhline(r["noise_ceiling"], color="k", ls="--", lw=1, label="noise ceiling (r* itself)")
-    ax.axhline(0.9 * r["noise_ceiling"], color="C3", ls=":", lw=1, label="0.9 x ceiling")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("pairwise accuracy on labeler rankings")
-    ax.set_title("reward model (step 2)")
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
-    ax = axes[1]
-    ax.plot(lg["losses"], lw=0.6)
-    ax.set_xlabel("step")
-    ax.set_ylabel("ranking loss")
-    ax.set_title("-1/C(K,2) sum log sigmoid(r_w - r_l)")
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    return fig
-
-
-def _overopt(plt: Any, r: dict[str, Any]) -> Any:
-    """PPO without a KL penalty against a reward model from few comparisons."""
-    lg = r["logs"]["overopt"]
-    it = np.arange(1, len(lg["rm_score"]) + 1)
-    ev = lg["evals"]
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    ax = axes[0]
-    ax.plot(it, lg["rm_score"], color="C0", lw=1, label="small RM score (rollouts)")
-    ax.plot([e["iteration"] for e in ev], [e["rm"] for e in ev], "o", color="C0", ms=4,
-            label="small RM score (exact, held-out)")
+def overoptimization(plt: Any, m: dict[str, Any]) -> Any:
+    """Gao et al.'s picture: best-of-n's true reward (solid) and proxy reward (dashed,
+    right axis) against sqrt(KL), for reward models trained on more or fewer rankings."""
+    fig, ax = plt.subplots(figsize=(8, 5))
     ax2 = ax.twinx()
-    ax2.plot(it, lg["true_score"], color="C3", lw=1, label="true reward (rollouts)")
-    ax2.plot([e["iteration"] for e in ev], [e["true"] for e in ev], "s", color="C3", ms=4,
-             label="true reward (exact, held-out)")
-    ax.set_xlabel("PPO iteration (no KL penalty)")
-    ax.set_ylabel("reward-model score", color="C0")
-    ax2.set_ylabel("true reward r*", color="C3")
-    ax.set_title("over-optimization: the proxy keeps rising, the true reward turns")
-    h1, l1 = ax.get_legend_handles_labels()
-    h2, l2 = ax2.get_legend_handles_labels()
-    ax.legend(h1 + h2, l1 + l2, fontsize=7, loc="center right")
-    ax = axes[1]
-    sft_true = r["methods"]["SFT (step 1)"]["true"]
-    ax.plot([0.0] + [e["kl"] for e in ev], [sft_true] + [e["true"] for e in ev], "s-",
-            color="C3", ms=4, label="PPO, no KL, small RM (from SFT at KL 0)")
-    ax.plot([f["kl"] for f in r["small_rm_frontier"]],
-            [f["true"] for f in r["small_rm_frontier"]], "k:", label="exact optimum of small RM")
-    ax.plot([f["kl"] for f in r["frontier"]], [f["true"] for f in r["frontier"]], "k-",
-            label="exact optimum of the full RM")
-    ax.set_xlabel("KL(pi || pi_SFT), nats")
-    ax.set_ylabel("E[true reward]")
-    ax.set_title("true reward vs KL")
-    ax.legend(fontsize=7)
+    sizes = sorted(m["overoptimization"], key=int)
+    for i, size in enumerate(sizes):
+        curve = m["overoptimization"][size]["curve"]
+        d = [math.sqrt(max(p["kl"], 0.0)) for p in curve]
+        ax.plot(
+            d,
+            [p["true"] for p in curve],
+            "o-",
+            color=f"C{i}",
+            ms=3,
+            label=f"true reward, RM from {size} rankings",
+        )
+        ax2.plot(
+            d,
+            [p["rm"] for p in curve],
+            "--",
+            color=f"C{i}",
+            lw=1,
+            label=f"proxy (its own RM), {size}",
+        )
+    ax.set_xlabel(
+        "sqrt(KL(best-of-n || pi_SFT)) (exact, n = 1 .. "
+        f"{m['overoptimization'][sizes[0]]['curve'][-1]['n']})"
+    )
+    ax.set_ylabel("E[true reward r*] (solid)")
+    ax2.set_ylabel("E[proxy reward] (dashed, normalized on SFT samples)")
     ax.grid(alpha=0.3)
-    fig.tight_layout()
+    lines = ax.get_legend_handles_labels()
+    lines2 = ax2.get_legend_handles_labels()
+    ax.legend(lines[0] + lines2[0], lines[1] + lines2[1], fontsize=7, loc="lower right")
+    ax.set_title(f"over-optimization, means over {len(m['seeds'])} seeds")
     return fig

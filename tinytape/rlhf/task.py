@@ -24,6 +24,7 @@ Three sources of text, as in the lecture's pipeline:
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -36,7 +37,8 @@ class TaskConfig:
     n_symbols: int = 8
     prompt_len: int = 3
     response_len: int = 3
-    n_eval_prompts: int = 80
+    n_validation_sets: int = 8
+    n_test_sets: int = 10
     demo_noise: float = 0.3
     web_relevance: float = 0.3
 
@@ -46,10 +48,22 @@ class TaskConfig:
         if self.prompt_len > self.n_symbols:
             raise ValueError("TaskConfig: prompts use distinct symbols, so prompt_len must be "
                              f"<= n_symbols, got {self.prompt_len} > {self.n_symbols}")
+        n_sets = math.comb(self.n_symbols, self.prompt_len)
+        if min(self.n_validation_sets, self.n_test_sets) < 1 or \
+                self.n_validation_sets + self.n_test_sets >= n_sets:
+            raise ValueError(f"TaskConfig: {n_sets} symbol sets of {self.prompt_len} of "
+                             f"{self.n_symbols} symbols cannot give {self.n_validation_sets} "
+                             f"validation and {self.n_test_sets} test sets (each >= 1) and "
+                             "leave at least one for training")
 
 
 class Task:
-    """Prompts, the true reward, demonstrations, web text and the response space."""
+    """Prompts, the true reward, demonstrations, web text and the response space.
+
+    The true reward depends on a prompt only through its set of symbols (the orderings of
+    one set share their whole reward table), so the splits hold out whole symbol sets: the
+    validation and test prompts are every ordering of sets that no training prompt uses, and
+    their reward tables are never seen in SFT, comparisons or PPO."""
 
     def __init__(self, config: TaskConfig | None = None, seed: int = 0) -> None:
         self.config = c = config or TaskConfig()
@@ -57,11 +71,22 @@ class Task:
         self.sep = self.S
         self.vocab_size = self.S + 1
         self.seq_len = self.P + 1 + self.L
-        prompts = np.array(list(itertools.permutations(range(self.S), self.P)), dtype=np.int64)
         rng = np.random.default_rng(seed)
-        prompts = prompts[rng.permutation(len(prompts))]
-        n_eval = min(c.n_eval_prompts, len(prompts) // 2)
-        self.eval_prompts, self.train_prompts = prompts[:n_eval], prompts[n_eval:]
+        sets = list(itertools.combinations(range(self.S), self.P))
+        order = rng.permutation(len(sets))
+        n_val, n_test = c.n_validation_sets, c.n_test_sets
+        split = {"validation": order[:n_val], "test": order[n_val:n_val + n_test],
+                 "train": order[n_val + n_test:]}
+
+        def orderings(which: np.ndarray) -> np.ndarray:
+            out = [p for i in which for p in itertools.permutations(sets[i])]
+            return np.array(out, dtype=np.int64)[rng.permutation(len(out))]
+
+        #: the symbol sets (sorted tuples) of each split: disjoint
+        self.symbol_sets = {k: [sets[i] for i in v] for k, v in split.items()}
+        self.train_prompts = orderings(split["train"])
+        self.val_prompts = orderings(split["validation"])
+        self.test_prompts = orderings(split["test"])
         #: every response, in lexicographic order (index = sum y_t * S ** (L - 1 - t))
         self.responses = np.array(list(itertools.product(range(self.S), repeat=self.L)),
                                   dtype=np.int64)
