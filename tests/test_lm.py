@@ -10,16 +10,18 @@ import numpy as np
 import pytest
 
 from tinytape.cli import main
-from tinytape.experiments.protocol import read_results
+from tinytape.experiments.protocol import read_results, verdict
 from tinytape.models import GPT, GPTConfig
 from tinytape.text.corpora import Document
 from tinytape.text.tokenizers import ByteBPETokenizer, CharTokenizer
 from tinytape.train.lm import (
     LMConfig,
     bits_per_char,
+    document_bits,
     encode_stream,
     load_lm,
     ngram_bpc,
+    ngram_document_bits,
     prepare_lm_data,
     run_config,
     sample_text,
@@ -47,6 +49,22 @@ def test_ngram_baselines_by_hand():
     # an unseen character is the <unk> symbol
     unk = ngram_bpc(docs("ab", "a"), docs("z"))
     assert unk["unigram"] == pytest.approx(-(math.log2(1 / 9) + math.log2(3 / 9)) / 2)
+
+
+def test_ngram_document_bits_by_hand():
+    # the model of test_ngram_baselines_by_hand; two validation documents "ba" and "b"
+    got = ngram_document_bits(docs("ab", "a"), docs("ba", "b"))
+    p_b_after_e = (0 + 4 * 2 / 9) / (2 + 4)
+    p_a_after_b = (0 + 4 * 3 / 9) / (1 + 4)
+    p_e_after_a = (1 + 4 * 3 / 9) / (2 + 4)
+    p_e_after_b = (1 + 4 * 3 / 9) / (1 + 4)
+    want_bi = [-math.log2(p_b_after_e * p_a_after_b * p_e_after_a),
+               -math.log2(p_b_after_e * p_e_after_b)]
+    want_uni = [-math.log2(2 / 9 * 3 / 9 * 3 / 9), -math.log2(2 / 9 * 3 / 9)]
+    np.testing.assert_allclose(got["bigram"], want_bi, rtol=1e-12)
+    np.testing.assert_allclose(got["unigram"], want_uni, rtol=1e-12)
+    whole = ngram_bpc(docs("ab", "a"), docs("ba", "b"))  # 5 symbols in all
+    assert whole["bigram"] == pytest.approx(sum(want_bi) / 5, rel=1e-12)
 
 
 def test_stream_layout_and_char_count():
@@ -85,6 +103,24 @@ def test_token_nll_uses_the_longest_context_it_can(tiny_gpt):
         np.testing.assert_allclose(other[:T], got[:T], rtol=1e-5)
     total = token_nll(tiny_gpt, ids, stride=4).sum()
     assert bits_per_char(tiny_gpt, ids, 40, stride=4) == pytest.approx(total / math.log(2) / 40)
+
+
+def test_document_bits_split_the_stream_at_each_end(tiny_gpt):
+    tok = CharTokenizer.train("abcde")  # 7 tokens with EOT and the replacement
+    texts = ("abcab", "e", "dcbadcbaab")
+    ids = encode_stream(docs(*texts), tok)
+    nll = token_nll(tiny_gpt, ids, stride=4) / math.log(2)
+    got = document_bits(tiny_gpt, ids, tok.eot_id, stride=4)
+    # target j predicts ids[j + 1]: a document's targets are its characters and its end
+    start = 0
+    for i, text in enumerate(texts):
+        assert got[i] == pytest.approx(nll[start:start + len(text) + 1].sum(), rel=1e-12)
+        start += len(text) + 1
+    assert start == len(nll) and got.shape == (3,)
+    chars = sum(len(t) + 1 for t in texts)
+    assert got.sum() / chars == pytest.approx(bits_per_char(tiny_gpt, ids, chars, stride=4))
+    with pytest.raises(ValueError, match="start and end with the EOT"):
+        document_bits(tiny_gpt, ids[1:], tok.eot_id)
 
 
 def alt_docs(n: int, seed: int) -> list[Document]:
@@ -159,7 +195,8 @@ def test_lm_command_end_to_end(tmp_path, capsys):
     out = tmp_path / "run"
     rc = main(["lm", "train", "--corpus", str(corpus), "--steps", "4", "--d-model", "16",
                "--heads", "2", "--context", "16", "--eval-every", "2", "--warmup", "1",
-               "--sample-tokens", "5", "--out", str(out), "--threads", "1"])
+               "--sample-tokens", "5", "--out", str(out), "--threads", "1",
+               "--val-fraction", "0.25"])
     assert rc == 0
     printed = capsys.readouterr().out
     assert "bigram" in printed and "unigram" in printed
@@ -167,13 +204,15 @@ def test_lm_command_end_to_end(tmp_path, capsys):
     assert results["experiment"] == "lm" and results["metrics"]["steps"] == 4
     bpc = results["metrics"]["val_bpc"]
     assert math.isfinite(bpc) and results["tables"]["bpc"]["rows"][2][1] == bpc
-    gap = bpc - results["metrics"]["baselines"]["bigram"]
-    assert results["targets"][0]["value"] == pytest.approx(gap)
-    assert results["targets"][0]["verdict"] == "inconclusive"  # one seed: no interval
+    # the target: per validation document, GPT minus bigram bits/char, with its interval
+    t = results["targets"][0]
+    lo, hi = t["ci95"]
+    assert "per validation document (mean over 3;" in t["name"] and lo < t["value"] < hi
+    assert t["verdict"] == verdict(lo, hi, 0.0, higher_is_better=False)
     # the same command resumes the finished run; other settings in the folder are refused
     assert main(["lm", "train", "--corpus", str(corpus), "--steps", "4", "--d-model", "16",
                  "--heads", "2", "--context", "16", "--eval-every", "2", "--warmup", "1",
-                 "--sample-tokens", "0", "--out", str(out)]) == 0
+                 "--sample-tokens", "0", "--out", str(out), "--val-fraction", "0.25"]) == 0
     assert "resuming the run" in capsys.readouterr().out
     assert main(["lm", "train", "--corpus", str(corpus), "--steps", "5", "--d-model", "16",
                  "--heads", "2", "--context", "16", "--out", str(out)]) == 2

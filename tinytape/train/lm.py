@@ -100,7 +100,17 @@ def _symbols(text: str, known: set[str] | None) -> list[str]:
 
 def ngram_bpc(train_docs: Sequence[Document], val_docs: Sequence[Document]
               ) -> dict[str, float]:
-    """Bits per character of a unigram and a bigram character model fitted on train_docs.
+    """Bits per character of a unigram and a bigram character model fitted on train_docs
+    (`ngram_document_bits` summed over the documents, over count_chars(val_docs))."""
+    n = count_chars(val_docs)
+    return {name: float(bits.sum() / n)
+            for name, bits in ngram_document_bits(train_docs, val_docs).items()}
+
+
+def ngram_document_bits(train_docs: Sequence[Document], val_docs: Sequence[Document]
+                        ) -> dict[str, np.ndarray]:
+    """Bits of each validation document (its characters and its end; shape (len(val_docs),))
+    under a unigram and a bigram character model fitted on train_docs.
 
     Symbols: the training characters, an end-of-document symbol and one "unknown" symbol for
     validation characters never seen in training; V of them. Every document ends with the
@@ -132,17 +142,15 @@ def ngram_bpc(train_docs: Sequence[Document], val_docs: Sequence[Document]
     def p_uni(s: str) -> float:
         return (uni[s] + 1.0) / (n_total + V)
 
-    bits_uni = bits_bi = 0.0
-    n = 0
-    for d in val_docs:
+    bits_uni, bits_bi = np.zeros(len(val_docs)), np.zeros(len(val_docs))
+    for i, d in enumerate(val_docs):
         prev = EOT_SYMBOL
         for s in _symbols(d.text, known):
             pu = p_uni(s)
-            bits_uni -= math.log2(pu)
-            bits_bi -= math.log2((bi[(prev, s)] + V * pu) / (ctx[prev] + V))
+            bits_uni[i] -= math.log2(pu)
+            bits_bi[i] -= math.log2((bi[(prev, s)] + V * pu) / (ctx[prev] + V))
             prev = s
-            n += 1
-    return {"unigram": bits_uni / n, "bigram": bits_bi / n}
+    return {"unigram": bits_uni, "bigram": bits_bi}
 
 
 # ====================================================================== evaluation
@@ -195,6 +203,20 @@ def bits_per_char(model: GPT, ids: np.ndarray, n_chars: int, batch_size: int = 1
                   stride: int | None = None) -> float:
     """Total bits of the stream's tokens (after the first) divided by n_chars."""
     return float(token_nll(model, ids, batch_size, stride).sum() / LN2 / n_chars)
+
+
+def document_bits(model: GPT, ids: np.ndarray, eot_id: int, batch_size: int = 16,
+                  stride: int | None = None) -> np.ndarray:
+    """Bits of each document of a stream EOT doc1 EOT ... docN EOT (its tokens and the EOT
+    that ends it; shape (N,)), from `token_nll`: their sum over the characters is
+    bits_per_char."""
+    ids = np.asarray(ids)
+    if len(ids) < 2 or ids[0] != eot_id or ids[-1] != eot_id:
+        raise ValueError("document_bits: the stream must start and end with the EOT token")
+    nll = token_nll(model, ids, batch_size, stride)
+    # target t predicts ids[t + 1]; it belongs to the document of the EOTs before it
+    doc = np.cumsum(ids[:-1] == eot_id) - 1
+    return np.bincount(doc, weights=nll) / LN2
 
 
 # ====================================================================== training
