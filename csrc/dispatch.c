@@ -110,7 +110,11 @@ int tt_get_num_threads(void) {
 /* Below TT_MT_MIN_WORK a second thread costs more than it saves: threads sleep
  * between calls (OMP_WAIT_POLICY=PASSIVE, see tinytape/backend/_state.py), and
  * waking one took about 50 us on the development machine, about what a row
- * kernel needs for 500K elements on one core. */
+ * kernel needs for 500K elements on one core. On a 2-core Zen 3 VM (AVX2) an
+ * empty 2-thread region after 200 us idle took 9 us (fastest of 200) to 15 us
+ * (median): a lower threshold may pay there, but with the machine shared by
+ * several jobs 2-thread timings of smaller kernels could not be told apart, so
+ * the value stays the one measured on the quiet machine. */
 #ifndef TT_MT_MIN_WORK
 #define TT_MT_MIN_WORK 1000000.0
 #endif

@@ -1,10 +1,11 @@
 /* Row kernels (softmax, log-softmax, cross-entropy, layer norm), GELU and Adam: the public
  * entry points declared in tinytape.h.
  *
- * Each entry point handles empty shapes and bad targets, splits the rows into
- * one contiguous chunk per OpenMP thread (static schedule; serial for small
- * inputs), and runs the chunks on the SIMD path tt_simd_level() names at the
- * time of the call. The per-row work lives in rowops_impl.inc.
+ * Each entry point handles empty shapes and bad targets, cuts the rows into
+ * contiguous chunks that the OpenMP threads claim in turn (serial for small
+ * inputs; layer-norm backward gives each thread one chunk, see there), and runs
+ * the chunks on the SIMD path tt_simd_level() names at the time of the call.
+ * The per-row work lives in rowops_impl.inc.
  */
 #include <math.h>
 #include "rowops.h"
@@ -19,8 +20,18 @@
 #define RO_COST_PLAIN 1.0
 #define RO_COST_LN_BWD 0.5
 
-/* Cross-entropy keeps one partial loss per thread on the stack. */
+/* Most threads a row kernel uses (ro_threads caps the count). */
 #define RO_MAX_THREADS 256
+
+/* Row kernels with independent rows cut them into this many chunks per thread, which
+ * the threads claim one at a time (OpenMP's dynamic schedule). A thread that wakes late
+ * (a sleeping OpenMP worker takes 10-50 us to wake, and on a busy machine it may not get
+ * a core at once) then costs at most a chunk of imbalance instead of its whole static
+ * share: the caller's thread takes the chunks the other has not claimed. */
+#define RO_CHUNKS_PER_THREAD 4
+
+/* Cross-entropy keeps one partial loss per chunk on the stack. */
+#define RO_MAX_CHUNKS (RO_MAX_THREADS * RO_CHUNKS_PER_THREAD)
 
 static const struct tt_rowops *ro_ops(void) {
 #if TT_X86_SIMD
@@ -40,41 +51,45 @@ static int ro_threads(int64_t rows, int64_t cols, double cost) {
     return nt < 1 ? 1 : nt;
 }
 
-/* Rows [*r0, *r0 + *nr) of thread tid out of nt: contiguous, sizes differ by <= 1. */
-static void ro_chunk(int64_t rows, int tid, int nt, int64_t *r0, int64_t *nr) {
-    const int64_t base = rows / nt, extra = rows % nt;
-    *r0 = tid * base + (tid < extra ? tid : extra);
-    *nr = base + (tid < extra ? 1 : 0);
+/* Rows [*r0, *r0 + *nr) of part i out of n: contiguous, sizes differ by <= 1. */
+static void ro_chunk(int64_t rows, int64_t i, int64_t n, int64_t *r0, int64_t *nr) {
+    const int64_t base = rows / n, extra = rows % n;
+    *r0 = i * base + (i < extra ? i : extra);
+    *nr = base + (i < extra ? 1 : 0);
 }
 
-/* Runs BODY once per chunk with tid, r0 (first row) and nr (row count) set. */
+/* Chunks of `rows` for nt threads (1 when serial, never more than the rows). */
+static int64_t ro_chunks(int64_t rows, int nt) {
+    const int64_t n = nt > 1 ? (int64_t)nt * RO_CHUNKS_PER_THREAD : 1;
+    return n < rows ? n : rows;
+}
+
+/* Runs BODY once per chunk with ci (chunk index, below ro_chunks(rows, nthreads)),
+ * r0 (first row) and nr (row count, >= 1) set; chunks go to threads as they ask. */
 #ifdef _OPENMP
 #define RO_FOR_CHUNKS(nthreads, rows, BODY)                                  \
     do {                                                                     \
         const int ro_nt = (nthreads);                                        \
+        const int64_t ro_rows = (rows), ro_nc = ro_chunks(ro_rows, ro_nt);   \
         if (ro_nt > 1) {                                                     \
-            _Pragma("omp parallel num_threads(ro_nt)")                       \
-            {                                                                \
-                const int tid = omp_get_thread_num();                        \
+            _Pragma("omp parallel for schedule(dynamic, 1) num_threads(ro_nt)") \
+            for (int64_t ci = 0; ci < ro_nc; ci++) {                         \
                 int64_t r0, nr;                                              \
-                ro_chunk((rows), tid, omp_get_num_threads(), &r0, &nr);      \
-                (void)tid;                                                   \
-                if (nr > 0) { BODY; }                                        \
+                ro_chunk(ro_rows, ci, ro_nc, &r0, &nr);                      \
+                BODY;                                                        \
             }                                                                \
         } else {                                                             \
-            const int tid = 0;                                               \
-            const int64_t r0 = 0, nr = (rows);                               \
-            (void)tid;                                                       \
+            const int64_t ci = 0, r0 = 0, nr = ro_rows;                      \
+            (void)ci;                                                        \
             BODY;                                                            \
         }                                                                    \
     } while (0)
 #else
 #define RO_FOR_CHUNKS(nthreads, rows, BODY)                                  \
     do {                                                                     \
-        const int tid = 0;                                                   \
-        const int64_t r0 = 0, nr = (rows);                                   \
+        const int64_t ci = 0, r0 = 0, nr = (rows);                           \
         (void)(nthreads);                                                    \
-        (void)tid;                                                           \
+        (void)ci;                                                            \
         BODY;                                                                \
     } while (0)
 #endif
@@ -139,13 +154,13 @@ static int64_t ro_check_targets(const int64_t *targets, int64_t rows, int64_t co
             return -1;                                                                 \
         }                                                                              \
         const struct tt_rowops *ops = ro_ops();                                        \
-        double part[RO_MAX_THREADS] = {0}; /* summed in thread order: deterministic */ \
+        double part[RO_MAX_CHUNKS] = {0}; /* summed in chunk order: deterministic */  \
         const int nt = ro_threads(rows, cols, RO_COST_EXP);                            \
         RO_FOR_CHUNKS(nt, rows,                                                        \
-                      part[tid] = ops->field(logits + r0 * cols, targets + r0, nr,     \
-                                             cols, ignore_index, lse + r0));           \
+                      part[ci] = ops->field(logits + r0 * cols, targets + r0, nr,      \
+                                            cols, ignore_index, lse + r0));            \
         double sum = 0.0;                                                              \
-        for (int t = 0; t < nt; t++) sum += part[t];                                   \
+        for (int64_t c = 0; c < ro_chunks(rows, nt); c++) sum += part[c];              \
         *loss_sum = sum;                                                               \
         *count = n;                                                                    \
         return -1;                                                                     \

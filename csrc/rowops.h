@@ -24,6 +24,12 @@
  * rounding then moves the gradient by at most 2^-18 (float) relative. */
 #define TT_CE_LSE_EXACT 64.0
 
+/* GELU clamps x to [-tt_gelu_clamp, tt_gelu_clamp] (1e4) before it forms z. Read once
+ * per call from this volatile object, like exp's limits (tt_math.h): clamped to
+ * compile-time constants, GCC left the loop scalar (140 ms for a 2M-value forward and
+ * backward on AVX2, against 4.5 ms vectorized). */
+static volatile const double tt_gelu_clamp = 1e4;
+
 struct tt_rowops {
     void (*softmax_fwd_f32)(const float *x, float *y, int64_t rows, int64_t cols);
     void (*softmax_fwd_f64)(const double *x, double *y, int64_t rows, int64_t cols);
