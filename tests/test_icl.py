@@ -1,9 +1,8 @@
 """In-context learning (tinytape.experiments.icl): the data generator, prompt building, the frozen
-evaluation harness, and a tiny training run. Every test takes a few seconds at most."""
+evaluation harness, the copy task's probes and a tiny training run, the summaries and targets
+over seeds (on records with known values), and the command."""
 
 from __future__ import annotations
-
-import json
 
 import numpy as np
 import pytest
@@ -13,6 +12,7 @@ from tinytape.cli import main
 from tinytape.experiments import icl
 from tinytape.experiments.icl import (
     IGNORE_INDEX,
+    CopyConfig,
     ICLConfig,
     PairTask,
     WeightsChangedError,
@@ -297,6 +297,35 @@ def test_explicit_prompts_match_one_causal_pass():
         np.testing.assert_array_equal(scores.argmax(1), full[:, k].argmax(1))
 
 
+# ------------------------------------------------------------------ probes of the copy task
+def test_unseen_keys_and_more_distinct_keys():
+    task = PairTask(unseen_keys=4)
+    assert task.label_offset == 20 and task.vocab_size == 16 + 4 + 8 + 1
+    np.testing.assert_array_equal(task.label_tokens, np.arange(20, 28))
+    rng = np.random.default_rng(11)
+    train = task.sample(2000, rng)
+    assert train.keys.max() < 16  # training never draws the unseen keys
+    unseen = task.sample(500, rng, keys="unseen", distinct=(2, 4))
+    assert unseen.keys.min() >= 16 and unseen.keys.max() < 20
+    assert _same_key_same_label(unseen.keys, unseen.labels)
+    seq = task.tokens(unseen)
+    assert seq[:, 2::2].min() >= 20 and seq.max() < task.vocab_size
+    more = task.sample(2000, rng, distinct=(6, 10))
+    distinct = np.array([np.unique(k).size for k in more.keys])
+    assert distinct.max() <= 10 and distinct.min() >= 3 and distinct.mean() > 6.5
+    assert (distinct > 5).mean() > 0.8  # more than training's 2-5 (16 slots rarely miss one)
+    # with no unseen keys the draws are the ones of before (the default run is unchanged)
+    a = PairTask().sample(50, np.random.default_rng(12))
+    b = PairTask(unseen_keys=0).sample(50, np.random.default_rng(12), keys="trained")
+    np.testing.assert_array_equal(a.keys, b.keys)
+    with pytest.raises(ValueError, match="distinct keys"):
+        task.sample(2, rng, keys="unseen", distinct=(2, 5))  # only 4 unseen keys
+    with pytest.raises(ValueError, match="keys must be"):
+        task.sample(2, rng, keys="new")
+    with pytest.raises(ValueError, match="non-bursty"):
+        task.sample(2, rng, bursty=False, keys="unseen")
+
+
 # ------------------------------------------------------------------ training
 @pytest.fixture
 def one_thread():
@@ -308,28 +337,26 @@ def one_thread():
     tt.set_num_threads(saved)
 
 
-def test_tiny_training_run_beats_chance_on_shown_keys(tmp_path, one_thread):
-    cfg = ICLConfig(steps=100, batch_size=32, d_model=32, n_layers=1, eval_every=100,
-                    eval_episodes=128, test_episodes=300, warmup_steps=10, lr=1e-2,
-                    shots=(0, 8), conditions=("bursty",))
-    results = icl.run_icl(cfg, tmp_path, progress="off")
-    rows = {r["shots"]: r for r in results["metrics"]["conditions"]["bursty"]["rows"]}
+def test_tiny_copy_run_beats_chance_on_shown_keys(one_thread):
+    cfg = CopyConfig(steps=100, batch_size=32, d_model=32, n_layers=1, eval_every=50,
+                     eval_episodes=128, test_episodes=300, warmup_steps=10, lr=1e-2,
+                     shots=(0, 8), escape_threshold=0.3)
+    r = icl.run_copy_seed(cfg, seed=0)
+    rows = {row["shots"]: row for row in r["few_shot"]}
     # 100 steps reach the "most frequent label in the context" stage (0.38-0.45 over seeds
     # 0-3): well above chance (0.125) when the key was shown, at chance when nothing was
     assert rows[8]["accuracy_shown"] > 0.25
     assert rows[0]["accuracy"] < 0.25
-    saved = read_results(tmp_path)
-    assert saved["experiment"] == "icl" and saved["protocol"]["seeds"] == [0]
-    assert saved["metrics"]["conditions"]["bursty"]["rows"] == \
-        results["metrics"]["conditions"]["bursty"]["rows"]
-    lines = (tmp_path / "metrics.jsonl").read_text().splitlines()
-    evals = [json.loads(s) for s in lines if json.loads(s).get("event") == "eval"]
-    assert evals and evals[-1]["step"] == 100 and evals[-1]["condition"] == "bursty"
-    assert "acc_shown" in evals[-1]
+    assert [h["step"] for h in r["history"]] == [50, 100]
+    # the escape is the first validation step above the threshold (0.3 here: reached)
+    above = [h["step"] for h in r["history"] if h["acc_shown"] > 0.3]
+    assert r["escape_step"] == above[0] and r["escaped"]
+    assert set(r["probes"]) == {"trained_keys", "unseen_keys", "more_keys"}
+    assert all(0.0 <= v <= 1.0 for v in r["probes"].values())
 
 
 def test_scale_init_scales_weight_matrices_only():
-    cfg = ICLConfig()
+    cfg = CopyConfig()
     a, b = GPT(cfg.model_config(), generator=0), GPT(cfg.model_config(), generator=0)
     icl.scale_init(b, 3.0)
     pa, pb = dict(a.named_parameters()), dict(b.named_parameters())
@@ -342,48 +369,128 @@ def test_scale_init_scales_weight_matrices_only():
     assert cfg.init_scale == 3.0  # the default of the experiment (docs/icl.md)
 
 
-def test_check_targets_and_table():
-    row = {"shots": 0, "n": 100, "accuracy": 0.05, "shown_fraction": 0.0, "n_shown": 0,
-           "accuracy_shown": None, "n_not_shown": 100, "accuracy_not_shown": 0.05}
-    rows = [row] + [dict(row, shots=k, accuracy=0.8 + 0.01 * k, accuracy_shown=0.95,
-                         n_shown=80, shown_fraction=0.8) for k in (1, 4, 8)]
-    metrics = {"conditions": {"bursty": {"rows": rows, "chance": 0.125},
-                              "non-bursty": {"rows": [dict(row, accuracy=0.25)],
-                                             "chance": 0.125}}}
-    t = {x.name.split(" (")[0]: x for x in icl.check_targets(metrics)}
-    zero = t["bursty, 0 shots: accuracy"]
-    assert zero.verdict == "met" and zero.value == 0.05 and zero.ci95[1] < 0.15
-    # 84 of 100 at k = 4 (the worst k >= 4): Wilson interval about [0.756, 0.899]
-    four = t["bursty, >= 4 shots: accuracy"]
-    assert four.value == pytest.approx(0.84) and four.verdict == "met"
-    assert four.ci95 == pytest.approx((0.7560, 0.8986), abs=1e-3)
-    assert t["bursty, >= 4 shots, key shown: accuracy"].verdict == "met"  # 76 of 80
-    assert t["bursty: accuracy at 8 minus at 0 shots"].verdict == "met"
-    # 25 of 100 against at most 0.20: the interval [0.175, 0.343] straddles it
-    assert t["non-bursty control: accuracy"].verdict == "inconclusive"
-    rows_out = icl.table_rows(metrics)
-    assert rows_out[0][:2] == ["bursty", 0] and rows_out[0][2].startswith("0.050 [0.02")
+# ------------------------------------------------------------------ summaries and targets
+def _fake_runs(cfg: ICLConfig) -> list[dict]:
+    """Trade-off records with known accuracies: seed s adds 0.01 * s to every value; on
+    validation Zipf 2 coexists best, on test Zipf 0 would (the choice must follow
+    validation)."""
+    base = {(1.0, 0.0): (0.10, 0.95), (1.0, 0.9): (0.90, 0.60), (0.0, 0.9): (0.95, 0.40),
+            (2.0, 0.9): (0.70, 0.90)}
+    val_base = dict(base)
+    val_base[(2.0, 0.9)] = (0.95, 0.95)
+    runs = []
+    for (z, p), (icl_acc, iwl_acc) in base.items():
+        for s in cfg.seeds:
+            vi, vw = val_base[(z, p)]
+            runs.append({"zipf_exponent": z, "p_bursty": p, "seed": s,
+                         "test": {"in_context": icl_acc + 0.01 * s,
+                                  "in_weights": iwl_acc - 0.01 * s * (p == 0.0),
+                                  "in_weights_uniform": iwl_acc / 2},
+                         "validation": {"in_context": vi, "in_weights": vw,
+                                        "in_weights_uniform": vw / 2}})
+    return runs
 
 
+def test_targets_are_paired_intervals_over_seeds():
+    cfg = ICLConfig(seeds=(0, 1, 2, 3, 4), copy_seeds=(), p_bursty_grid=(0.0, 0.9),
+                    zipf_grid=(0.0, 1.0, 2.0))
+    runs = _fake_runs(cfg)
+    summary = icl.summarize(cfg, runs, [])
+    assert summary["coexist_zipf_exponent"] == 2.0  # chosen on validation
+    t = {x.name.split(" (")[0]: x for x in icl.check_targets(cfg, runs, summary)}
+    # in context at p 0.9: 0.90 + 0.01 s over s = 0..4: mean 0.92, sd 0.0158, t(4) 2.776
+    icl_b = t["in-context accuracy, p_bursty 0.9, Zipf 1.0"]
+    half = 2.7764 * np.std([0.9, 0.91, 0.92, 0.93, 0.94], ddof=1) / np.sqrt(5)
+    assert icl_b.value == pytest.approx(0.92)
+    assert icl_b.ci95 == pytest.approx((0.92 - half, 0.92 + half), abs=1e-4)
+    assert icl_b.verdict == "met"
+    # paired differences: the seed offsets cancel, so the interval has zero width
+    diff = t["in-context accuracy: p_bursty 0.9 minus 0.0"]
+    assert diff.value == pytest.approx(0.8) and diff.ci95 == pytest.approx((0.8, 0.8))
+    dom = t["p_bursty 0.0: in-weights minus in-context accuracy"]
+    # in-weights 0.95 - 0.01 s minus in-context 0.10 + 0.01 s: 0.85 - 0.02 s, mean 0.81
+    assert dom.value == pytest.approx(0.81) and dom.verdict == "met"
+    assert t["in-weights accuracy: p_bursty 0.0 minus 0.9"].value == pytest.approx(0.33)
+    # coexistence on test at the validation's choice (Zipf 2): in-context 0.70 + 0.01 s
+    # (skill 0.40 + 0.02 s), in-weights 0.90 (skill (0.90 - 1/32) / (1 - 1/32) = 0.8968)
+    co = [x for x in t.values() if x.name.startswith("coexistence at Zipf 2.0")][0]
+    assert co.value == pytest.approx(0.44) and co.verdict == "met"
+    tables = icl.make_tables(cfg, summary, [])
+    assert [r[0] for r in tables["burstiness"]["rows"]] == [0.0, 0.9]
+    assert tables["zipf"]["rows"][0][1].startswith("0.970 [")
+    assert "copy_escape" not in tables
+
+
+def test_copy_escape_rate_and_tables():
+    cfg = ICLConfig(seeds=(), copy_seeds=tuple(range(10)), copy=CopyConfig(shots=(0, 4)))
+    runs = []
+    for s in range(10):
+        escaped = s < 7
+        runs.append({"seed": s, "escaped": escaped, "escape_step": 1000 + 250 * s if escaped
+                     else None, "train_seconds": 1.0, "history": [],
+                     "few_shot": [{"shots": 0, "accuracy": 0.125, "shown_fraction": 0.0,
+                                   "accuracy_shown": None, "accuracy_not_shown": 0.125},
+                                  {"shots": 4, "accuracy": 0.5 + 0.04 * escaped,
+                                   "shown_fraction": 0.75, "accuracy_shown": 0.6,
+                                   "accuracy_not_shown": 0.12}],
+                     "probes": {"trained_keys": 0.9 if escaped else 0.45,
+                                "unseen_keys": 0.3, "more_keys": None}})
+    summary = icl.summarize(cfg, [], runs)
+    copy = summary["copy"]
+    assert copy["escaped"] == 7 and copy["escape_rate"]["mean"] == pytest.approx(0.7)
+    # Wilson interval of 7 of 10: [0.3968, 0.8922]
+    assert copy["escape_rate"]["ci95"] == pytest.approx([0.3968, 0.8922], abs=1e-3)
+    assert copy["probes"]["more_keys"] is None
+    (t,) = icl.check_targets(cfg, [], summary)
+    assert t.verdict == "inconclusive" and "7 of 10 seeds" in t.name
+    tables = icl.make_tables(cfg, summary, runs)
+    assert tables["copy_escape"]["rows"] == [[10, 7, "0.700 [0.397, 0.892]",
+                                              "1750 (1000-2500)"]]
+    probes = {r[0]: r for r in tables["copy_probes"]["rows"]}
+    assert probes["keys as in training"][2] == "0.900 [0.900, 0.900]"  # escaped seeds only
+    acc = tables["accuracy"]
+    assert acc["columns"][:3] == ["condition", "prior pairs", "accuracy"]
+    assert acc["rows"][1][:2] == ["copy (bursty)", 4]
+    assert acc["rows"][1][2].startswith("0.528 [")
+
+
+def test_config_validation():
+    for bad in (dict(seeds=(1, 1)), dict(seeds=(-1,)), dict(seeds=(), copy_seeds=()),
+                dict(p_bursty_grid=(0.0, 1.5)), dict(zipf_grid=(-1.0,))):
+        with pytest.raises(ValueError):
+            ICLConfig(**bad)
+    with pytest.raises(ValueError, match="more_distinct"):
+        CopyConfig(more_distinct=(4, 8))  # not more than training's 2-5
+    cfg = ICLConfig()
+    assert cfg.conditions() == [(1.0, 0.0), (1.0, 0.5), (1.0, 0.9), (1.0, 1.0), (0.0, 0.9),
+                                (2.0, 0.9)]  # (1, 0.9) once, in both sweeps
+
+
+# ------------------------------------------------------------------ the command
 def test_cli_quick_run(tmp_path, capsys, one_thread):
     out = tmp_path / "run"
-    code = main(["icl", "--quick", "--steps", "5", "--test-episodes", "40", "--out", str(out),
-                 "--progress", "off", "--no-plot", "--threads", "1", "--jobs", "2"])
+    code = main(["icl", "--quick", "--steps", "5", "--copy-steps", "5", "--seeds", "2",
+                 "--copy-seeds", "1", "--out", str(out), "--progress", "off", "--no-plot",
+                 "--threads", "1", "--workers", "2"])
     assert code == 0
     text = capsys.readouterr().out
-    assert "| non-bursty | 15 |" in text and "| non-bursty control: accuracy" in text
+    assert "| p_bursty | in-context |" in text and "| copy (bursty) | 15 |" in text
+    assert "copy task: escape rate within 5 steps" in text
     res = read_results(out)
-    assert set(res["metrics"]["conditions"]) == {"bursty", "non-bursty"}
-    assert res["config"]["steps"] == 5 and res["metrics"]["jobs"] == 2
+    assert res["protocol"]["selection"] == "validation"
+    assert res["protocol"]["seeds"] == [10, 11]
+    m = res["metrics"]
+    assert len(m["tradeoff"]) == 2 * 2 and len(m["copy"]) == 1 and m["workers"] == 2
+    assert {(r["p_bursty"], r["seed"]) for r in m["tradeoff"]} == {
+        (0.0, 10), (0.0, 11), (0.9, 10), (0.9, 11)}
+    assert res["config"]["tradeoff"]["steps"] == 5 and res["config"]["copy"]["steps"] == 5
     assert {t["verdict"] for t in res["targets"]} <= {"met", "not met", "inconclusive"}
-    # both workers appended their records to the one metrics file
-    records = [json.loads(s) for s in (out / "metrics.jsonl").read_text().splitlines()]
-    assert {r["condition"] for r in records} == {"bursty", "non-bursty"}
+    assert all(len(t["ci95"]) == 2 for t in res["targets"])
 
 
-@pytest.mark.parametrize("argv", [["--steps", "0"], ["--threads", "0"], ["--lr", "-1"],
-                                  ["--jobs", "0"], ["--conditions", "bursty,zipf"],
-                                  ["--init-scale", "0"], ["--weight-decay", "-0.1"]])
+@pytest.mark.parametrize("argv", [["--steps", "0"], ["--threads", "0"], ["--workers", "0"],
+                                  ["--p-bursty", "0,1.5"], ["--zipf", "-1"],
+                                  ["--copy-steps", "0"], ["--seeds", "0", "--copy-seeds", "0"]])
 def test_cli_bad_arguments_exit_2(argv, tmp_path, capsys):
     assert main(["icl", "--out", str(tmp_path), *argv]) == 2
     err = capsys.readouterr().err
