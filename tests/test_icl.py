@@ -486,6 +486,15 @@ def test_cli_quick_run(tmp_path, capsys, one_thread):
     assert res["config"]["tradeoff"]["steps"] == 5 and res["config"]["copy"]["steps"] == 5
     assert {t["verdict"] for t in res["targets"]} <= {"met", "not met", "inconclusive"}
     assert all(len(t["ci95"]) == 2 for t in res["targets"])
+    # every finished run is in runs.jsonl; a rerun with the same settings trains nothing
+    lines = (out / "runs.jsonl").read_text().splitlines()
+    assert len(lines) == 5
+    assert main(["icl", "--quick", "--steps", "5", "--copy-steps", "5", "--seeds", "2",
+                 "--copy-seeds", "1", "--out", str(out), "--progress", "off", "--no-plot",
+                 "--threads", "1", "--workers", "1"]) == 0
+    assert "(5 taken from an earlier run)" in capsys.readouterr().out
+    again = read_results(out)
+    assert again["metrics"]["tradeoff"] == m["tradeoff"] and again["targets"] == res["targets"]
 
 
 @pytest.mark.parametrize("argv", [["--steps", "0"], ["--threads", "0"], ["--workers", "0"],

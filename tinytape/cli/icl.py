@@ -6,7 +6,8 @@ in-context learning (held-out classes, labels given only in the context) and in-
 learning (trained classes, uninformative context); and, for every copy seed, a small GPT
 on the copy task (fresh key -> label mappings), reporting how many seeds leave the plateau
 within the budget and probes for unseen keys and more keys. Writes results.json and icl.png
-(with matplotlib) to --out and prints the tables.
+(with matplotlib) to --out and prints the tables; runs.jsonl keeps every finished run, so
+an interrupted command continues where it stopped.
 """
 
 from __future__ import annotations
@@ -47,6 +48,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--workers", type=int, default=2,
                    help="processes running the (condition, seed) runs side by side "
                         "(default: 2)")
+    p.add_argument("--no-resume", action="store_true",
+                   help="start over even if --out holds finished runs of the same settings "
+                        "(by default they are kept and only the missing runs are trained)")
     p.add_argument("--no-plot", action="store_true", help="do not write icl.png")
     p.add_argument("--progress", choices=["bar", "plain", "off"], default=None,
                    help="progress display (default: a bar on a terminal, plain lines "
@@ -94,13 +98,14 @@ def run(args: argparse.Namespace) -> int:
         os.makedirs(args.out, exist_ok=True)
     except OSError as e:
         raise UsageError(f"--out: cannot create {args.out!r}: {e.strerror}") from None
-    results = run_icl(cfg, args.out, progress=args.progress, workers=args.workers)
+    results = run_icl(cfg, args.out, progress=args.progress, workers=args.workers,
+                      resume=not args.no_resume)
     print(format_summary(results))
     print()
     m = results["metrics"]
-    print(f"{len(m['tradeoff'])} trade-off runs and {len(m['copy'])} copy runs: wall time "
-          f"{m['wall_seconds']:.0f} s, CPU {m['cpu_seconds']:.0f} s with {args.workers} "
-          f"worker(s)")
+    print(f"{len(m['tradeoff'])} trade-off runs and {len(m['copy'])} copy runs "
+          f"({m['resumed_runs']} taken from an earlier run): wall time {m['wall_seconds']:.0f} "
+          f"s, CPU {m['cpu_seconds']:.0f} s with {args.workers} worker(s)")
     if not args.no_plot:
         png = os.path.join(args.out, "icl.png")
         if plot_results(cfg, m, png):

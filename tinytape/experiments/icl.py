@@ -20,6 +20,7 @@ See docs/icl.md for the design decisions and the measured results.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import time
@@ -511,49 +512,69 @@ def quick_config(**overrides: Any) -> ICLConfig:
 def _run_job(job: tuple[Any, ...]) -> tuple[tuple[Any, ...], dict[str, Any]]:
     kind, cfg, threads, *key = job
     if kind == "copy":
-        return job[:1] + tuple(key), run_copy_seed(cfg.copy, key[0], threads, "off")
+        return (kind, *key), run_copy_seed(cfg.copy, key[0], threads, "off")
     zipf, p_bursty, seed = key
-    return job[:1] + tuple(key), train_and_evaluate(cfg.tradeoff, zipf, p_bursty, seed,
-                                                     threads=threads)
+    return (kind, *key), train_and_evaluate(cfg.tradeoff, zipf, p_bursty, seed,
+                                             threads=threads)
+
+
+RUNS_FILE = "runs.jsonl"
 
 
 def run_icl(cfg: ICLConfig, out_dir: str | os.PathLike | None = None,
-            progress: bool | str | None = None, workers: int = 1) -> dict[str, Any]:
+            progress: bool | str | None = None, workers: int = 1, resume: bool = True
+            ) -> dict[str, Any]:
     """Run every trade-off (condition, seed) and every copy seed, in `workers` processes,
-    then summarize over seeds. With out_dir: results.json in the shared schema. Returns
-    {"config", "metrics", "targets", "tables", "protocol"}."""
+    then summarize over seeds. With out_dir: each finished run's record is appended to
+    runs.jsonl as it ends (with resume, a rerun with the same config skips those), then
+    results.json in the shared schema. Returns {"config", "metrics", "targets", "tables",
+    "protocol"}."""
     if workers < 1:
         raise ValueError(f"workers must be at least 1, got {workers}")
-    config = cfg.to_dict()
-    if out_dir is not None:
-        prepare_run_dir(out_dir, config, resume=False, outputs=("results.json", "icl.png"))
     threads = get_num_threads()
-    # the copy runs are the longest: first, so that the pool ends evenly
-    jobs = [("copy", cfg, threads, s) for s in cfg.copy_seeds]
-    jobs += [("tradeoff", cfg, threads, z, p, s) for z, p in cfg.conditions()
-             for s in cfg.seeds]
+    # the trade-off first, seed by seed (an interrupted run keeps whole seeds), then the copy
+    jobs: list[tuple[Any, ...]] = [("tradeoff", cfg, threads, z, p, s) for s in cfg.seeds
+                                   for z, p in cfg.conditions()]
+    jobs += [("copy", cfg, threads, s) for s in cfg.copy_seeds]
+    done: dict[tuple[Any, ...], dict[str, Any]] = {}
+    runs_path = None
+    if out_dir is not None:
+        runs_path = os.path.join(out_dir, RUNS_FILE)
+        if prepare_run_dir(out_dir, cfg.to_dict(), resume=resume,
+                           outputs=(RUNS_FILE, "results.json", "icl.png")):
+            with open(runs_path, encoding="utf-8") as f:
+                for line in f:
+                    rec = json.loads(line)
+                    done[tuple(rec["job"])] = rec["record"]
+    todo = [j for j in jobs if (j[0], *j[3:]) not in done]
     t0, c0 = time.perf_counter(), _cpu_seconds()
-    bar = Progress(len(jobs), "icl runs", progress if isinstance(progress, str) else None,
+    bar = Progress(len(todo), "icl runs", progress if isinstance(progress, str) else None,
                    unit="runs")
-    outs: list[tuple[tuple[Any, ...], dict[str, Any]]] = []
-    if workers == 1:
-        for job in jobs:
-            outs.append(_run_job(job))
-            bar.update(1)
+
+    def collect(out: tuple[tuple[Any, ...], dict[str, Any]]) -> None:
+        done[out[0]] = out[1]
+        if runs_path is not None:
+            with open(runs_path, "a", encoding="utf-8") as f:
+                f.write(json.dumps(to_jsonable({"job": out[0], "record": out[1]})) + "\n")
+        bar.update(1)
+
+    if workers == 1 or len(todo) < 2:
+        for job in todo:
+            collect(_run_job(job))
     else:
         import concurrent.futures as cf
         import multiprocessing as mp
 
         ctx = mp.get_context("spawn")  # no fork of a process that may hold OpenMP threads
-        with cf.ProcessPoolExecutor(min(workers, len(jobs)), mp_context=ctx) as pool:
-            for out in pool.map(_run_job, jobs):
-                outs.append(out)
-                bar.update(1)
+        with cf.ProcessPoolExecutor(min(workers, len(todo)), mp_context=ctx) as pool:
+            for fut in cf.as_completed([pool.submit(_run_job, j) for j in todo]):
+                collect(fut.result())
     bar.close()
-    return finish(cfg, [r for key, r in outs if key[0] == "tradeoff"],
-                  [r for key, r in outs if key[0] == "copy"], out_dir,
+    ordered = [done[(j[0], *j[3:])] for j in jobs]
+    return finish(cfg, [r for j, r in zip(jobs, ordered) if j[0] == "tradeoff"],
+                  [r for j, r in zip(jobs, ordered) if j[0] == "copy"], out_dir,
                   {"wall_seconds": time.perf_counter() - t0, "cpu_seconds": _cpu_seconds() - c0,
-                   "workers": workers, "threads": threads})
+                   "workers": workers, "threads": threads, "resumed_runs": len(jobs) - len(todo)})
 
 
 def finish(cfg: ICLConfig, tradeoff_runs: list[dict[str, Any]],

@@ -257,8 +257,8 @@ class TradeoffSettings:
     item_dim: int = 32
     noise: float = 0.4
     context: int = 8
-    d_model: int = 64
-    n_layers: int = 2
+    d_model: int = 32
+    n_layers: int = 1
     n_heads: int = 4
     steps: int = 2000
     batch_size: int = 64
