@@ -30,10 +30,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--quick", action="store_true",
                    help="about a minute: 2 seeds, 2 burstiness levels, 150 steps per model; "
                         "the same schema, the targets are not expected to be met")
-    p.add_argument("--seeds", type=int, default=None,
-                   help="trade-off seeds 10..10+N-1 (default 10; development used 0-2)")
-    p.add_argument("--copy-seeds", type=int, default=None,
-                   help="copy-task seeds 10..10+N-1 (default 10; 0 skips the copy task)")
+    p.add_argument("--seed", type=int, default=10,
+                   help="the first seed (default 10: seeds 0-2 were used in development)")
+    p.add_argument("--seeds", type=int, default=None, metavar="N",
+                   help="trade-off seeds: seed, seed+1, ... (default 5, --quick 2; 0 skips "
+                        "the trade-off)")
+    p.add_argument("--copy-seeds", type=int, default=None, metavar="N",
+                   help="copy-task seeds: seed, seed+1, ... (default 10, --quick 2; 0 skips "
+                        "the copy task)")
     p.add_argument("--p-bursty", type=_floats, default=None, metavar="P,P,...",
                    help="the burstiness sweep (default 0,0.5,0.9,1)")
     p.add_argument("--zipf", type=_floats, default=None, metavar="A,A,...",
@@ -68,10 +72,12 @@ def config_from_args(args: argparse.Namespace):  # -> ICLConfig
     try:
         cfg = quick_config() if args.quick else ICLConfig()
         over: dict[str, Any] = {}
-        if args.seeds is not None:
-            over["seeds"] = tuple(range(10, 10 + args.seeds))
-        if args.copy_seeds is not None:
-            over["copy_seeds"] = tuple(range(10, 10 + args.copy_seeds))
+        for name in ("seeds", "copy_seeds"):
+            n = getattr(args, name)
+            if n is not None and n < 0:
+                raise UsageError(f"--{name.replace('_', '-')} must be >= 0, got {n}")
+            n = len(getattr(cfg, name)) if n is None else n
+            over[name] = tuple(range(args.seed, args.seed + n))
         if args.p_bursty is not None:
             over["p_bursty_grid"] = args.p_bursty
         if args.zipf is not None:
