@@ -391,7 +391,7 @@ def _fake_runs(cfg: ICLConfig) -> list[dict]:
     return runs
 
 
-def test_targets_are_paired_intervals_over_seeds():
+def test_targets_are_paired_intervals_over_seeds(tmp_path):
     cfg = ICLConfig(seeds=(0, 1, 2, 3, 4), copy_seeds=(), p_bursty_grid=(0.0, 0.9),
                     zipf_grid=(0.0, 1.0, 2.0))
     runs = _fake_runs(cfg)
@@ -419,6 +419,9 @@ def test_targets_are_paired_intervals_over_seeds():
     assert [r[0] for r in tables["burstiness"]["rows"]] == [0.0, 0.9]
     assert tables["zipf"]["rows"][0][1].startswith("0.970 [")
     assert "copy_escape" not in tables
+    pytest.importorskip("matplotlib")
+    assert icl.plot_results(cfg, {"summary": summary, "copy": []}, tmp_path / "icl.png")
+    assert (tmp_path / "icl.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_copy_escape_rate_and_tables():

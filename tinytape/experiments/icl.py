@@ -593,8 +593,8 @@ def finish(cfg: ICLConfig, tradeoff_runs: list[dict[str, Any]],
                 "copy validation probe episodes": cfg.copy.eval_episodes,
                 "copy test episodes per probe": cfg.copy.test_episodes},
         seeds=sorted(set(cfg.seeds) | set(cfg.copy_seeds)),
-        tuned={"trade-off lr, steps, model and task size": "validation (seeds 0-2)",
-               "Zipf exponent of the coexistence target": "validation (these seeds)",
+        tuned={"trade-off lr, steps, model and task size": "validation, seeds 0-2",
+               "Zipf exponent of the coexistence target": "validation, these seeds",
                "copy-task escape (first probe above the threshold)": "validation probe"},
         notes="Held-out classes are split in two: in-context validation sequences use one "
               "half, test sequences the other, and every split has its own random stream; "
@@ -834,10 +834,11 @@ def plot_results(cfg: ICLConfig, metrics: dict[str, Any], path: str | os.PathLik
     test = [c for c in summary["conditions"] if c["split"] == "test"]
     fig, axes = plt.subplots(1, 3, figsize=(15, 4))
     sweeps = ((axes[0], "p_bursty", cfg.p_bursty_grid, "zipf_exponent", cfg.zipf_at,
-               "p(bursty) of the training sequences"),
+               "p(bursty) of the training sequences", f"burstiness (Zipf exponent {cfg.zipf_at})"),
               (axes[1], "zipf_exponent", cfg.zipf_grid, "p_bursty", cfg.p_bursty_at,
-               "Zipf exponent of the class distribution"))
-    for ax, label, grid, fixed_name, fixed, xlabel in sweeps:
+               "Zipf exponent of the class distribution",
+               f"Zipf exponent (p_bursty {cfg.p_bursty_at})"))
+    for ax, label, grid, fixed_name, fixed, xlabel, title in sweeps:
         rows = sorted((c for c in test if c[fixed_name] == fixed and c[label] in grid),
                       key=lambda c: c[label])
         xs = [c[label] for c in rows]
@@ -854,7 +855,7 @@ def plot_results(cfg: ICLConfig, metrics: dict[str, Any], path: str | os.PathLik
         ax.axhline(summary["chance"]["in_weights"], color="tab:orange", lw=0.8, ls=":",
                    label="in-weights chance")
         ax.set_xlabel(xlabel)
-        ax.set_title(f"{fixed_name} {fixed}")
+        ax.set_title(f"test accuracy against {title}", fontsize=10)
         ax.set_ylim(0, 1.02)
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("test accuracy")
@@ -868,7 +869,7 @@ def plot_results(cfg: ICLConfig, metrics: dict[str, Any], path: str | os.PathLik
                label="escape threshold")
     ax.set_xlabel("training step")
     ax.set_ylabel("validation accuracy on shown keys")
-    ax.set_title("copy task: one line per seed (red: stayed on the plateau)")
+    ax.set_title("copy task, one line per seed (red: stayed on the plateau)", fontsize=10)
     ax.set_ylim(0, 1.02)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
