@@ -61,8 +61,9 @@ def test_different_sequences_draw_different_mappings():
     for i in range(0, 3998, 2):
         common = np.intersect1d(ep.keys[i], ep.keys[i + 1])
         for key in common:
-            agree.append(ep.labels[i][ep.keys[i] == key][0]
-                         == ep.labels[i + 1][ep.keys[i + 1] == key][0])
+            agree.append(
+                ep.labels[i][ep.keys[i] == key][0] == ep.labels[i + 1][ep.keys[i + 1] == key][0]
+            )
     assert len(agree) > 100
     assert abs(np.mean(agree) - 1 / TASK.n_labels) < 0.06
 
@@ -111,13 +112,18 @@ def test_tokens_and_loss_mask():
 def test_loss_ignores_non_label_positions():
     ep = TASK.sample(4, np.random.default_rng(4), bursty=True)
     x, y = TASK.lm_batch(ep)
-    model = GPT(GPTConfig(vocab_size=TASK.vocab_size, context_length=32, d_model=16,
-                          n_layers=1, n_heads=2), generator=0)
+    model = GPT(
+        GPTConfig(vocab_size=TASK.vocab_size, context_length=32, d_model=16, n_layers=1, n_heads=2),
+        generator=0,
+    )
     with tt.no_grad():
         logits, loss = model(x, y, ignore_index=IGNORE_INDEX)
     z = logits.numpy()[:, 1::2, :].astype(np.float64)
-    logp = z - np.log(np.exp(z - z.max(-1, keepdims=True)).sum(-1, keepdims=True)) \
+    logp = (
+        z
+        - np.log(np.exp(z - z.max(-1, keepdims=True)).sum(-1, keepdims=True))
         - z.max(-1, keepdims=True)
+    )
     want = -np.take_along_axis(logp, y[:, 1::2, None], 2).mean()
     assert loss.item() == pytest.approx(want, rel=1e-5)
 
@@ -148,8 +154,20 @@ def test_build_prompt_zero_one_few_shot():
     assert build_prompt(task, [], [7]).tolist() == [100, 101, 7]
     assert build_prompt(task, [([3], [50])], [7]).tolist() == [100, 101, 3, 50, 7]
     demos = [([3], [50]), ([4, 5], [51, 52]), ([6], [53])]
-    assert build_prompt(task, demos, [7, 8]).tolist() == [100, 101, 3, 50, 4, 5, 51, 52, 6,
-                                                          53, 7, 8]
+    assert build_prompt(task, demos, [7, 8]).tolist() == [
+        100,
+        101,
+        3,
+        50,
+        4,
+        5,
+        51,
+        52,
+        6,
+        53,
+        7,
+        8,
+    ]
     assert build_prompt(task, demos, [7]).dtype == np.int64
 
 
@@ -172,8 +190,7 @@ class LookupLM(Module):
         for b in range(ids.shape[0]):
             for t in range(ids.shape[1]):
                 for s in range(t - 1, -1, -1):
-                    if ids[b, s] == ids[b, t] and s + 1 <= t and int(ids[b, s + 1]) in \
-                            self.labels:
+                    if ids[b, s] == ids[b, t] and s + 1 <= t and int(ids[b, s + 1]) in self.labels:
                         out[b, t, ids[b, s + 1]] = 1.0
                         break
         return tt.tensor(out) * self.scale, None
@@ -182,10 +199,12 @@ class LookupLM(Module):
 def test_score_candidates_scores_a_known_model():
     model = LookupLM(TASK.vocab_size, TASK.label_tokens)
     lab = TASK.label_tokens
-    prompts = [build_prompt([TASK.task_token], [([3], [lab[2]]), ([9], [lab[5]])], [3]),
-               build_prompt([TASK.task_token], [([3], [lab[2]]), ([9], [lab[5]])], [9]),
-               build_prompt([TASK.task_token], [([3], [lab[2]])], [11]),  # not shown
-               build_prompt([TASK.task_token], [], [11])]  # zero-shot, another length
+    prompts = [
+        build_prompt([TASK.task_token], [([3], [lab[2]]), ([9], [lab[5]])], [3]),
+        build_prompt([TASK.task_token], [([3], [lab[2]]), ([9], [lab[5]])], [9]),
+        build_prompt([TASK.task_token], [([3], [lab[2]])], [11]),  # not shown
+        build_prompt([TASK.task_token], [], [11]),
+    ]  # zero-shot, another length
     scores = score_candidates(model, prompts, lab[:, None])
     assert scores.shape == (4, 8)
     assert scores[0].argmax() == 2 and scores[1].argmax() == 5
@@ -227,8 +246,17 @@ def test_few_shot_accuracy_of_a_perfect_copier():
 
 # ------------------------------------------------------------------ frozen weights
 def _small_gpt(seed: int = 0) -> GPT:
-    return GPT(GPTConfig(vocab_size=TASK.vocab_size, context_length=32, d_model=16,
-                         n_layers=1, n_heads=2, dropout=0.1), generator=seed)
+    return GPT(
+        GPTConfig(
+            vocab_size=TASK.vocab_size,
+            context_length=32,
+            d_model=16,
+            n_layers=1,
+            n_heads=2,
+            dropout=0.1,
+        ),
+        generator=seed,
+    )
 
 
 def test_frozen_harness_leaves_weights_bit_for_bit_unchanged():
@@ -266,8 +294,7 @@ def test_frozen_catches_a_weight_update():
     with pytest.raises(WeightsChangedError, match="wte.weight"):
         with frozen(model):
             model.wte.weight.data = model.wte.weight.data.copy() + 0.0  # same values: fine
-            model.wte.weight.data[3, 3] = np.nextafter(model.wte.weight.data[3, 3],
-                                                       np.float32(1))
+            model.wte.weight.data[3, 3] = np.nextafter(model.wte.weight.data[3, 3], np.float32(1))
 
 
 def test_frozen_catches_a_model_that_learns_while_scoring():
@@ -290,9 +317,14 @@ def test_explicit_prompts_match_one_causal_pass():
     with frozen(model):
         full = model(x)[0].numpy()[:, 1::2, :][:, :, TASK.label_tokens]
     for k in (0, 3, 15):
-        prompts = [build_prompt([TASK.task_token], [([a], [b + TASK.n_keys]) for a, b in
-                                                    zip(ep.keys[i, :k], ep.labels[i, :k])],
-                                [ep.keys[i, k]]) for i in range(6)]
+        prompts = [
+            build_prompt(
+                [TASK.task_token],
+                [([a], [b + TASK.n_keys]) for a, b in zip(ep.keys[i, :k], ep.labels[i, :k])],
+                [ep.keys[i, k]],
+            )
+            for i in range(6)
+        ]
         scores = score_candidates(model, prompts, TASK.label_tokens[:, None])
         np.testing.assert_array_equal(scores.argmax(1), full[:, k].argmax(1))
 
@@ -338,9 +370,19 @@ def one_thread():
 
 
 def test_tiny_copy_run_beats_chance_on_shown_keys(one_thread):
-    cfg = CopyConfig(steps=100, batch_size=32, d_model=32, n_layers=1, eval_every=50,
-                     eval_episodes=128, test_episodes=300, warmup_steps=10, lr=1e-2,
-                     shots=(0, 8), escape_threshold=0.3)
+    cfg = CopyConfig(
+        steps=100,
+        batch_size=32,
+        d_model=32,
+        n_layers=1,
+        eval_every=50,
+        eval_episodes=128,
+        test_episodes=300,
+        warmup_steps=10,
+        lr=1e-2,
+        shots=(0, 8),
+        escape_threshold=0.3,
+    )
     r = icl.run_copy_seed(cfg, seed=0)
     rows = {row["shots"]: row for row in r["few_shot"]}
     # 100 steps reach the "most frequent label in the context" stage (0.38-0.45 over seeds
@@ -374,26 +416,42 @@ def _fake_runs(cfg: ICLConfig) -> list[dict]:
     """Trade-off records with known accuracies: seed s adds 0.01 * s to every value; on
     validation Zipf 2 coexists best, on test Zipf 0 would (the choice must follow
     validation)."""
-    base = {(1.0, 0.0): (0.10, 0.95), (1.0, 0.9): (0.90, 0.60), (0.0, 0.9): (0.95, 0.40),
-            (2.0, 0.9): (0.70, 0.90)}
+    base = {
+        (1.0, 0.0): (0.10, 0.95),
+        (1.0, 0.9): (0.90, 0.60),
+        (0.0, 0.9): (0.95, 0.40),
+        (2.0, 0.9): (0.70, 0.90),
+    }
     val_base = dict(base)
     val_base[(2.0, 0.9)] = (0.95, 0.95)
     runs = []
     for (z, p), (icl_acc, iwl_acc) in base.items():
         for s in cfg.seeds:
             vi, vw = val_base[(z, p)]
-            runs.append({"zipf_exponent": z, "p_bursty": p, "seed": s,
-                         "test": {"in_context": icl_acc + 0.01 * s,
-                                  "in_weights": iwl_acc - 0.01 * s * (p == 0.0),
-                                  "in_weights_uniform": iwl_acc / 2},
-                         "validation": {"in_context": vi, "in_weights": vw,
-                                        "in_weights_uniform": vw / 2}})
+            runs.append(
+                {
+                    "zipf_exponent": z,
+                    "p_bursty": p,
+                    "seed": s,
+                    "test": {
+                        "in_context": icl_acc + 0.01 * s,
+                        "in_weights": iwl_acc - 0.01 * s * (p == 0.0),
+                        "in_weights_uniform": iwl_acc / 2,
+                    },
+                    "validation": {
+                        "in_context": vi,
+                        "in_weights": vw,
+                        "in_weights_uniform": vw / 2,
+                    },
+                }
+            )
     return runs
 
 
 def test_targets_are_paired_intervals_over_seeds(tmp_path):
-    cfg = ICLConfig(seeds=(0, 1, 2, 3, 4), copy_seeds=(), p_bursty_grid=(0.0, 0.9),
-                    zipf_grid=(0.0, 1.0, 2.0))
+    cfg = ICLConfig(
+        seeds=(0, 1, 2, 3, 4), copy_seeds=(), p_bursty_grid=(0.0, 0.9), zipf_grid=(0.0, 1.0, 2.0)
+    )
     runs = _fake_runs(cfg)
     summary = icl.summarize(cfg, runs, [])
     assert summary["coexist_zipf_exponent"] == 2.0  # chosen on validation
@@ -429,15 +487,36 @@ def test_copy_escape_rate_and_tables():
     runs = []
     for s in range(10):
         escaped = s < 7
-        runs.append({"seed": s, "escaped": escaped, "escape_step": 1000 + 250 * s if escaped
-                     else None, "train_seconds": 1.0, "history": [],
-                     "few_shot": [{"shots": 0, "accuracy": 0.125, "shown_fraction": 0.0,
-                                   "accuracy_shown": None, "accuracy_not_shown": 0.125},
-                                  {"shots": 4, "accuracy": 0.5 + 0.04 * escaped,
-                                   "shown_fraction": 0.75, "accuracy_shown": 0.6,
-                                   "accuracy_not_shown": 0.12}],
-                     "probes": {"trained_keys": 0.9 if escaped else 0.45,
-                                "unseen_keys": 0.3, "more_keys": None}})
+        runs.append(
+            {
+                "seed": s,
+                "escaped": escaped,
+                "escape_step": 1000 + 250 * s if escaped else None,
+                "train_seconds": 1.0,
+                "history": [],
+                "few_shot": [
+                    {
+                        "shots": 0,
+                        "accuracy": 0.125,
+                        "shown_fraction": 0.0,
+                        "accuracy_shown": None,
+                        "accuracy_not_shown": 0.125,
+                    },
+                    {
+                        "shots": 4,
+                        "accuracy": 0.5 + 0.04 * escaped,
+                        "shown_fraction": 0.75,
+                        "accuracy_shown": 0.6,
+                        "accuracy_not_shown": 0.12,
+                    },
+                ],
+                "probes": {
+                    "trained_keys": 0.9 if escaped else 0.45,
+                    "unseen_keys": 0.3,
+                    "more_keys": None,
+                },
+            }
+        )
     summary = icl.summarize(cfg, [], runs)
     copy = summary["copy"]
     assert copy["escaped"] == 7 and copy["escape_rate"]["mean"] == pytest.approx(0.7)
@@ -447,8 +526,7 @@ def test_copy_escape_rate_and_tables():
     (t,) = icl.check_targets(cfg, [], summary)
     assert t.verdict == "inconclusive" and "7 of 10 seeds" in t.name
     tables = icl.make_tables(cfg, summary, runs)
-    assert tables["copy_escape"]["rows"] == [[10, 7, "0.700 [0.397, 0.892]",
-                                              "1750 (1000-2500)"]]
+    assert tables["copy_escape"]["rows"] == [[10, 7, "0.700 [0.397, 0.892]", "1750 (1000-2500)"]]
     probes = {r[0]: r for r in tables["copy_probes"]["rows"]}
     assert probes["keys as in training"][2] == "0.900 [0.900, 0.900]"  # escaped seeds only
     acc = tables["accuracy"]
@@ -458,23 +536,54 @@ def test_copy_escape_rate_and_tables():
 
 
 def test_config_validation():
-    for bad in (dict(seeds=(1, 1)), dict(seeds=(-1,)), dict(seeds=(), copy_seeds=()),
-                dict(p_bursty_grid=(0.0, 1.5)), dict(zipf_grid=(-1.0,))):
+    for bad in (
+        dict(seeds=(1, 1)),
+        dict(seeds=(-1,)),
+        dict(seeds=(), copy_seeds=()),
+        dict(p_bursty_grid=(0.0, 1.5)),
+        dict(zipf_grid=(-1.0,)),
+    ):
         with pytest.raises(ValueError):
             ICLConfig(**bad)
     with pytest.raises(ValueError, match="more_distinct"):
         CopyConfig(more_distinct=(4, 8))  # not more than training's 2-5
     cfg = ICLConfig()
-    assert cfg.conditions() == [(1.0, 0.0), (1.0, 0.5), (1.0, 0.9), (1.0, 1.0), (0.0, 0.9),
-                                (2.0, 0.9)]  # (1, 0.9) once, in both sweeps
+    assert cfg.conditions() == [
+        (1.0, 0.0),
+        (1.0, 0.5),
+        (1.0, 0.9),
+        (1.0, 1.0),
+        (0.0, 0.9),
+        (2.0, 0.9),
+    ]  # (1, 0.9) once, in both sweeps
 
 
 # ------------------------------------------------------------------ the command
 def test_cli_quick_run(tmp_path, capsys, one_thread):
     out = tmp_path / "run"
-    code = main(["icl", "--quick", "--steps", "5", "--copy-steps", "5", "--seeds", "2",
-                 "--copy-seeds", "1", "--out", str(out), "--progress", "off", "--no-plot",
-                 "--threads", "1", "--workers", "2"])
+    code = main(
+        [
+            "icl",
+            "--quick",
+            "--steps",
+            "5",
+            "--copy-steps",
+            "5",
+            "--seeds",
+            "2",
+            "--copy-seeds",
+            "1",
+            "--out",
+            str(out),
+            "--progress",
+            "off",
+            "--no-plot",
+            "--threads",
+            "1",
+            "--workers",
+            "2",
+        ]
+    )
     assert code == 0
     text = capsys.readouterr().out
     assert "| p_bursty | in-context |" in text and "| copy (bursty) | 15 |" in text
@@ -485,24 +594,60 @@ def test_cli_quick_run(tmp_path, capsys, one_thread):
     m = res["metrics"]
     assert len(m["tradeoff"]) == 2 * 2 and len(m["copy"]) == 1 and m["workers"] == 2
     assert {(r["p_bursty"], r["seed"]) for r in m["tradeoff"]} == {
-        (0.0, 10), (0.0, 11), (0.9, 10), (0.9, 11)}
+        (0.0, 10),
+        (0.0, 11),
+        (0.9, 10),
+        (0.9, 11),
+    }
     assert res["config"]["tradeoff"]["steps"] == 5 and res["config"]["copy"]["steps"] == 5
     assert {t["verdict"] for t in res["targets"]} <= {"met", "not met", "inconclusive"}
     assert all(len(t["ci95"]) == 2 for t in res["targets"])
     # every finished run is in runs.jsonl; a rerun with the same settings trains nothing
     lines = (out / "runs.jsonl").read_text().splitlines()
     assert len(lines) == 5
-    assert main(["icl", "--quick", "--steps", "5", "--copy-steps", "5", "--seeds", "2",
-                 "--copy-seeds", "1", "--out", str(out), "--progress", "off", "--no-plot",
-                 "--threads", "1", "--workers", "1"]) == 0
+    assert (
+        main(
+            [
+                "icl",
+                "--quick",
+                "--steps",
+                "5",
+                "--copy-steps",
+                "5",
+                "--seeds",
+                "2",
+                "--copy-seeds",
+                "1",
+                "--out",
+                str(out),
+                "--progress",
+                "off",
+                "--no-plot",
+                "--threads",
+                "1",
+                "--workers",
+                "1",
+            ]
+        )
+        == 0
+    )
     assert "(5 taken from an earlier run)" in capsys.readouterr().out
     again = read_results(out)
     assert again["metrics"]["tradeoff"] == m["tradeoff"] and again["targets"] == res["targets"]
 
 
-@pytest.mark.parametrize("argv", [["--steps", "0"], ["--threads", "0"], ["--workers", "0"],
-                                  ["--p-bursty", "0,1.5"], ["--zipf", "-1"],
-                                  ["--copy-steps", "0"], ["--seeds", "0", "--copy-seeds", "0"]])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--steps", "0"],
+        ["--threads", "0"],
+        ["--workers", "0"],
+        ["--p-bursty", "0,1.5"],
+        ["--zipf", "-1"],
+        ["--copy-steps", "0"],
+        ["--seeds", "0", "--copy-seeds", "0"],
+    ],
+)
 def test_cli_bad_arguments_exit_2(argv, tmp_path, capsys):
     assert main(["icl", "--out", str(tmp_path), *argv]) == 2
     err = capsys.readouterr().err

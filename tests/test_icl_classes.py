@@ -17,13 +17,21 @@ from tinytape.experiments.icl_classes import (
     train_and_evaluate,
 )
 
-TASK = ClassTask(n_classes=128, n_holdout=16, n_labels=16, item_dim=32, noise=0.4, context=8,
-                 zipf_exponent=1.0, seed=3)
+TASK = ClassTask(
+    n_classes=128,
+    n_holdout=16,
+    n_labels=16,
+    item_dim=32,
+    noise=0.4,
+    context=8,
+    zipf_exponent=1.0,
+    seed=3,
+)
 
 
 def nearest_class(task: ClassTask, items: np.ndarray) -> np.ndarray:
     """The class whose prototype is closest to each item (over all classes)."""
-    d = ((items[..., None, :] - task.prototypes / np.sqrt(1 + task.noise ** 2)) ** 2).sum(-1)
+    d = ((items[..., None, :] - task.prototypes / np.sqrt(1 + task.noise**2)) ** 2).sum(-1)
     return d.argmin(-1)
 
 
@@ -36,8 +44,13 @@ def context_oracle(task: ClassTask, seqs) -> np.ndarray:
 
 def weights_oracle(task: ClassTask, seqs) -> np.ndarray:
     """Knows only the fixed labels: the trained label of the query's nearest trained class."""
-    d = ((seqs.items[:, -1, None, :] - task.prototypes[:task.n_classes]
-          / np.sqrt(1 + task.noise ** 2)) ** 2).sum(-1)
+    d = (
+        (
+            seqs.items[:, -1, None, :]
+            - task.prototypes[: task.n_classes] / np.sqrt(1 + task.noise**2)
+        )
+        ** 2
+    ).sum(-1)
     return task.label_of[d.argmin(1)]
 
 
@@ -64,7 +77,7 @@ def test_exemplars_are_noisy_variants_of_their_class():
     norms = np.linalg.norm(items, axis=1)
     assert 0.6 < norms.mean() < 1.4
     # no item is its class's prototype, yet the nearest prototype is its class's (noise 0.4)
-    scaled = TASK.prototypes[classes] / np.sqrt(1 + TASK.noise ** 2)
+    scaled = TASK.prototypes[classes] / np.sqrt(1 + TASK.noise**2)
     assert np.linalg.norm(items - scaled, axis=1).min() > 0.1
     assert (nearest_class(TASK, items) == classes).mean() > 0.97
     # two exemplars of one class differ
@@ -102,7 +115,7 @@ def test_non_bursty_sequences_draw_context_classes_independently():
     s = TASK.training(5000, np.random.default_rng(5), p_bursty=0.0)
     ctx, q = s.classes[:, :-1], s.classes[:, -1]
     # the query's class appears in the context only as often as i.i.d. draws predict
-    want = (TASK.class_probs ** 2).sum() * 8  # expected copies of the query's class
+    want = (TASK.class_probs**2).sum() * 8  # expected copies of the query's class
     assert (ctx == q[:, None]).sum(1).mean() == pytest.approx(want, rel=0.1)
     freq = np.bincount(ctx.ravel(), minlength=TASK.n_classes) / ctx.size
     assert abs(freq[0] - TASK.class_probs[0]) < 0.01
@@ -119,8 +132,9 @@ def test_in_context_sequences_need_the_context():
     test_classes = TASK.holdout_classes("test")
     assert np.isin(s.classes, test_classes).all()
     assert not np.isin(TASK.holdout_classes("validation"), test_classes).any()
-    assert np.isin(TASK.in_context(500, rng, "validation").classes,
-                   TASK.holdout_classes("validation")).all()
+    assert np.isin(
+        TASK.in_context(500, rng, "validation").classes, TASK.holdout_classes("validation")
+    ).all()
     for c, lab, qq, t in zip(ctx[:200], s.labels[:200, :-1], q[:200], s.targets[:200]):
         assert np.unique(c).size == 2 and (c == qq).sum() == 4
         assert np.unique(lab).size == 2  # one label per class, the two differ
@@ -151,8 +165,14 @@ def test_in_weights_sequences_need_the_weights():
 
 
 def test_task_validation():
-    for bad in (dict(n_labels=1), dict(n_classes=8, n_labels=16), dict(n_holdout=3),
-                dict(context=7), dict(noise=-1.0), dict(zipf_exponent=-0.5)):
+    for bad in (
+        dict(n_labels=1),
+        dict(n_classes=8, n_labels=16),
+        dict(n_holdout=3),
+        dict(context=7),
+        dict(noise=-1.0),
+        dict(zipf_exponent=-0.5),
+    ):
         with pytest.raises(ValueError):
             ClassTask(**bad)
     with pytest.raises(ValueError, match="p_bursty"):
@@ -199,9 +219,18 @@ def test_accuracy_counts_argmax_hits():
 
 
 def test_tiny_training_run_learns_in_weights_without_burstiness():
-    settings = TradeoffSettings(n_classes=64, n_holdout=8, n_labels=16, d_model=32,
-                                n_layers=1, steps=150, batch_size=64, lr=3e-3,
-                                warmup_steps=10, eval_sequences=300)
+    settings = TradeoffSettings(
+        n_classes=64,
+        n_holdout=8,
+        n_labels=16,
+        d_model=32,
+        n_layers=1,
+        steps=150,
+        batch_size=64,
+        lr=3e-3,
+        warmup_steps=10,
+        eval_sequences=300,
+    )
     saved = tt.get_num_threads()
     try:
         r = train_and_evaluate(settings, 0.0, 0.0, seed=0, splits=("validation",), threads=1)

@@ -22,43 +22,93 @@ def _floats(text: str) -> tuple[float, ...]:
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("icl", help="in-context vs in-weights learning (Chan et al. 2022: "
-                       "burstiness, Zipfian classes) and the copy task's escape rate",
-                       description=__doc__.split("\n\n", 1)[1].strip())
-    p.add_argument("--out", default=os.path.join("runs", "icl"), metavar="DIR",
-                   help="output folder for results.json and icl.png (default: runs/icl)")
-    p.add_argument("--quick", action="store_true",
-                   help="about a minute: 2 seeds, 2 burstiness levels, 150 steps per model; "
-                        "the same schema, the targets are not expected to be met")
-    p.add_argument("--seed", type=int, default=10,
-                   help="the first seed (default 10: seeds 0-2 were used in development)")
-    p.add_argument("--seeds", type=int, default=None, metavar="N",
-                   help="trade-off seeds: seed, seed+1, ... (default 5, --quick 2; 0 skips "
-                        "the trade-off)")
-    p.add_argument("--copy-seeds", type=int, default=None, metavar="N",
-                   help="copy-task seeds: seed, seed+1, ... (default 10, --quick 2; 0 skips "
-                        "the copy task)")
-    p.add_argument("--p-bursty", type=_floats, default=None, metavar="P,P,...",
-                   help="the burstiness sweep (default 0,0.5,0.9,1)")
-    p.add_argument("--zipf", type=_floats, default=None, metavar="A,A,...",
-                   help="the Zipf-exponent sweep (default 0,1,2)")
-    p.add_argument("--steps", type=int, default=None,
-                   help="training steps per trade-off model (default 2000)")
-    p.add_argument("--copy-steps", type=int, default=None,
-                   help="training steps per copy-task model: the escape budget (default 3000)")
-    p.add_argument("--threads", type=int, default=1,
-                   help="OpenMP threads of the kernels in each process (default: 1; the "
-                        "matrices are tiny, and more threads only contend)")
-    p.add_argument("--workers", type=int, default=2,
-                   help="processes running the (condition, seed) runs side by side "
-                        "(default: 2)")
-    p.add_argument("--no-resume", action="store_true",
-                   help="start over even if --out holds finished runs of the same settings "
-                        "(by default they are kept and only the missing runs are trained)")
+    p = sub.add_parser(
+        "icl",
+        help="in-context vs in-weights learning (Chan et al. 2022: "
+        "burstiness, Zipfian classes) and the copy task's escape rate",
+        description=__doc__.split("\n\n", 1)[1].strip(),
+    )
+    p.add_argument(
+        "--out",
+        default=os.path.join("runs", "icl"),
+        metavar="DIR",
+        help="output folder for results.json and icl.png (default: runs/icl)",
+    )
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="about a minute: 2 seeds, 2 burstiness levels, 150 steps per model; "
+        "the same schema, the targets are not expected to be met",
+    )
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=10,
+        help="the first seed (default 10: seeds 0-2 were used in development)",
+    )
+    p.add_argument(
+        "--seeds",
+        type=int,
+        default=None,
+        metavar="N",
+        help="trade-off seeds: seed, seed+1, ... (default 5, --quick 2; 0 skips the trade-off)",
+    )
+    p.add_argument(
+        "--copy-seeds",
+        type=int,
+        default=None,
+        metavar="N",
+        help="copy-task seeds: seed, seed+1, ... (default 10, --quick 2; 0 skips the copy task)",
+    )
+    p.add_argument(
+        "--p-bursty",
+        type=_floats,
+        default=None,
+        metavar="P,P,...",
+        help="the burstiness sweep (default 0,0.5,0.9,1)",
+    )
+    p.add_argument(
+        "--zipf",
+        type=_floats,
+        default=None,
+        metavar="A,A,...",
+        help="the Zipf-exponent sweep (default 0,1,2)",
+    )
+    p.add_argument(
+        "--steps", type=int, default=None, help="training steps per trade-off model (default 2000)"
+    )
+    p.add_argument(
+        "--copy-steps",
+        type=int,
+        default=None,
+        help="training steps per copy-task model: the escape budget (default 3000)",
+    )
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="OpenMP threads of the kernels in each process (default: 1; the "
+        "matrices are tiny, and more threads only contend)",
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=2,
+        help="processes running the (condition, seed) runs side by side (default: 2)",
+    )
+    p.add_argument(
+        "--no-resume",
+        action="store_true",
+        help="start over even if --out holds finished runs of the same settings "
+        "(by default they are kept and only the missing runs are trained)",
+    )
     p.add_argument("--no-plot", action="store_true", help="do not write icl.png")
-    p.add_argument("--progress", choices=["bar", "plain", "off"], default=None,
-                   help="progress display (default: a bar on a terminal, plain lines "
-                        "otherwise)")
+    p.add_argument(
+        "--progress",
+        choices=["bar", "plain", "off"],
+        default=None,
+        help="progress display (default: a bar on a terminal, plain lines otherwise)",
+    )
     p.set_defaults(func=run)
 
 
@@ -104,14 +154,17 @@ def run(args: argparse.Namespace) -> int:
         os.makedirs(args.out, exist_ok=True)
     except OSError as e:
         raise UsageError(f"--out: cannot create {args.out!r}: {e.strerror}") from None
-    results = run_icl(cfg, args.out, progress=args.progress, workers=args.workers,
-                      resume=not args.no_resume)
+    results = run_icl(
+        cfg, args.out, progress=args.progress, workers=args.workers, resume=not args.no_resume
+    )
     print(format_summary(results))
     print()
     m = results["metrics"]
-    print(f"{len(m['tradeoff'])} trade-off runs and {len(m['copy'])} copy runs "
-          f"({m['resumed_runs']} taken from an earlier run): wall time {m['wall_seconds']:.0f} "
-          f"s, CPU {m['cpu_seconds']:.0f} s with {args.workers} worker(s)")
+    print(
+        f"{len(m['tradeoff'])} trade-off runs and {len(m['copy'])} copy runs "
+        f"({m['resumed_runs']} taken from an earlier run): wall time {m['wall_seconds']:.0f} "
+        f"s, CPU {m['cpu_seconds']:.0f} s with {args.workers} worker(s)"
+    )
     if not args.no_plot:
         png = os.path.join(args.out, "icl.png")
         if plot_results(cfg, m, png):

@@ -1,6 +1,6 @@
-"""In-context learning without any gradient update (issue #6, point 5).
+"""In-context learning without any gradient update (issues #6 and #15).
 
-Three pieces, usable on their own:
+Four pieces, usable on their own:
 
 * `PairTask`: a seeded generator of (key, label) sequences. Every sequence draws a fresh
   random key -> label mapping, so a label can only be known by reading an earlier pair with
@@ -10,10 +10,14 @@ Three pieces, usable on their own:
 * The harness: `build_prompt` (task description + k demonstrations + query),
   `score_candidates` (log-likelihood of each candidate continuation) and `frozen` (eval
   mode, `no_grad`, and a bit-for-bit check that no parameter or buffer changed).
-* The experiment: `run_icl` trains the same small GPT on bursty and on non-bursty
-  data and reports few-shot accuracy on held-out mappings against the number of pairs
-  shown before the query, split by whether the query's key was among them; it writes
-  results.json in the shared schema (tinytape.experiments.protocol).
+* The copy task over seeds: `run_copy_seed` trains a small GPT on bursty sequences and
+  reports when (whether) it leaves the plateau within the budget, the few-shot table on
+  held-out mappings and probes with unseen keys and with more distinct keys.
+* The experiment: `run_icl` runs Chan et al.'s in-context / in-weights trade-off
+  (tinytape.experiments.icl_classes) for every (Zipf exponent, p_bursty) condition and
+  seed, and the copy task for its seeds, in worker processes; it summarizes over seeds
+  (paired intervals), checks the targets and writes results.json in the shared schema
+  (tinytape.experiments.protocol).
 
 See docs/icl.md for the design decisions and the measured results.
 """
@@ -104,18 +108,23 @@ class PairTask:
 
     def __post_init__(self) -> None:
         if self.n_keys < 1 or self.n_labels < 2 or self.n_pairs < 1 or self.unseen_keys < 0:
-            raise ValueError(f"PairTask: need n_keys >= 1, n_labels >= 2, n_pairs >= 1, "
-                             f"unseen_keys >= 0, got {self.n_keys}, {self.n_labels}, "
-                             f"{self.n_pairs}, {self.unseen_keys}")
+            raise ValueError(
+                f"PairTask: need n_keys >= 1, n_labels >= 2, n_pairs >= 1, "
+                f"unseen_keys >= 0, got {self.n_keys}, {self.n_labels}, "
+                f"{self.n_pairs}, {self.unseen_keys}"
+            )
         if not 1 <= self.min_distinct <= self.max_distinct <= self.n_keys:
-            raise ValueError("PairTask: need 1 <= min_distinct <= max_distinct <= n_keys, got "
-                             f"{self.min_distinct}, {self.max_distinct}, {self.n_keys}")
+            raise ValueError(
+                "PairTask: need 1 <= min_distinct <= max_distinct <= n_keys, got "
+                f"{self.min_distinct}, {self.max_distinct}, {self.n_keys}"
+            )
         if self.control not in ("distinct", "iid"):
-            raise ValueError(f"PairTask: control must be 'distinct' or 'iid', got "
-                             f"{self.control!r}")
+            raise ValueError(f"PairTask: control must be 'distinct' or 'iid', got {self.control!r}")
         if self.control == "distinct" and self.n_keys < self.n_pairs:
-            raise ValueError(f"PairTask: the 'distinct' control needs n_keys >= n_pairs, got "
-                             f"{self.n_keys} < {self.n_pairs}")
+            raise ValueError(
+                f"PairTask: the 'distinct' control needs n_keys >= n_pairs, got "
+                f"{self.n_keys} < {self.n_pairs}"
+            )
 
     # ------------------------------------------------------------ vocabulary
     @property
@@ -142,8 +151,14 @@ class PairTask:
         return 2 * self.n_pairs
 
     # ------------------------------------------------------------ sampling
-    def sample(self, n: int, rng: np.random.Generator, bursty: bool = True,
-               keys: str = "trained", distinct: tuple[int, int] | None = None) -> Episodes:
+    def sample(
+        self,
+        n: int,
+        rng: np.random.Generator,
+        bursty: bool = True,
+        keys: str = "trained",
+        distinct: tuple[int, int] | None = None,
+    ) -> Episodes:
         """n sequences, each with its own fresh mapping (every key's label uniform).
 
         keys: "trained" (0..n_keys-1) or "unseen" (the keys training never draws; bursty
@@ -157,8 +172,9 @@ class PairTask:
             raise ValueError(f"sample: keys must be 'trained' or 'unseen', got {keys!r}")
         lo, hi = distinct or (self.min_distinct, self.max_distinct)
         if bursty and not 1 <= lo <= hi <= pool.size:
-            raise ValueError(f"sample: need 1 <= distinct keys {lo}..{hi} <= {pool.size} "
-                             f"({keys} keys)")
+            raise ValueError(
+                f"sample: need 1 <= distinct keys {lo}..{hi} <= {pool.size} ({keys} keys)"
+            )
         if not bursty and keys != "trained":
             raise ValueError("sample: the non-bursty control draws trained keys only")
         mapping = rng.integers(0, self.n_labels, (n, self.label_offset))
@@ -167,13 +183,13 @@ class PairTask:
             # a random pool of `count` keys per row: the first columns of a permutation
             pools = pool[np.argsort(rng.random((n, pool.size)), axis=1)]
             slot = (rng.random((n, self.n_pairs)) * count[:, None]).astype(np.int64)
-            keys_ = np.take_along_axis(pools, slot, axis=1)
+            drawn = np.take_along_axis(pools, slot, axis=1)
         elif self.control == "distinct":
-            keys_ = np.argsort(rng.random((n, self.n_keys)), axis=1)[:, :self.n_pairs]
+            drawn = np.argsort(rng.random((n, self.n_keys)), axis=1)[:, : self.n_pairs]
         else:
-            keys_ = rng.integers(0, self.n_keys, (n, self.n_pairs))
-        labels = np.take_along_axis(mapping, keys_, axis=1)
-        return Episodes(keys_.astype(np.int64), labels.astype(np.int64))
+            drawn = rng.integers(0, self.n_keys, (n, self.n_pairs))
+        labels = np.take_along_axis(mapping, drawn, axis=1)
+        return Episodes(drawn.astype(np.int64), labels.astype(np.int64))
 
     def tokens(self, episodes: Episodes) -> np.ndarray:
         """(n, 1 + 2 n_pairs) token ids: TASK, k1, l1, k2, l2, ..."""
@@ -221,8 +237,9 @@ def frozen(model: Module) -> Iterator[Module]:
         raise WeightsChangedError(f"weights changed during a frozen evaluation: {changed}")
 
 
-def build_prompt(task: Sequence[int], demos: Sequence[tuple[Sequence[int], Sequence[int]]],
-                 query: Sequence[int]) -> np.ndarray:
+def build_prompt(
+    task: Sequence[int], demos: Sequence[tuple[Sequence[int], Sequence[int]]], query: Sequence[int]
+) -> np.ndarray:
     """The prompt as token ids: task description, then each demonstration's input and
     output, then the query's input (zero-shot: no demos; one-shot: one; few-shot: k)."""
     parts = [np.asarray(task, dtype=np.int64).ravel()]
@@ -232,9 +249,12 @@ def build_prompt(task: Sequence[int], demos: Sequence[tuple[Sequence[int], Seque
     return np.concatenate(parts)
 
 
-def score_candidates(model: Module, prompts: Sequence[Sequence[int]] | np.ndarray,
-                     candidates: Sequence[Sequence[int]] | np.ndarray,
-                     batch_size: int = 512) -> np.ndarray:
+def score_candidates(
+    model: Module,
+    prompts: Sequence[Sequence[int]] | np.ndarray,
+    candidates: Sequence[Sequence[int]] | np.ndarray,
+    batch_size: int = 512,
+) -> np.ndarray:
     """Log-likelihood (n_prompts, n_candidates) of each candidate continuation of each prompt,
     with the weights frozen (see `frozen`). `model(ids)` must return logits (B, T, vocab)
     first, as GPT's forward does.
@@ -258,7 +278,7 @@ def score_candidates(model: Module, prompts: Sequence[Sequence[int]] | np.ndarra
     with frozen(model):
         for length, rows in by_len.items():
             for start in range(0, len(rows), batch_size):
-                idx = rows[start:start + batch_size]
+                idx = rows[start : start + batch_size]
                 block = np.stack([plist[i] for i in idx])
                 if single:
                     logp = log_softmax(model(block)[0].numpy()[:, -1, :])
@@ -266,14 +286,16 @@ def score_candidates(model: Module, prompts: Sequence[Sequence[int]] | np.ndarra
                     continue
                 for j, c in enumerate(cands):
                     ids = np.concatenate([block, np.broadcast_to(c, (len(idx), c.size))], axis=1)
-                    logp = log_softmax(model(ids[:, :-1])[0].numpy()[:, length - 1:, :])
+                    logp = log_softmax(model(ids[:, :-1])[0].numpy()[:, length - 1 :, :])
                     scores[idx, j] = np.take_along_axis(
-                        logp, np.broadcast_to(c, (len(idx), c.size))[:, :, None], 2).sum((1, 2))
+                        logp, np.broadcast_to(c, (len(idx), c.size))[:, :, None], 2
+                    ).sum((1, 2))
     return scores
 
 
-def few_shot_accuracy(model: Module, task: PairTask, episodes: Episodes,
-                      shots: Sequence[int] = SHOTS) -> dict[str, Any]:
+def few_shot_accuracy(
+    model: Module, task: PairTask, episodes: Episodes, shots: Sequence[int] = SHOTS
+) -> dict[str, Any]:
     """Accuracy for each number of prior pairs k: the prompt is the task token, pairs
     0..k-1 of each held-out episode as demonstrations and the key of pair k as the query;
     the prediction is the label whose token scores highest. Also split by whether the
@@ -283,18 +305,32 @@ def few_shot_accuracy(model: Module, task: PairTask, episodes: Episodes,
     for k in shots:
         if not 0 <= k < task.n_pairs:
             raise ValueError(f"few_shot_accuracy: shots must be in [0, {task.n_pairs}), got {k}")
-        prompts = [build_prompt([task.task_token],
-                                [([key], [lab + task.label_offset]) for key, lab in
-                                 zip(episodes.keys[i, :k], episodes.labels[i, :k])],
-                                [episodes.keys[i, k]]) for i in range(len(episodes))]
+        prompts = [
+            build_prompt(
+                [task.task_token],
+                [
+                    ([key], [lab + task.label_offset])
+                    for key, lab in zip(episodes.keys[i, :k], episodes.labels[i, :k])
+                ],
+                [episodes.keys[i, k]],
+            )
+            for i in range(len(episodes))
+        ]
         pred = score_candidates(model, prompts, task.label_tokens[:, None]).argmax(axis=1)
         correct = pred == episodes.labels[:, k]
         shown = shown_before[:, k]
-        rows.append({"shots": int(k), "n": int(correct.size), "accuracy": _mean(correct),
-                     "shown_fraction": _mean(shown),
-                     "n_shown": int(shown.sum()), "accuracy_shown": _mean(correct[shown]),
-                     "n_not_shown": int((~shown).sum()),
-                     "accuracy_not_shown": _mean(correct[~shown])})
+        rows.append(
+            {
+                "shots": int(k),
+                "n": int(correct.size),
+                "accuracy": _mean(correct),
+                "shown_fraction": _mean(shown),
+                "n_shown": int(shown.sum()),
+                "accuracy_shown": _mean(correct[shown]),
+                "n_not_shown": int((~shown).sum()),
+                "accuracy_not_shown": _mean(correct[~shown]),
+            }
+        )
     return {"rows": rows, "chance": 1.0 / task.n_labels}
 
 
@@ -311,8 +347,11 @@ def positionwise_accuracy(model: Module, task: PairTask, episodes: Episodes) -> 
         logits = model(x)[0].numpy()[:, 1::2, :][:, :, task.label_tokens]
     correct = logits.argmax(axis=-1) == episodes.labels
     shown = episodes.shown_before()
-    return {"acc_shown": _mean(correct[shown]), "acc_not_shown": _mean(correct[~shown]),
-            "acc_first": _mean(correct[:, 0])}
+    return {
+        "acc_shown": _mean(correct[shown]),
+        "acc_not_shown": _mean(correct[~shown]),
+        "acc_first": _mean(correct[:, 0]),
+    }
 
 
 # ====================================================================== the copy task
@@ -347,36 +386,62 @@ class CopyConfig:
     shots: tuple[int, ...] = SHOTS
 
     def __post_init__(self) -> None:
-        for name in ("steps", "batch_size", "test_episodes", "eval_episodes", "d_model",
-                     "n_layers", "n_heads"):
+        for name in (
+            "steps",
+            "batch_size",
+            "test_episodes",
+            "eval_episodes",
+            "d_model",
+            "n_layers",
+            "n_heads",
+        ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if not self.lr > 0 or not self.init_scale > 0:
-            raise ValueError(f"lr and init_scale must be positive, got {self.lr}, "
-                             f"{self.init_scale}")
+            raise ValueError(
+                f"lr and init_scale must be positive, got {self.lr}, {self.init_scale}"
+            )
         if not self.weight_decay >= 0 or self.warmup_steps < 0 or self.min_lr < 0:
-            raise ValueError(f"weight_decay, warmup_steps and min_lr must be at least 0, got "
-                             f"{self.weight_decay}, {self.warmup_steps}, {self.min_lr}")
+            raise ValueError(
+                f"weight_decay, warmup_steps and min_lr must be at least 0, got "
+                f"{self.weight_decay}, {self.warmup_steps}, {self.min_lr}"
+            )
         lo, hi = self.more_distinct
         if not self.max_distinct < lo <= hi <= self.n_keys:
-            raise ValueError(f"more_distinct must be more keys than training's max_distinct "
-                             f"{self.max_distinct} and at most n_keys {self.n_keys}, got "
-                             f"{self.more_distinct}")
+            raise ValueError(
+                f"more_distinct must be more keys than training's max_distinct "
+                f"{self.max_distinct} and at most n_keys {self.n_keys}, got "
+                f"{self.more_distinct}"
+            )
         if not self.min_distinct <= self.unseen_keys:
-            raise ValueError(f"unseen_keys must be at least min_distinct {self.min_distinct} "
-                             f"(a probe sequence draws that many), got {self.unseen_keys}")
+            raise ValueError(
+                f"unseen_keys must be at least min_distinct {self.min_distinct} "
+                f"(a probe sequence draws that many), got {self.unseen_keys}"
+            )
         self.eval_every = min(self.eval_every, self.steps)
         self.task()  # validates the task's fields
 
     def task(self) -> PairTask:
-        return PairTask(self.n_keys, self.n_labels, self.n_pairs, self.min_distinct,
-                        self.max_distinct, "iid", self.unseen_keys)
+        return PairTask(
+            self.n_keys,
+            self.n_labels,
+            self.n_pairs,
+            self.min_distinct,
+            self.max_distinct,
+            "iid",
+            self.unseen_keys,
+        )
 
     def model_config(self) -> GPTConfig:
         t = self.task()
-        return GPTConfig(vocab_size=t.vocab_size, context_length=t.context_length,
-                         d_model=self.d_model, n_layers=self.n_layers, n_heads=self.n_heads,
-                         positional=self.positional)
+        return GPTConfig(
+            vocab_size=t.vocab_size,
+            context_length=t.context_length,
+            d_model=self.d_model,
+            n_layers=self.n_layers,
+            n_heads=self.n_heads,
+            positional=self.positional,
+        )
 
 
 def scale_init(model: Module, scale: float) -> None:
@@ -387,8 +452,12 @@ def scale_init(model: Module, scale: float) -> None:
             p.data[...] = p.data * np.float32(scale)
 
 
-def train_copy(cfg: CopyConfig, seed: int, metrics: MetricsLogger | None = None,
-               progress: bool | str | None = None) -> tuple[GPT, TrainResult]:
+def train_copy(
+    cfg: CopyConfig,
+    seed: int,
+    metrics: MetricsLogger | None = None,
+    progress: bool | str | None = None,
+) -> tuple[GPT, TrainResult]:
     """Train a fresh GPT on bursty copy sequences for cfg.steps steps with the shared
     Trainer; every cfg.eval_every steps it logs `positionwise_accuracy` on the validation
     probe (bursty sequences of their own seed stream)."""
@@ -397,8 +466,9 @@ def train_copy(cfg: CopyConfig, seed: int, metrics: MetricsLogger | None = None,
     if cfg.init_scale != 1.0:
         scale_init(model, cfg.init_scale)
     opt = make_optimizer(model, "adamw", lr=cfg.lr, weight_decay=cfg.weight_decay)
-    sched = make_schedule(opt, cfg.steps, cfg.warmup_steps,
-                          min_lr_ratio=min(cfg.min_lr / cfg.lr, 1.0))
+    sched = make_schedule(
+        opt, cfg.steps, cfg.warmup_steps, min_lr_ratio=min(cfg.min_lr / cfg.lr, 1.0)
+    )
     probe = task.sample(cfg.eval_episodes, np.random.default_rng([seed, 2]))
 
     def sample(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -411,12 +481,23 @@ def train_copy(cfg: CopyConfig, seed: int, metrics: MetricsLogger | None = None,
         acc = positionwise_accuracy(model, task, probe)
         return {k: float("nan") if v is None else v for k, v in acc.items()}
 
-    trainer = Trainer(model, opt, sample, steps=cfg.steps, loss_fn=loss_fn,
-                      batch_size=cfg.batch_size, seed=seed, scheduler=sched,
-                      clip_grad_norm=cfg.grad_clip if cfg.grad_clip > 0 else None,
-                      eval_fn=eval_fn, eval_every=cfg.eval_every,
-                      log_every=min(50, cfg.eval_every), metrics=metrics, progress=progress,
-                      name=f"copy seed {seed}")
+    trainer = Trainer(
+        model,
+        opt,
+        sample,
+        steps=cfg.steps,
+        loss_fn=loss_fn,
+        batch_size=cfg.batch_size,
+        seed=seed,
+        scheduler=sched,
+        clip_grad_norm=cfg.grad_clip if cfg.grad_clip > 0 else None,
+        eval_fn=eval_fn,
+        eval_every=cfg.eval_every,
+        log_every=min(50, cfg.eval_every),
+        metrics=metrics,
+        progress=progress,
+        name=f"copy seed {seed}",
+    )
     return model, trainer.fit()
 
 
@@ -426,16 +507,17 @@ def copy_probes(model: Module, cfg: CopyConfig, seed: int) -> dict[str, float | 
     never drew, and more distinct keys per sequence than training ever had."""
     task = cfg.task()
     n = cfg.test_episodes
-    sets = {"trained_keys": task.sample(n, np.random.default_rng([seed, 5])),
-            "unseen_keys": task.sample(n, np.random.default_rng([seed, 6]), keys="unseen"),
-            "more_keys": task.sample(n, np.random.default_rng([seed, 7]),
-                                     distinct=cfg.more_distinct)}
-    return {name: positionwise_accuracy(model, task, ep)["acc_shown"]
-            for name, ep in sets.items()}
+    sets = {
+        "trained_keys": task.sample(n, np.random.default_rng([seed, 5])),
+        "unseen_keys": task.sample(n, np.random.default_rng([seed, 6]), keys="unseen"),
+        "more_keys": task.sample(n, np.random.default_rng([seed, 7]), distinct=cfg.more_distinct),
+    }
+    return {name: positionwise_accuracy(model, task, ep)["acc_shown"] for name, ep in sets.items()}
 
 
-def run_copy_seed(cfg: CopyConfig, seed: int, threads: int | None = None,
-                  progress: bool | str | None = None) -> dict[str, Any]:
+def run_copy_seed(
+    cfg: CopyConfig, seed: int, threads: int | None = None, progress: bool | str | None = None
+) -> dict[str, Any]:
     """Train the copy model of one seed and evaluate it: the escape step (the first
     validation-probe accuracy on shown keys above cfg.escape_threshold, or None within the
     budget), the few-shot table on test mappings and the probes. A top-level function so
@@ -444,15 +526,22 @@ def run_copy_seed(cfg: CopyConfig, seed: int, threads: int | None = None,
         set_num_threads(threads)
     logger = MetricsLogger(None, {"seed": seed}, keep=True)
     model, fit = train_copy(cfg, seed, logger, progress)
-    history = [{"step": r["step"], "acc_shown": r["acc_shown"],
-                "acc_not_shown": r["acc_not_shown"]}
-               for r in logger.records if r.get("event") == "eval"]
+    history = [
+        {"step": r["step"], "acc_shown": r["acc_shown"], "acc_not_shown": r["acc_not_shown"]}
+        for r in logger.records
+        if r.get("event") == "eval"
+    ]
     escape = next((h["step"] for h in history if h["acc_shown"] > cfg.escape_threshold), None)
     test = cfg.task().sample(cfg.test_episodes, np.random.default_rng([seed, 3]))
-    return {"seed": seed, "escape_step": escape, "escaped": escape is not None,
-            "train_seconds": fit.seconds, "history": history,
-            "few_shot": few_shot_accuracy(model, cfg.task(), test, cfg.shots)["rows"],
-            "probes": copy_probes(model, cfg, seed)}
+    return {
+        "seed": seed,
+        "escape_step": escape,
+        "escaped": escape is not None,
+        "train_seconds": fit.seconds,
+        "history": history,
+        "few_shot": few_shot_accuracy(model, cfg.task(), test, cfg.shots)["rows"],
+        "probes": copy_probes(model, cfg, seed),
+    }
 
 
 # ====================================================================== the experiment
@@ -502,10 +591,15 @@ class ICLConfig:
 def quick_config(**overrides: Any) -> ICLConfig:
     """A version that runs in about a minute on 2 cores (same schema, tiny budgets)."""
     base: dict[str, Any] = dict(
-        seeds=(10, 11), copy_seeds=(10, 11), p_bursty_grid=(0.0, 0.9), zipf_grid=(1.0,),
+        seeds=(10, 11),
+        copy_seeds=(10, 11),
+        p_bursty_grid=(0.0, 0.9),
+        zipf_grid=(1.0,),
         tradeoff=TradeoffSettings(steps=150, eval_sequences=300, n_classes=128),
-        copy=CopyConfig(steps=150, eval_every=50, eval_episodes=128, test_episodes=200,
-                        warmup_steps=20))
+        copy=CopyConfig(
+            steps=150, eval_every=50, eval_episodes=128, test_episodes=200, warmup_steps=20
+        ),
+    )
     return ICLConfig(**{**base, **overrides})
 
 
@@ -514,16 +608,19 @@ def _run_job(job: tuple[Any, ...]) -> tuple[tuple[Any, ...], dict[str, Any]]:
     if kind == "copy":
         return (kind, *key), run_copy_seed(cfg.copy, key[0], threads, "off")
     zipf, p_bursty, seed = key
-    return (kind, *key), train_and_evaluate(cfg.tradeoff, zipf, p_bursty, seed,
-                                             threads=threads)
+    return (kind, *key), train_and_evaluate(cfg.tradeoff, zipf, p_bursty, seed, threads=threads)
 
 
 RUNS_FILE = "runs.jsonl"
 
 
-def run_icl(cfg: ICLConfig, out_dir: str | os.PathLike | None = None,
-            progress: bool | str | None = None, workers: int = 1, resume: bool = True
-            ) -> dict[str, Any]:
+def run_icl(
+    cfg: ICLConfig,
+    out_dir: str | os.PathLike | None = None,
+    progress: bool | str | None = None,
+    workers: int = 1,
+    resume: bool = True,
+) -> dict[str, Any]:
     """Run every trade-off (condition, seed) and every copy seed, in `workers` processes,
     then summarize over seeds. With out_dir: each finished run's record is appended to
     runs.jsonl as it ends (with resume, a rerun with the same config skips those), then
@@ -533,23 +630,26 @@ def run_icl(cfg: ICLConfig, out_dir: str | os.PathLike | None = None,
         raise ValueError(f"workers must be at least 1, got {workers}")
     threads = get_num_threads()
     # the trade-off first, seed by seed (an interrupted run keeps whole seeds), then the copy
-    jobs: list[tuple[Any, ...]] = [("tradeoff", cfg, threads, z, p, s) for s in cfg.seeds
-                                   for z, p in cfg.conditions()]
+    jobs: list[tuple[Any, ...]] = [
+        ("tradeoff", cfg, threads, z, p, s) for s in cfg.seeds for z, p in cfg.conditions()
+    ]
     jobs += [("copy", cfg, threads, s) for s in cfg.copy_seeds]
     done: dict[tuple[Any, ...], dict[str, Any]] = {}
     runs_path = None
     if out_dir is not None:
         runs_path = os.path.join(out_dir, RUNS_FILE)
-        if prepare_run_dir(out_dir, cfg.to_dict(), resume=resume,
-                           outputs=(RUNS_FILE, "results.json", "icl.png")):
+        if prepare_run_dir(
+            out_dir, cfg.to_dict(), resume=resume, outputs=(RUNS_FILE, "results.json", "icl.png")
+        ):
             with open(runs_path, encoding="utf-8") as f:
                 for line in f:
                     rec = json.loads(line)
                     done[tuple(rec["job"])] = rec["record"]
     todo = [j for j in jobs if (j[0], *j[3:]) not in done]
     t0, c0 = time.perf_counter(), _cpu_seconds()
-    bar = Progress(len(todo), "icl runs", progress if isinstance(progress, str) else None,
-                   unit="runs")
+    bar = Progress(
+        len(todo), "icl runs", progress if isinstance(progress, str) else None, unit="runs"
+    )
 
     def collect(out: tuple[tuple[Any, ...], dict[str, Any]]) -> None:
         done[out[0]] = out[1]
@@ -571,15 +671,28 @@ def run_icl(cfg: ICLConfig, out_dir: str | os.PathLike | None = None,
                 collect(fut.result())
     bar.close()
     ordered = [done[(j[0], *j[3:])] for j in jobs]
-    return finish(cfg, [r for j, r in zip(jobs, ordered) if j[0] == "tradeoff"],
-                  [r for j, r in zip(jobs, ordered) if j[0] == "copy"], out_dir,
-                  {"wall_seconds": time.perf_counter() - t0, "cpu_seconds": _cpu_seconds() - c0,
-                   "workers": workers, "threads": threads, "resumed_runs": len(jobs) - len(todo)})
+    return finish(
+        cfg,
+        [r for j, r in zip(jobs, ordered) if j[0] == "tradeoff"],
+        [r for j, r in zip(jobs, ordered) if j[0] == "copy"],
+        out_dir,
+        {
+            "wall_seconds": time.perf_counter() - t0,
+            "cpu_seconds": _cpu_seconds() - c0,
+            "workers": workers,
+            "threads": threads,
+            "resumed_runs": len(jobs) - len(todo),
+        },
+    )
 
 
-def finish(cfg: ICLConfig, tradeoff_runs: list[dict[str, Any]],
-           copy_runs: list[dict[str, Any]], out_dir: str | os.PathLike | None = None,
-           timing: dict[str, Any] | None = None) -> dict[str, Any]:
+def finish(
+    cfg: ICLConfig,
+    tradeoff_runs: list[dict[str, Any]],
+    copy_runs: list[dict[str, Any]],
+    out_dir: str | os.PathLike | None = None,
+    timing: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """Summarize the runs over seeds, check the targets, build the tables and (with
     out_dir) write results.json; the runs' own records go into metrics unchanged."""
     metrics: dict[str, Any] = {"tradeoff": tradeoff_runs, "copy": copy_runs, **(timing or {})}
@@ -588,26 +701,36 @@ def finish(cfg: ICLConfig, tradeoff_runs: list[dict[str, Any]],
     tables = make_tables(cfg, metrics["summary"], copy_runs)
     per_split = cfg.tradeoff.eval_sequences * 3
     protocol = Protocol(
-        splits={"validation sequences per trade-off run": per_split,
-                "test sequences per trade-off run": per_split,
-                "copy validation probe episodes": cfg.copy.eval_episodes,
-                "copy test episodes per probe": cfg.copy.test_episodes},
+        splits={
+            "validation sequences per trade-off run": per_split,
+            "test sequences per trade-off run": per_split,
+            "copy validation probe episodes": cfg.copy.eval_episodes,
+            "copy test episodes per probe": cfg.copy.test_episodes,
+        },
         seeds=sorted(set(cfg.seeds) | set(cfg.copy_seeds)),
-        tuned={"trade-off lr, steps, model and task size": "validation, seeds 0-2",
-               "Zipf exponent of the coexistence target": "validation, these seeds",
-               "copy-task escape (first probe above the threshold)": "validation probe"},
+        tuned={
+            "trade-off lr, steps, model and task size": "validation, seeds 0-2",
+            "Zipf exponent of the coexistence target": "validation, these seeds",
+            "copy-task escape (first probe above the threshold)": "validation probe",
+        },
         notes="Held-out classes are split in two: in-context validation sequences use one "
-              "half, test sequences the other, and every split has its own random stream; "
-              "test is scored once, at the end of each run. Intervals are t intervals over "
-              "seeds, paired where two conditions are compared (every condition of a seed "
-              "shares its world, initial weights and data stream); the escape rate's is a "
-              "Wilson interval. The copy task's settings are issue 6's (developed on its "
-              "validation probe, seeds 0-2); its step budget was set for time, not tuned.")
+        "half, test sequences the other, and every split has its own random stream; "
+        "test is scored once, at the end of each run. Intervals are t intervals over "
+        "seeds, paired where two conditions are compared (every condition of a seed "
+        "shares its world, initial weights and data stream); the escape rate's is a "
+        "Wilson interval. The copy task's settings are issue 6's (developed on its "
+        "validation probe, seeds 0-2); its step budget was set for time, not tuned.",
+    )
     config = cfg.to_dict()
     if out_dir is not None:
         write_results(out_dir, "icl", config, protocol, metrics, targets, tables)
-    return {"config": config, "metrics": metrics, "targets": targets, "tables": tables,
-            "protocol": protocol}
+    return {
+        "config": config,
+        "metrics": metrics,
+        "targets": targets,
+        "tables": tables,
+        "protocol": protocol,
+    }
 
 
 def _cpu_seconds() -> float:
@@ -622,8 +745,9 @@ def skill(accuracy: float, chance: float) -> float:
     return (accuracy - chance) / (1.0 - chance)
 
 
-def _by_condition(runs: Sequence[dict[str, Any]], split: str
-                  ) -> dict[tuple[float, float], dict[int, dict[str, float]]]:
+def _by_condition(
+    runs: Sequence[dict[str, Any]], split: str
+) -> dict[tuple[float, float], dict[int, dict[str, float]]]:
     out: dict[tuple[float, float], dict[int, dict[str, float]]] = {}
     for r in runs:
         out.setdefault((r["zipf_exponent"], r["p_bursty"]), {})[r["seed"]] = r[split]
@@ -634,13 +758,16 @@ def _interval(values: Sequence[float]) -> dict[str, Any]:
     return mean_interval(values).to_dict()
 
 
-def summarize(cfg: ICLConfig, tradeoff_runs: Sequence[dict[str, Any]],
-              copy_runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
+def summarize(
+    cfg: ICLConfig, tradeoff_runs: Sequence[dict[str, Any]], copy_runs: Sequence[dict[str, Any]]
+) -> dict[str, Any]:
     """Per condition and split, each accuracy's mean [95% t interval] over seeds; the
     Zipf exponent where in-context and in-weights skills coexist best on validation; the
     copy task's escape rate [Wilson interval] and its probes over seeds."""
-    out: dict[str, Any] = {"conditions": [], "chance": {
-        "in_context": 0.5, "in_weights": 1.0 / cfg.tradeoff.n_labels}}
+    out: dict[str, Any] = {
+        "conditions": [],
+        "chance": {"in_context": 0.5, "in_weights": 1.0 / cfg.tradeoff.n_labels},
+    }
     for split in ("validation", "test"):
         for (z, p), by_seed in _by_condition(tradeoff_runs, split).items():
             seeds = sorted(by_seed)
@@ -665,9 +792,14 @@ def summarize(cfg: ICLConfig, tradeoff_runs: Sequence[dict[str, Any]],
         for name in copy_runs[0]["probes"]:
             vals = [r["probes"][name] for r in copy_runs if r["probes"][name] is not None]
             probes[name] = _interval(vals) if vals else None
-        out["copy"] = {"escape_rate": rate.to_dict(), "escaped": len(escaped),
-                       "seeds": len(copy_runs), "budget_steps": cfg.copy.steps,
-                       "escape_steps": steps, "probes": probes}
+        out["copy"] = {
+            "escape_rate": rate.to_dict(),
+            "escaped": len(escaped),
+            "seeds": len(copy_runs),
+            "budget_steps": cfg.copy.steps,
+            "escape_steps": steps,
+            "probes": probes,
+        }
     return out
 
 
@@ -676,8 +808,9 @@ def _coexistence(cfg: ICLConfig, acc: dict[str, float]) -> float:
     return min(skill(acc["in_context"], 0.5), skill(acc["in_weights"], 1 / cfg.tradeoff.n_labels))
 
 
-def _test_values(cfg: ICLConfig, runs: Sequence[dict[str, Any]], zipf: float, p: float,
-                 key: str) -> dict[int, float]:
+def _test_values(
+    cfg: ICLConfig, runs: Sequence[dict[str, Any]], zipf: float, p: float, key: str
+) -> dict[int, float]:
     return {s: a[key] for s, a in _by_condition(runs, "test").get((zipf, p), {}).items()}
 
 
@@ -686,8 +819,9 @@ def _paired(a: dict[int, float], b: dict[int, float]) -> Interval | None:
     return paired_interval([a[s] for s in seeds], [b[s] for s in seeds]) if seeds else None
 
 
-def check_targets(cfg: ICLConfig, tradeoff_runs: Sequence[dict[str, Any]],
-                  summary: dict[str, Any]) -> list[Target]:
+def check_targets(
+    cfg: ICLConfig, tradeoff_runs: Sequence[dict[str, Any]], summary: dict[str, Any]
+) -> list[Target]:
     """The issue's targets on test, each with its 95% interval over seeds (paired where two
     conditions are compared): in-context learning emerges under bursty training (above the
     2-way chance 0.5, and above the non-bursty model's); in-weights learning dominates
@@ -702,14 +836,18 @@ def check_targets(cfg: ICLConfig, tradeoff_runs: Sequence[dict[str, Any]],
     iwl_b = _test_values(cfg, tradeoff_runs, z, pb, "in_weights")
     iwl_0 = _test_values(cfg, tradeoff_runs, z, p0, "in_weights")
     if icl_b:
-        out.append(target(f"in-context accuracy, p_bursty {pb}, Zipf {z} (above the 2-way "
-                          f"chance 0.5)", mean_interval(list(icl_b.values())), 0.5))
-    pairs = [(f"in-context accuracy: p_bursty {pb} minus {p0} (Zipf {z}; above 0)", icl_b,
-              icl_0),
-             (f"p_bursty {p0}: in-weights minus in-context accuracy (Zipf {z}; above 0)", iwl_0,
-              icl_0),
-             (f"in-weights accuracy: p_bursty {p0} minus {pb} (Zipf {z}; above 0)", iwl_0,
-              iwl_b)]
+        out.append(
+            target(
+                f"in-context accuracy, p_bursty {pb}, Zipf {z} (above the 2-way chance 0.5)",
+                mean_interval(list(icl_b.values())),
+                0.5,
+            )
+        )
+    pairs = [
+        (f"in-context accuracy: p_bursty {pb} minus {p0} (Zipf {z}; above 0)", icl_b, icl_0),
+        (f"p_bursty {p0}: in-weights minus in-context accuracy (Zipf {z}; above 0)", iwl_0, icl_0),
+        (f"in-weights accuracy: p_bursty {p0} minus {pb} (Zipf {z}; above 0)", iwl_0, iwl_b),
+    ]
     for name, a, b in pairs if p0 != pb else []:
         iv = _paired(a, b)
         if iv is not None:
@@ -719,16 +857,28 @@ def check_targets(cfg: ICLConfig, tradeoff_runs: Sequence[dict[str, Any]],
         runs = _by_condition(tradeoff_runs, "test").get((ze, pb), {})
         if runs:
             vals = [_coexistence(cfg, a) for a in runs.values()]
-            out.append(target(f"coexistence at Zipf {ze} (chosen on validation), p_bursty "
-                              f"{pb}: min(in-context, in-weights skill) (at least "
-                              f"{cfg.coexist_bound})", mean_interval(vals), cfg.coexist_bound))
+            out.append(
+                target(
+                    f"coexistence at Zipf {ze} (chosen on validation), p_bursty "
+                    f"{pb}: min(in-context, in-weights skill) (at least "
+                    f"{cfg.coexist_bound})",
+                    mean_interval(vals),
+                    cfg.coexist_bound,
+                )
+            )
     copy = summary.get("copy")
     if copy:
         r = copy["escape_rate"]
-        out.append(Target(f"copy task: escape rate within {copy['budget_steps']} steps "
-                          f"({copy['escaped']} of {copy['seeds']} seeds; at least 0.5)",
-                          r["mean"], tuple(r["ci95"]), 0.5,
-                          verdict(r["ci95"][0], r["ci95"][1], 0.5)))
+        out.append(
+            Target(
+                f"copy task: escape rate within {copy['budget_steps']} steps "
+                f"({copy['escaped']} of {copy['seeds']} seeds; at least 0.5)",
+                r["mean"],
+                tuple(r["ci95"]),
+                0.5,
+                verdict(r["ci95"][0], r["ci95"][1], 0.5),
+            )
+        )
     return out
 
 
@@ -741,74 +891,103 @@ def _fmt(iv: dict[str, Any] | None, digits: int = 3) -> str:
     return f"{iv['mean']:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
 
 
-def make_tables(cfg: ICLConfig, summary: dict[str, Any], copy_runs: Sequence[dict[str, Any]]
-                ) -> dict[str, dict[str, Any]]:
+def make_tables(
+    cfg: ICLConfig, summary: dict[str, Any], copy_runs: Sequence[dict[str, Any]]
+) -> dict[str, dict[str, Any]]:
     """The result tables: the trade-off against burstiness and against the Zipf exponent
     (test), the copy task's escape, probes and few-shot accuracy."""
     tables: dict[str, dict[str, Any]] = {}
     test = [c for c in summary["conditions"] if c["split"] == "test"]
     cols = ["in-context", "in-weights", "in-weights (uniform queries)"]
-    chance = (f"chance 0.5 in context (2-way), {summary['chance']['in_weights']:.3f} in "
-              f"weights")
+    chance = f"chance 0.5 in context (2-way), {summary['chance']['in_weights']:.3f} in weights"
     for name, label, sweep, fixed, fixed_name in (
-            ("burstiness", "p_bursty", cfg.p_bursty_grid, cfg.zipf_at, "zipf_exponent"),
-            ("zipf", "zipf_exponent", cfg.zipf_grid, cfg.p_bursty_at, "p_bursty")):
+        ("burstiness", "p_bursty", cfg.p_bursty_grid, cfg.zipf_at, "zipf_exponent"),
+        ("zipf", "zipf_exponent", cfg.zipf_grid, cfg.p_bursty_at, "p_bursty"),
+    ):
         rows = []
         for v in sweep:
             c = next((c for c in test if c[label] == v and c[fixed_name] == fixed), None)
             if c is not None:
-                rows.append([v, _fmt(c["in_context"]), _fmt(c["in_weights"]),
-                             _fmt(c["in_weights_uniform"])])
+                rows.append(
+                    [v, _fmt(c["in_context"]), _fmt(c["in_weights"]), _fmt(c["in_weights_uniform"])]
+                )
         if rows:
             n = len(test[0]["seeds"])
             what = "burstiness" if name == "burstiness" else "Zipf exponent"
             tables[name] = {
                 "caption": f"test accuracy against {what} ({fixed_name} {fixed}), mean [95% "
-                           f"t interval] over {n} seeds; {chance}",
-                "columns": [label, *cols], "rows": rows}
+                f"t interval] over {n} seeds; {chance}",
+                "columns": [label, *cols],
+                "rows": rows,
+            }
     copy = summary.get("copy")
     if copy:
         steps = copy["escape_steps"]
         tables["copy_escape"] = {
             "caption": f"the copy task: seeds whose validation accuracy on shown keys rose "
-                       f"above {cfg.copy.escape_threshold} (off the plateau) within "
-                       f"{cfg.copy.steps} steps, with the 95% Wilson interval",
+            f"above {cfg.copy.escape_threshold} (off the plateau) within "
+            f"{cfg.copy.steps} steps, with the 95% Wilson interval",
             "columns": ["seeds", "escaped", "escape rate", "escape step (median, range)"],
-            "rows": [[copy["seeds"], copy["escaped"], _fmt(copy["escape_rate"]),
-                      f"{int(np.median(steps))} ({min(steps)}-{max(steps)})" if steps
-                      else "n/a"]]}
-        names = {"trained_keys": "keys as in training",
-                 "unseen_keys": f"{cfg.copy.unseen_keys} keys never seen in training",
-                 "more_keys": f"{cfg.copy.more_distinct[0]}-{cfg.copy.more_distinct[1]} "
-                              f"distinct keys (training {cfg.copy.min_distinct}-"
-                              f"{cfg.copy.max_distinct})"}
+            "rows": [
+                [
+                    copy["seeds"],
+                    copy["escaped"],
+                    _fmt(copy["escape_rate"]),
+                    f"{int(np.median(steps))} ({min(steps)}-{max(steps)})" if steps else "n/a",
+                ]
+            ],
+        }
+        names = {
+            "trained_keys": "keys as in training",
+            "unseen_keys": f"{cfg.copy.unseen_keys} keys never seen in training",
+            "more_keys": f"{cfg.copy.more_distinct[0]}-{cfg.copy.more_distinct[1]} "
+            f"distinct keys (training {cfg.copy.min_distinct}-"
+            f"{cfg.copy.max_distinct})",
+        }
         escaped = [r for r in copy_runs if r["escaped"]]
         rows = []
         for key, probe in copy["probes"].items():
             vals = [r["probes"][key] for r in escaped if r["probes"][key] is not None]
-            rows.append([names.get(key, key), _fmt(probe),
-                         _fmt(_interval(vals)) if vals else "n/a"])
+            rows.append(
+                [names.get(key, key), _fmt(probe), _fmt(_interval(vals)) if vals else "n/a"]
+            )
         tables["copy_probes"] = {
             "caption": f"the copy task's probes: test accuracy on queries whose key was shown "
-                       f"earlier, mean [95% t interval] over all {copy['seeds']} seeds and over "
-                       f"the {len(escaped)} that escaped",
-            "columns": ["probe", "all seeds", "escaped seeds"], "rows": rows}
+            f"earlier, mean [95% t interval] over all {copy['seeds']} seeds and over "
+            f"the {len(escaped)} that escaped",
+            "columns": ["probe", "all seeds", "escaped seeds"],
+            "rows": rows,
+        }
         rows = []
         for i, k in enumerate(cfg.copy.shots):
             per = [r["few_shot"][i] for r in copy_runs]
             shown = [p["accuracy_shown"] for p in per if p["accuracy_shown"] is not None]
             unshown = [p["accuracy_not_shown"] for p in per if p["accuracy_not_shown"] is not None]
-            rows.append(["copy (bursty)", k, _fmt(_interval([p["accuracy"] for p in per])),
-                         float(np.mean([p["shown_fraction"] for p in per])),
-                         float(np.mean(shown)) if shown else None,
-                         float(np.mean(unshown)) if unshown else None])
+            rows.append(
+                [
+                    "copy (bursty)",
+                    k,
+                    _fmt(_interval([p["accuracy"] for p in per])),
+                    float(np.mean([p["shown_fraction"] for p in per])),
+                    float(np.mean(shown)) if shown else None,
+                    float(np.mean(unshown)) if unshown else None,
+                ]
+            )
         tables["accuracy"] = {
             "caption": f"the copy task: accuracy on held-out mappings with frozen weights "
-                       f"against the pairs shown before the query (chance "
-                       f"{1 / cfg.copy.n_labels:.3f}), mean [95% t interval] over "
-                       f"{copy['seeds']} seeds; the last three columns are means",
-            "columns": ["condition", "prior pairs", "accuracy", "query key shown",
-                        "acc. (shown)", "acc. (not shown)"], "rows": rows}
+            f"against the pairs shown before the query (chance "
+            f"{1 / cfg.copy.n_labels:.3f}), mean [95% t interval] over "
+            f"{copy['seeds']} seeds; the last three columns are means",
+            "columns": [
+                "condition",
+                "prior pairs",
+                "accuracy",
+                "query key shown",
+                "acc. (shown)",
+                "acc. (not shown)",
+            ],
+            "rows": rows,
+        }
     return tables
 
 
@@ -833,27 +1012,53 @@ def plot_results(cfg: ICLConfig, metrics: dict[str, Any], path: str | os.PathLik
     summary = metrics["summary"]
     test = [c for c in summary["conditions"] if c["split"] == "test"]
     fig, axes = plt.subplots(1, 3, figsize=(15, 4))
-    sweeps = ((axes[0], "p_bursty", cfg.p_bursty_grid, "zipf_exponent", cfg.zipf_at,
-               "p(bursty) of the training sequences", f"burstiness (Zipf exponent {cfg.zipf_at})"),
-              (axes[1], "zipf_exponent", cfg.zipf_grid, "p_bursty", cfg.p_bursty_at,
-               "Zipf exponent of the class distribution",
-               f"Zipf exponent (p_bursty {cfg.p_bursty_at})"))
+    sweeps = (
+        (
+            axes[0],
+            "p_bursty",
+            cfg.p_bursty_grid,
+            "zipf_exponent",
+            cfg.zipf_at,
+            "p(bursty) of the training sequences",
+            f"burstiness (Zipf exponent {cfg.zipf_at})",
+        ),
+        (
+            axes[1],
+            "zipf_exponent",
+            cfg.zipf_grid,
+            "p_bursty",
+            cfg.p_bursty_at,
+            "Zipf exponent of the class distribution",
+            f"Zipf exponent (p_bursty {cfg.p_bursty_at})",
+        ),
+    )
     for ax, label, grid, fixed_name, fixed, xlabel, title in sweeps:
-        rows = sorted((c for c in test if c[fixed_name] == fixed and c[label] in grid),
-                      key=lambda c: c[label])
+        rows = sorted(
+            (c for c in test if c[fixed_name] == fixed and c[label] in grid), key=lambda c: c[label]
+        )
         xs = [c[label] for c in rows]
-        for key, name, color in (("in_context", "in-context (held-out classes)", "tab:blue"),
-                                 ("in_weights", "in-weights (trained classes)", "tab:orange")):
+        for key, name, color in (
+            ("in_context", "in-context (held-out classes)", "tab:blue"),
+            ("in_weights", "in-weights (trained classes)", "tab:orange"),
+        ):
             mean = np.array([c[key]["mean"] for c in rows])
-            lo = np.array([np.nan if c[key]["ci95"][0] is None else c[key]["ci95"][0]
-                           for c in rows])
-            hi = np.array([np.nan if c[key]["ci95"][1] is None else c[key]["ci95"][1]
-                           for c in rows])
-            ax.errorbar(xs, mean, yerr=[mean - lo, hi - mean], fmt="o-", color=color,
-                        capsize=3, label=name)
+            lo = np.array(
+                [np.nan if c[key]["ci95"][0] is None else c[key]["ci95"][0] for c in rows]
+            )
+            hi = np.array(
+                [np.nan if c[key]["ci95"][1] is None else c[key]["ci95"][1] for c in rows]
+            )
+            ax.errorbar(
+                xs, mean, yerr=[mean - lo, hi - mean], fmt="o-", color=color, capsize=3, label=name
+            )
         ax.axhline(0.5, color="tab:blue", lw=0.8, ls=":", label="in-context chance")
-        ax.axhline(summary["chance"]["in_weights"], color="tab:orange", lw=0.8, ls=":",
-                   label="in-weights chance")
+        ax.axhline(
+            summary["chance"]["in_weights"],
+            color="tab:orange",
+            lw=0.8,
+            ls=":",
+            label="in-weights chance",
+        )
         ax.set_xlabel(xlabel)
         ax.set_title(f"test accuracy against {title}", fontsize=10)
         ax.set_ylim(0, 1.02)
@@ -863,10 +1068,14 @@ def plot_results(cfg: ICLConfig, metrics: dict[str, Any], path: str | os.PathLik
     ax = axes[2]
     for r in metrics["copy"]:
         h = r["history"]
-        ax.plot([e["step"] for e in h], [e["acc_shown"] for e in h], "-",
-                color="tab:green" if r["escaped"] else "tab:red", alpha=0.7)
-    ax.axhline(cfg.copy.escape_threshold, color="gray", lw=0.8, ls="--",
-               label="escape threshold")
+        ax.plot(
+            [e["step"] for e in h],
+            [e["acc_shown"] for e in h],
+            "-",
+            color="tab:green" if r["escaped"] else "tab:red",
+            alpha=0.7,
+        )
+    ax.axhline(cfg.copy.escape_threshold, color="gray", lw=0.8, ls="--", label="escape threshold")
     ax.set_xlabel("training step")
     ax.set_ylabel("validation accuracy on shown keys")
     ax.set_title("copy task, one line per seed (red: stayed on the plateau)", fontsize=10)

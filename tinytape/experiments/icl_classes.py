@@ -74,17 +74,25 @@ class ClassTask:
 
     def __post_init__(self) -> None:
         if self.n_labels < 2 or self.n_classes < self.n_labels:
-            raise ValueError(f"ClassTask: need 2 <= n_labels <= n_classes, got n_labels "
-                             f"{self.n_labels}, n_classes {self.n_classes}")
+            raise ValueError(
+                f"ClassTask: need 2 <= n_labels <= n_classes, got n_labels "
+                f"{self.n_labels}, n_classes {self.n_classes}"
+            )
         if self.n_holdout < 4 or self.n_holdout % 2:
-            raise ValueError(f"ClassTask: n_holdout must be even and >= 4 (half validation, "
-                             f"half test), got {self.n_holdout}")
+            raise ValueError(
+                f"ClassTask: n_holdout must be even and >= 4 (half validation, "
+                f"half test), got {self.n_holdout}"
+            )
         if self.context < 2 or self.context % 2:
-            raise ValueError(f"ClassTask: context must be even and >= 2 (two classes of "
-                             f"context / 2 exemplars in a bursty sequence), got {self.context}")
+            raise ValueError(
+                f"ClassTask: context must be even and >= 2 (two classes of "
+                f"context / 2 exemplars in a bursty sequence), got {self.context}"
+            )
         if self.item_dim < 1 or not self.noise >= 0 or not self.zipf_exponent >= 0:
-            raise ValueError(f"ClassTask: need item_dim >= 1, noise >= 0, zipf_exponent >= 0, "
-                             f"got {self.item_dim}, {self.noise}, {self.zipf_exponent}")
+            raise ValueError(
+                f"ClassTask: need item_dim >= 1, noise >= 0, zipf_exponent >= 0, "
+                f"got {self.item_dim}, {self.noise}, {self.zipf_exponent}"
+            )
         rng = np.random.default_rng([self.seed, 101])
         protos = rng.standard_normal((self.n_classes + self.n_holdout, self.item_dim))
         labels = rng.permutation(self.n_classes) % self.n_labels
@@ -103,19 +111,22 @@ class ClassTask:
         half = self.n_holdout // 2
         start = {"validation": self.n_classes, "test": self.n_classes + half}.get(split)
         if start is None:
-            raise ValueError(f"holdout_classes: split must be 'validation' or 'test', got "
-                             f"{split!r}")
+            raise ValueError(
+                f"holdout_classes: split must be 'validation' or 'test', got {split!r}"
+            )
         return np.arange(start, start + half)
 
     # ------------------------------------------------------------ sampling
     def exemplars(self, classes: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """One fresh exemplar (..., item_dim) of each class, of about unit norm."""
         eps = rng.standard_normal((*classes.shape, self.item_dim)) / np.sqrt(self.item_dim)
-        return ((self.prototypes[classes] + self.noise * eps)
-                / np.sqrt(1.0 + self.noise ** 2)).astype(np.float32)
+        return (
+            (self.prototypes[classes] + self.noise * eps) / np.sqrt(1.0 + self.noise**2)
+        ).astype(np.float32)
 
-    def _draw(self, shape: tuple[int, ...], rng: np.random.Generator,
-              avoid: np.ndarray | None = None) -> np.ndarray:
+    def _draw(
+        self, shape: tuple[int, ...], rng: np.random.Generator, avoid: np.ndarray | None = None
+    ) -> np.ndarray:
         """Trained classes from the Zipfian distribution; with `avoid` (one class per row),
         redrawn until none shares that class's label (so the context cannot tell it)."""
         out = rng.choice(self.n_classes, size=shape, p=self.class_probs)
@@ -124,24 +135,31 @@ class ClassTask:
         bad = self.label_of[out] == self.label_of[avoid].reshape(-1, *([1] * (len(shape) - 1)))
         while bad.any():
             out[bad] = rng.choice(self.n_classes, size=int(bad.sum()), p=self.class_probs)
-            bad = self.label_of[out] == self.label_of[avoid].reshape(
-                -1, *([1] * (len(shape) - 1)))
+            bad = self.label_of[out] == self.label_of[avoid].reshape(-1, *([1] * (len(shape) - 1)))
         return out
 
-    def _pack(self, ctx_classes: np.ndarray, ctx_labels: np.ndarray, query: np.ndarray,
-              target: np.ndarray, rng: np.random.Generator) -> PairSequences:
+    def _pack(
+        self,
+        ctx_classes: np.ndarray,
+        ctx_labels: np.ndarray,
+        query: np.ndarray,
+        target: np.ndarray,
+        rng: np.random.Generator,
+    ) -> PairSequences:
         classes = np.concatenate([ctx_classes, query[:, None]], axis=1)
         labels = np.concatenate(
-            [ctx_labels, np.full((len(query), 1), self.n_labels)], axis=1).astype(np.int64)
-        return PairSequences(self.exemplars(classes, rng), labels, target.astype(np.int64),
-                             classes)
+            [ctx_labels, np.full((len(query), 1), self.n_labels)], axis=1
+        ).astype(np.int64)
+        return PairSequences(self.exemplars(classes, rng), labels, target.astype(np.int64), classes)
 
-    def _two_class_context(self, a: np.ndarray, b: np.ndarray, rng: np.random.Generator
-                           ) -> np.ndarray:
+    def _two_class_context(
+        self, a: np.ndarray, b: np.ndarray, rng: np.random.Generator
+    ) -> np.ndarray:
         """(n, context): context / 2 slots of class a and as many of b, in random order."""
         half = self.context // 2
-        ctx = np.concatenate([np.repeat(a[:, None], half, 1), np.repeat(b[:, None], half, 1)],
-                             axis=1)
+        ctx = np.concatenate(
+            [np.repeat(a[:, None], half, 1), np.repeat(b[:, None], half, 1)], axis=1
+        )
         order = np.argsort(rng.random(ctx.shape), axis=1)
         return np.take_along_axis(ctx, order, axis=1)
 
@@ -164,8 +182,7 @@ class ClassTask:
             ctx[bursty] = self._two_class_context(query, other, rng)[bursty]
         return self._pack(ctx, self.label_of[ctx], query, self.label_of[query], rng)
 
-    def in_context(self, n: int, rng: np.random.Generator, split: str = "test"
-                   ) -> PairSequences:
+    def in_context(self, n: int, rng: np.random.Generator, split: str = "test") -> PairSequences:
         """In-context evaluation: two held-out classes of `split`, context / 2 exemplars each,
         given two different labels drawn at random per sequence; the query is a new exemplar
         of one of them and its target is the label its class got in this context."""
@@ -179,8 +196,7 @@ class ClassTask:
         query = np.where(first, a, b)
         return self._pack(ctx, ctx_labels, query, np.where(first, lab[:, 0], lab[:, 1]), rng)
 
-    def in_weights(self, n: int, rng: np.random.Generator, queries: str = "zipf"
-                   ) -> PairSequences:
+    def in_weights(self, n: int, rng: np.random.Generator, queries: str = "zipf") -> PairSequences:
         """In-weights evaluation: the query's class drawn from the training distribution
         ("zipf") or uniformly over the trained classes ("uniform"); the context holds
         exemplars of classes drawn as in training whose labels all differ from the query's,
@@ -202,14 +218,22 @@ class PairTransformer(Module):
     n_labels); no positions (the pairs are a set); bidirectional pre-LN blocks; logits
     (B, n_labels) read at the last position (the query)."""
 
-    def __init__(self, item_dim: int, n_labels: int, d_model: int = 64, n_layers: int = 2,
-                 n_heads: int = 4, generator: Any = None) -> None:
+    def __init__(
+        self,
+        item_dim: int,
+        n_labels: int,
+        d_model: int = 64,
+        n_layers: int = 2,
+        n_heads: int = 4,
+        generator: Any = None,
+    ) -> None:
         super().__init__()
         self.n_labels = n_labels
         self.item_in = Linear(item_dim, d_model, True, generator)
         self.label_in = Embedding(n_labels + 1, d_model, generator)
-        self.blocks = ModuleList([TransformerBlock(d_model, n_heads, generator=generator)
-                                  for _ in range(n_layers)])
+        self.blocks = ModuleList(
+            [TransformerBlock(d_model, n_heads, generator=generator) for _ in range(n_layers)]
+        )
         self.ln_f = LayerNorm(d_model)
         self.head = Linear(d_model, n_labels, True, generator)
 
@@ -217,11 +241,15 @@ class PairTransformer(Module):
         items = np.asarray(items, dtype=np.float32)
         labels = np.asarray(labels)
         if items.ndim != 3 or labels.shape != items.shape[:2]:
-            raise ValueError(f"PairTransformer: items (B, T, item_dim) and labels (B, T) "
-                             f"expected, got {items.shape} and {labels.shape}")
+            raise ValueError(
+                f"PairTransformer: items (B, T, item_dim) and labels (B, T) "
+                f"expected, got {items.shape} and {labels.shape}"
+            )
         if labels.size and (labels.min() < 0 or labels.max() > self.n_labels):
-            raise ValueError(f"PairTransformer: labels must be in [0, {self.n_labels}], got "
-                             f"min {labels.min()} max {labels.max()}")
+            raise ValueError(
+                f"PairTransformer: labels must be in [0, {self.n_labels}], got "
+                f"min {labels.min()} max {labels.max()}"
+            )
         x = self.item_in(Tensor(items)) + self.label_in(labels)
         for block in self.blocks:
             x = block(x, False)
@@ -237,9 +265,10 @@ def accuracy(model: PairTransformer, seqs: PairSequences, batch_size: int = 1024
     try:
         with no_grad():
             for s in range(0, len(seqs), batch_size):
-                logits = model(seqs.items[s:s + batch_size], seqs.labels[s:s + batch_size])
-                correct += int((logits.numpy().argmax(axis=1)
-                                == seqs.targets[s:s + batch_size]).sum())
+                logits = model(seqs.items[s : s + batch_size], seqs.labels[s : s + batch_size])
+                correct += int(
+                    (logits.numpy().argmax(axis=1) == seqs.targets[s : s + batch_size]).sum()
+                )
     finally:
         model.train(was_training)
     return correct / max(len(seqs), 1)
@@ -272,38 +301,62 @@ class TradeoffSettings:
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if not self.lr > 0 or self.warmup_steps < 0 or not self.weight_decay >= 0:
-            raise ValueError(f"need lr > 0, warmup_steps >= 0, weight_decay >= 0, got "
-                             f"{self.lr}, {self.warmup_steps}, {self.weight_decay}")
+            raise ValueError(
+                f"need lr > 0, warmup_steps >= 0, weight_decay >= 0, got "
+                f"{self.lr}, {self.warmup_steps}, {self.weight_decay}"
+            )
 
     def task(self, zipf_exponent: float, seed: int) -> ClassTask:
-        return ClassTask(self.n_classes, self.n_holdout, self.n_labels, self.item_dim,
-                         self.noise, self.context, zipf_exponent, seed)
+        return ClassTask(
+            self.n_classes,
+            self.n_holdout,
+            self.n_labels,
+            self.item_dim,
+            self.noise,
+            self.context,
+            zipf_exponent,
+            seed,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def evaluate(model: PairTransformer, task: ClassTask, n: int, split: str, seed: int
-             ) -> dict[str, float]:
+def evaluate(
+    model: PairTransformer, task: ClassTask, n: int, split: str, seed: int
+) -> dict[str, float]:
     """Accuracies on `n` fresh sequences of `split` ("validation" or "test": their own
     held-out classes and their own random streams)."""
     stream = {"validation": 1, "test": 2}[split]
     rng = np.random.default_rng([seed, 200 + stream])
-    return {"in_context": accuracy(model, task.in_context(n, rng, split)),
-            "in_weights": accuracy(model, task.in_weights(n, rng, "zipf")),
-            "in_weights_uniform": accuracy(model, task.in_weights(n, rng, "uniform"))}
+    return {
+        "in_context": accuracy(model, task.in_context(n, rng, split)),
+        "in_weights": accuracy(model, task.in_weights(n, rng, "zipf")),
+        "in_weights_uniform": accuracy(model, task.in_weights(n, rng, "uniform")),
+    }
 
 
-def train_and_evaluate(settings: TradeoffSettings, zipf_exponent: float, p_bursty: float,
-                       seed: int, splits: tuple[str, ...] = ("validation", "test"),
-                       threads: int | None = None) -> dict[str, Any]:
+def train_and_evaluate(
+    settings: TradeoffSettings,
+    zipf_exponent: float,
+    p_bursty: float,
+    seed: int,
+    splits: tuple[str, ...] = ("validation", "test"),
+    threads: int | None = None,
+) -> dict[str, Any]:
     """Train a fresh PairTransformer (the same world, initial weights and data stream for
     every condition of a seed) and score it on each split. Returns the run's record."""
     if threads is not None:
         set_num_threads(threads)
     task = settings.task(zipf_exponent, seed)
-    model = PairTransformer(settings.item_dim, settings.n_labels, settings.d_model,
-                            settings.n_layers, settings.n_heads, generator=seed)
+    model = PairTransformer(
+        settings.item_dim,
+        settings.n_labels,
+        settings.d_model,
+        settings.n_layers,
+        settings.n_heads,
+        generator=seed,
+    )
     opt = make_optimizer(model, "adamw", lr=settings.lr, weight_decay=settings.weight_decay)
     sched = make_schedule(opt, settings.steps, settings.warmup_steps, min_lr_ratio=0.1)
 
@@ -313,11 +366,25 @@ def train_and_evaluate(settings: TradeoffSettings, zipf_exponent: float, p_burst
     def loss_fn(batch: PairSequences, rng: np.random.Generator) -> Any:
         return NF.cross_entropy(model(batch.items, batch.labels), batch.targets)
 
-    fit = Trainer(model, opt, sample, steps=settings.steps, loss_fn=loss_fn,
-                  batch_size=settings.batch_size, seed=seed, scheduler=sched,
-                  clip_grad_norm=1.0, log_every=settings.steps, progress="off").fit()
-    record: dict[str, Any] = {"zipf_exponent": zipf_exponent, "p_bursty": p_bursty,
-                              "seed": seed, "train_seconds": fit.seconds}
+    fit = Trainer(
+        model,
+        opt,
+        sample,
+        steps=settings.steps,
+        loss_fn=loss_fn,
+        batch_size=settings.batch_size,
+        seed=seed,
+        scheduler=sched,
+        clip_grad_norm=1.0,
+        log_every=settings.steps,
+        progress="off",
+    ).fit()
+    record: dict[str, Any] = {
+        "zipf_exponent": zipf_exponent,
+        "p_bursty": p_bursty,
+        "seed": seed,
+        "train_seconds": fit.seconds,
+    }
     for split in splits:
         record[split] = evaluate(model, task, settings.eval_sequences, split, seed)
     return record
