@@ -132,10 +132,11 @@ class ClassTask:
         out = rng.choice(self.n_classes, size=shape, p=self.class_probs)
         if avoid is None:
             return out
-        bad = self.label_of[out] == self.label_of[avoid].reshape(-1, *([1] * (len(shape) - 1)))
+        avoided = self.label_of[avoid].reshape(-1, *([1] * (len(shape) - 1)))
+        bad = self.label_of[out] == avoided
         while bad.any():
             out[bad] = rng.choice(self.n_classes, size=int(bad.sum()), p=self.class_probs)
-            bad = self.label_of[out] == self.label_of[avoid].reshape(-1, *([1] * (len(shape) - 1)))
+            bad = self.label_of[out] == avoided
         return out
 
     def _pack(
