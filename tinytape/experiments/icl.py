@@ -709,7 +709,7 @@ def finish(
         },
         seeds=sorted(set(cfg.seeds) | set(cfg.copy_seeds)),
         tuned={
-            "trade-off lr, steps, model and task size": "validation, seeds 0-2",
+            "trade-off lr, steps, model and task size": "validation, seed 0",
             "Zipf exponent of the coexistence target": "validation, these seeds",
             "copy-task escape (first probe above the threshold)": "validation probe",
         },
