@@ -1,9 +1,8 @@
 """In-context learning (tinytape.experiments.icl): the data generator, prompt building, the frozen
-evaluation harness, and a tiny training run. Every test takes a few seconds at most."""
+evaluation harness, the copy task's probes and a tiny training run, the summaries and targets
+over seeds (on records with known values), and the command."""
 
 from __future__ import annotations
-
-import json
 
 import numpy as np
 import pytest
@@ -13,6 +12,7 @@ from tinytape.cli import main
 from tinytape.experiments import icl
 from tinytape.experiments.icl import (
     IGNORE_INDEX,
+    CopyConfig,
     ICLConfig,
     PairTask,
     WeightsChangedError,
@@ -61,8 +61,9 @@ def test_different_sequences_draw_different_mappings():
     for i in range(0, 3998, 2):
         common = np.intersect1d(ep.keys[i], ep.keys[i + 1])
         for key in common:
-            agree.append(ep.labels[i][ep.keys[i] == key][0]
-                         == ep.labels[i + 1][ep.keys[i + 1] == key][0])
+            agree.append(
+                ep.labels[i][ep.keys[i] == key][0] == ep.labels[i + 1][ep.keys[i + 1] == key][0]
+            )
     assert len(agree) > 100
     assert abs(np.mean(agree) - 1 / TASK.n_labels) < 0.06
 
@@ -111,13 +112,18 @@ def test_tokens_and_loss_mask():
 def test_loss_ignores_non_label_positions():
     ep = TASK.sample(4, np.random.default_rng(4), bursty=True)
     x, y = TASK.lm_batch(ep)
-    model = GPT(GPTConfig(vocab_size=TASK.vocab_size, context_length=32, d_model=16,
-                          n_layers=1, n_heads=2), generator=0)
+    model = GPT(
+        GPTConfig(vocab_size=TASK.vocab_size, context_length=32, d_model=16, n_layers=1, n_heads=2),
+        generator=0,
+    )
     with tt.no_grad():
         logits, loss = model(x, y, ignore_index=IGNORE_INDEX)
     z = logits.numpy()[:, 1::2, :].astype(np.float64)
-    logp = z - np.log(np.exp(z - z.max(-1, keepdims=True)).sum(-1, keepdims=True)) \
+    logp = (
+        z
+        - np.log(np.exp(z - z.max(-1, keepdims=True)).sum(-1, keepdims=True))
         - z.max(-1, keepdims=True)
+    )
     want = -np.take_along_axis(logp, y[:, 1::2, None], 2).mean()
     assert loss.item() == pytest.approx(want, rel=1e-5)
 
@@ -148,8 +154,20 @@ def test_build_prompt_zero_one_few_shot():
     assert build_prompt(task, [], [7]).tolist() == [100, 101, 7]
     assert build_prompt(task, [([3], [50])], [7]).tolist() == [100, 101, 3, 50, 7]
     demos = [([3], [50]), ([4, 5], [51, 52]), ([6], [53])]
-    assert build_prompt(task, demos, [7, 8]).tolist() == [100, 101, 3, 50, 4, 5, 51, 52, 6,
-                                                          53, 7, 8]
+    assert build_prompt(task, demos, [7, 8]).tolist() == [
+        100,
+        101,
+        3,
+        50,
+        4,
+        5,
+        51,
+        52,
+        6,
+        53,
+        7,
+        8,
+    ]
     assert build_prompt(task, demos, [7]).dtype == np.int64
 
 
@@ -172,8 +190,7 @@ class LookupLM(Module):
         for b in range(ids.shape[0]):
             for t in range(ids.shape[1]):
                 for s in range(t - 1, -1, -1):
-                    if ids[b, s] == ids[b, t] and s + 1 <= t and int(ids[b, s + 1]) in \
-                            self.labels:
+                    if ids[b, s] == ids[b, t] and s + 1 <= t and int(ids[b, s + 1]) in self.labels:
                         out[b, t, ids[b, s + 1]] = 1.0
                         break
         return tt.tensor(out) * self.scale, None
@@ -182,10 +199,12 @@ class LookupLM(Module):
 def test_score_candidates_scores_a_known_model():
     model = LookupLM(TASK.vocab_size, TASK.label_tokens)
     lab = TASK.label_tokens
-    prompts = [build_prompt([TASK.task_token], [([3], [lab[2]]), ([9], [lab[5]])], [3]),
-               build_prompt([TASK.task_token], [([3], [lab[2]]), ([9], [lab[5]])], [9]),
-               build_prompt([TASK.task_token], [([3], [lab[2]])], [11]),  # not shown
-               build_prompt([TASK.task_token], [], [11])]  # zero-shot, another length
+    prompts = [
+        build_prompt([TASK.task_token], [([3], [lab[2]]), ([9], [lab[5]])], [3]),
+        build_prompt([TASK.task_token], [([3], [lab[2]]), ([9], [lab[5]])], [9]),
+        build_prompt([TASK.task_token], [([3], [lab[2]])], [11]),  # not shown
+        build_prompt([TASK.task_token], [], [11]),
+    ]  # zero-shot, another length
     scores = score_candidates(model, prompts, lab[:, None])
     assert scores.shape == (4, 8)
     assert scores[0].argmax() == 2 and scores[1].argmax() == 5
@@ -227,8 +246,17 @@ def test_few_shot_accuracy_of_a_perfect_copier():
 
 # ------------------------------------------------------------------ frozen weights
 def _small_gpt(seed: int = 0) -> GPT:
-    return GPT(GPTConfig(vocab_size=TASK.vocab_size, context_length=32, d_model=16,
-                         n_layers=1, n_heads=2, dropout=0.1), generator=seed)
+    return GPT(
+        GPTConfig(
+            vocab_size=TASK.vocab_size,
+            context_length=32,
+            d_model=16,
+            n_layers=1,
+            n_heads=2,
+            dropout=0.1,
+        ),
+        generator=seed,
+    )
 
 
 def test_frozen_harness_leaves_weights_bit_for_bit_unchanged():
@@ -266,8 +294,7 @@ def test_frozen_catches_a_weight_update():
     with pytest.raises(WeightsChangedError, match="wte.weight"):
         with frozen(model):
             model.wte.weight.data = model.wte.weight.data.copy() + 0.0  # same values: fine
-            model.wte.weight.data[3, 3] = np.nextafter(model.wte.weight.data[3, 3],
-                                                       np.float32(1))
+            model.wte.weight.data[3, 3] = np.nextafter(model.wte.weight.data[3, 3], np.float32(1))
 
 
 def test_frozen_catches_a_model_that_learns_while_scoring():
@@ -290,11 +317,45 @@ def test_explicit_prompts_match_one_causal_pass():
     with frozen(model):
         full = model(x)[0].numpy()[:, 1::2, :][:, :, TASK.label_tokens]
     for k in (0, 3, 15):
-        prompts = [build_prompt([TASK.task_token], [([a], [b + TASK.n_keys]) for a, b in
-                                                    zip(ep.keys[i, :k], ep.labels[i, :k])],
-                                [ep.keys[i, k]]) for i in range(6)]
+        prompts = [
+            build_prompt(
+                [TASK.task_token],
+                [([a], [b + TASK.n_keys]) for a, b in zip(ep.keys[i, :k], ep.labels[i, :k])],
+                [ep.keys[i, k]],
+            )
+            for i in range(6)
+        ]
         scores = score_candidates(model, prompts, TASK.label_tokens[:, None])
         np.testing.assert_array_equal(scores.argmax(1), full[:, k].argmax(1))
+
+
+# ------------------------------------------------------------------ probes of the copy task
+def test_unseen_keys_and_more_distinct_keys():
+    task = PairTask(unseen_keys=4)
+    assert task.label_offset == 20 and task.vocab_size == 16 + 4 + 8 + 1
+    np.testing.assert_array_equal(task.label_tokens, np.arange(20, 28))
+    rng = np.random.default_rng(11)
+    train = task.sample(2000, rng)
+    assert train.keys.max() < 16  # training never draws the unseen keys
+    unseen = task.sample(500, rng, keys="unseen", distinct=(2, 4))
+    assert unseen.keys.min() >= 16 and unseen.keys.max() < 20
+    assert _same_key_same_label(unseen.keys, unseen.labels)
+    seq = task.tokens(unseen)
+    assert seq[:, 2::2].min() >= 20 and seq.max() < task.vocab_size
+    more = task.sample(2000, rng, distinct=(6, 10))
+    distinct = np.array([np.unique(k).size for k in more.keys])
+    assert distinct.max() <= 10 and distinct.min() >= 3 and distinct.mean() > 6.5
+    assert (distinct > 5).mean() > 0.8  # more than training's 2-5 (16 slots rarely miss one)
+    # with no unseen keys the draws are the ones of before (the default run is unchanged)
+    a = PairTask().sample(50, np.random.default_rng(12))
+    b = PairTask(unseen_keys=0).sample(50, np.random.default_rng(12), keys="trained")
+    np.testing.assert_array_equal(a.keys, b.keys)
+    with pytest.raises(ValueError, match="distinct keys"):
+        task.sample(2, rng, keys="unseen", distinct=(2, 5))  # only 4 unseen keys
+    with pytest.raises(ValueError, match="keys must be"):
+        task.sample(2, rng, keys="new")
+    with pytest.raises(ValueError, match="non-bursty"):
+        task.sample(2, rng, bursty=False, keys="unseen")
 
 
 # ------------------------------------------------------------------ training
@@ -308,28 +369,36 @@ def one_thread():
     tt.set_num_threads(saved)
 
 
-def test_tiny_training_run_beats_chance_on_shown_keys(tmp_path, one_thread):
-    cfg = ICLConfig(steps=100, batch_size=32, d_model=32, n_layers=1, eval_every=100,
-                    eval_episodes=128, test_episodes=300, warmup_steps=10, lr=1e-2,
-                    shots=(0, 8), conditions=("bursty",))
-    results = icl.run_icl(cfg, tmp_path, progress="off")
-    rows = {r["shots"]: r for r in results["metrics"]["conditions"]["bursty"]["rows"]}
+def test_tiny_copy_run_beats_chance_on_shown_keys(one_thread):
+    cfg = CopyConfig(
+        steps=100,
+        batch_size=32,
+        d_model=32,
+        n_layers=1,
+        eval_every=50,
+        eval_episodes=128,
+        test_episodes=300,
+        warmup_steps=10,
+        lr=1e-2,
+        shots=(0, 8),
+        escape_threshold=0.3,
+    )
+    r = icl.run_copy_seed(cfg, seed=0)
+    rows = {row["shots"]: row for row in r["few_shot"]}
     # 100 steps reach the "most frequent label in the context" stage (0.38-0.45 over seeds
     # 0-3): well above chance (0.125) when the key was shown, at chance when nothing was
     assert rows[8]["accuracy_shown"] > 0.25
     assert rows[0]["accuracy"] < 0.25
-    saved = read_results(tmp_path)
-    assert saved["experiment"] == "icl" and saved["protocol"]["seeds"] == [0]
-    assert saved["metrics"]["conditions"]["bursty"]["rows"] == \
-        results["metrics"]["conditions"]["bursty"]["rows"]
-    lines = (tmp_path / "metrics.jsonl").read_text().splitlines()
-    evals = [json.loads(s) for s in lines if json.loads(s).get("event") == "eval"]
-    assert evals and evals[-1]["step"] == 100 and evals[-1]["condition"] == "bursty"
-    assert "acc_shown" in evals[-1]
+    assert [h["step"] for h in r["history"]] == [50, 100]
+    # the escape is the first validation step above the threshold (0.3 here: reached)
+    above = [h["step"] for h in r["history"] if h["acc_shown"] > 0.3]
+    assert r["escape_step"] == above[0] and r["escaped"]
+    assert set(r["probes"]) == {"trained_keys", "unseen_keys", "more_keys"}
+    assert all(0.0 <= v <= 1.0 for v in r["probes"].values())
 
 
 def test_scale_init_scales_weight_matrices_only():
-    cfg = ICLConfig()
+    cfg = CopyConfig()
     a, b = GPT(cfg.model_config(), generator=0), GPT(cfg.model_config(), generator=0)
     icl.scale_init(b, 3.0)
     pa, pb = dict(a.named_parameters()), dict(b.named_parameters())
@@ -342,48 +411,243 @@ def test_scale_init_scales_weight_matrices_only():
     assert cfg.init_scale == 3.0  # the default of the experiment (docs/icl.md)
 
 
-def test_check_targets_and_table():
-    row = {"shots": 0, "n": 100, "accuracy": 0.05, "shown_fraction": 0.0, "n_shown": 0,
-           "accuracy_shown": None, "n_not_shown": 100, "accuracy_not_shown": 0.05}
-    rows = [row] + [dict(row, shots=k, accuracy=0.8 + 0.01 * k, accuracy_shown=0.95,
-                         n_shown=80, shown_fraction=0.8) for k in (1, 4, 8)]
-    metrics = {"conditions": {"bursty": {"rows": rows, "chance": 0.125},
-                              "non-bursty": {"rows": [dict(row, accuracy=0.25)],
-                                             "chance": 0.125}}}
-    t = {x.name.split(" (")[0]: x for x in icl.check_targets(metrics)}
-    zero = t["bursty, 0 shots: accuracy"]
-    assert zero.verdict == "met" and zero.value == 0.05 and zero.ci95[1] < 0.15
-    # 84 of 100 at k = 4 (the worst k >= 4): Wilson interval about [0.756, 0.899]
-    four = t["bursty, >= 4 shots: accuracy"]
-    assert four.value == pytest.approx(0.84) and four.verdict == "met"
-    assert four.ci95 == pytest.approx((0.7560, 0.8986), abs=1e-3)
-    assert t["bursty, >= 4 shots, key shown: accuracy"].verdict == "met"  # 76 of 80
-    assert t["bursty: accuracy at 8 minus at 0 shots"].verdict == "met"
-    # 25 of 100 against at most 0.20: the interval [0.175, 0.343] straddles it
-    assert t["non-bursty control: accuracy"].verdict == "inconclusive"
-    rows_out = icl.table_rows(metrics)
-    assert rows_out[0][:2] == ["bursty", 0] and rows_out[0][2].startswith("0.050 [0.02")
+# ------------------------------------------------------------------ summaries and targets
+def _fake_runs(cfg: ICLConfig) -> list[dict]:
+    """Trade-off records with known accuracies: seed s adds 0.01 * s to every value; on
+    validation Zipf 2 coexists best, on test Zipf 0 would (the choice must follow
+    validation)."""
+    base = {
+        (1.0, 0.0): (0.10, 0.95),
+        (1.0, 0.9): (0.90, 0.60),
+        (0.0, 0.9): (0.95, 0.40),
+        (2.0, 0.9): (0.70, 0.90),
+    }
+    val_base = dict(base)
+    val_base[(2.0, 0.9)] = (0.95, 0.95)
+    runs = []
+    for (z, p), (icl_acc, iwl_acc) in base.items():
+        for s in cfg.seeds:
+            vi, vw = val_base[(z, p)]
+            runs.append(
+                {
+                    "zipf_exponent": z,
+                    "p_bursty": p,
+                    "seed": s,
+                    "test": {
+                        "in_context": icl_acc + 0.01 * s,
+                        "in_weights": iwl_acc - 0.01 * s * (p == 0.0),
+                        "in_weights_uniform": iwl_acc / 2,
+                    },
+                    "validation": {
+                        "in_context": vi,
+                        "in_weights": vw,
+                        "in_weights_uniform": vw / 2,
+                    },
+                }
+            )
+    return runs
 
 
+def test_targets_are_paired_intervals_over_seeds(tmp_path):
+    cfg = ICLConfig(
+        seeds=(0, 1, 2, 3, 4), copy_seeds=(), p_bursty_grid=(0.0, 0.9), zipf_grid=(0.0, 1.0, 2.0)
+    )
+    runs = _fake_runs(cfg)
+    summary = icl.summarize(cfg, runs, [])
+    assert summary["coexist_zipf_exponent"] == 2.0  # chosen on validation
+    t = {x.name.split(" (")[0]: x for x in icl.check_targets(cfg, runs, summary)}
+    # in context at p 0.9: 0.90 + 0.01 s over s = 0..4: mean 0.92, sd 0.0158, t(4) 2.776
+    icl_b = t["in-context accuracy, p_bursty 0.9, Zipf 1.0"]
+    half = 2.7764 * np.std([0.9, 0.91, 0.92, 0.93, 0.94], ddof=1) / np.sqrt(5)
+    assert icl_b.value == pytest.approx(0.92)
+    assert icl_b.ci95 == pytest.approx((0.92 - half, 0.92 + half), abs=1e-4)
+    assert icl_b.verdict == "met"
+    # paired differences: the seed offsets cancel, so the interval has zero width
+    diff = t["in-context accuracy: p_bursty 0.9 minus 0.0"]
+    assert diff.value == pytest.approx(0.8) and diff.ci95 == pytest.approx((0.8, 0.8))
+    dom = t["p_bursty 0.0: in-weights minus in-context accuracy"]
+    # in-weights 0.95 - 0.01 s minus in-context 0.10 + 0.01 s: 0.85 - 0.02 s, mean 0.81
+    assert dom.value == pytest.approx(0.81) and dom.verdict == "met"
+    assert t["in-weights accuracy: p_bursty 0.0 minus 0.9"].value == pytest.approx(0.33)
+    # coexistence on test at the validation's choice (Zipf 2): in-context 0.70 + 0.01 s
+    # (skill 0.40 + 0.02 s), in-weights 0.90 (skill (0.90 - 1/32) / (1 - 1/32) = 0.8968)
+    co = [x for x in t.values() if x.name.startswith("coexistence at Zipf 2.0")][0]
+    assert co.value == pytest.approx(0.44) and co.verdict == "met"
+    tables = icl.make_tables(cfg, summary, [])
+    assert [r[0] for r in tables["burstiness"]["rows"]] == [0.0, 0.9]
+    assert tables["zipf"]["rows"][0][1].startswith("0.970 [")
+    assert "copy_escape" not in tables
+    pytest.importorskip("matplotlib")
+    assert icl.plot_results(cfg, {"summary": summary, "copy": []}, tmp_path / "icl.png")
+    assert (tmp_path / "icl.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_copy_escape_rate_and_tables():
+    cfg = ICLConfig(seeds=(), copy_seeds=tuple(range(10)), copy=CopyConfig(shots=(0, 4)))
+    runs = []
+    for s in range(10):
+        escaped = s < 7
+        runs.append(
+            {
+                "seed": s,
+                "escaped": escaped,
+                "escape_step": 1000 + 250 * s if escaped else None,
+                "train_seconds": 1.0,
+                "history": [],
+                "few_shot": [
+                    {
+                        "shots": 0,
+                        "accuracy": 0.125,
+                        "shown_fraction": 0.0,
+                        "accuracy_shown": None,
+                        "accuracy_not_shown": 0.125,
+                    },
+                    {
+                        "shots": 4,
+                        "accuracy": 0.5 + 0.04 * escaped,
+                        "shown_fraction": 0.75,
+                        "accuracy_shown": 0.6,
+                        "accuracy_not_shown": 0.12,
+                    },
+                ],
+                "probes": {
+                    "trained_keys": 0.9 if escaped else 0.45,
+                    "unseen_keys": 0.3,
+                    "more_keys": None,
+                },
+            }
+        )
+    summary = icl.summarize(cfg, [], runs)
+    copy = summary["copy"]
+    assert copy["escaped"] == 7 and copy["escape_rate"]["mean"] == pytest.approx(0.7)
+    # Wilson interval of 7 of 10: [0.3968, 0.8922]
+    assert copy["escape_rate"]["ci95"] == pytest.approx([0.3968, 0.8922], abs=1e-3)
+    assert copy["probes"]["more_keys"] is None
+    (t,) = icl.check_targets(cfg, [], summary)
+    assert t.verdict == "inconclusive" and "7 of 10 seeds" in t.name
+    tables = icl.make_tables(cfg, summary, runs)
+    assert tables["copy_escape"]["rows"] == [[10, 7, "0.700 [0.397, 0.892]", "1750 (1000-2500)"]]
+    probes = {r[0]: r for r in tables["copy_probes"]["rows"]}
+    assert probes["keys as in training"][2] == "0.900 [0.900, 0.900]"  # escaped seeds only
+    acc = tables["accuracy"]
+    assert acc["columns"][:3] == ["condition", "prior pairs", "accuracy"]
+    assert acc["rows"][1][:2] == ["copy (bursty)", 4]
+    assert acc["rows"][1][2].startswith("0.528 [")
+
+
+def test_config_validation():
+    for bad in (
+        dict(seeds=(1, 1)),
+        dict(seeds=(-1,)),
+        dict(seeds=(), copy_seeds=()),
+        dict(p_bursty_grid=(0.0, 1.5)),
+        dict(zipf_grid=(-1.0,)),
+    ):
+        with pytest.raises(ValueError):
+            ICLConfig(**bad)
+    with pytest.raises(ValueError, match="more_distinct"):
+        CopyConfig(more_distinct=(4, 8))  # not more than training's 2-5
+    cfg = ICLConfig()
+    assert cfg.conditions() == [
+        (1.0, 0.0),
+        (1.0, 0.5),
+        (1.0, 0.9),
+        (1.0, 1.0),
+        (0.0, 0.9),
+        (2.0, 0.9),
+    ]  # (1, 0.9) once, in both sweeps
+
+
+# ------------------------------------------------------------------ the command
 def test_cli_quick_run(tmp_path, capsys, one_thread):
     out = tmp_path / "run"
-    code = main(["icl", "--quick", "--steps", "5", "--test-episodes", "40", "--out", str(out),
-                 "--progress", "off", "--no-plot", "--threads", "1", "--jobs", "2"])
+    code = main(
+        [
+            "icl",
+            "--quick",
+            "--steps",
+            "5",
+            "--copy-steps",
+            "5",
+            "--seeds",
+            "2",
+            "--copy-seeds",
+            "1",
+            "--out",
+            str(out),
+            "--progress",
+            "off",
+            "--no-plot",
+            "--threads",
+            "1",
+            "--workers",
+            "2",
+        ]
+    )
     assert code == 0
     text = capsys.readouterr().out
-    assert "| non-bursty | 15 |" in text and "| non-bursty control: accuracy" in text
+    assert "| p_bursty | in-context |" in text and "| copy (bursty) | 15 |" in text
+    assert "copy task: escape rate within 5 steps" in text
     res = read_results(out)
-    assert set(res["metrics"]["conditions"]) == {"bursty", "non-bursty"}
-    assert res["config"]["steps"] == 5 and res["metrics"]["jobs"] == 2
+    assert res["protocol"]["selection"] == "validation"
+    assert res["protocol"]["seeds"] == [10, 11]
+    m = res["metrics"]
+    assert len(m["tradeoff"]) == 2 * 2 and len(m["copy"]) == 1 and m["workers"] == 2
+    assert {(r["p_bursty"], r["seed"]) for r in m["tradeoff"]} == {
+        (0.0, 10),
+        (0.0, 11),
+        (0.9, 10),
+        (0.9, 11),
+    }
+    assert res["config"]["tradeoff"]["steps"] == 5 and res["config"]["copy"]["steps"] == 5
     assert {t["verdict"] for t in res["targets"]} <= {"met", "not met", "inconclusive"}
-    # both workers appended their records to the one metrics file
-    records = [json.loads(s) for s in (out / "metrics.jsonl").read_text().splitlines()]
-    assert {r["condition"] for r in records} == {"bursty", "non-bursty"}
+    assert all(len(t["ci95"]) == 2 for t in res["targets"])
+    # every finished run is in runs.jsonl; a rerun with the same settings trains nothing
+    lines = (out / "runs.jsonl").read_text().splitlines()
+    assert len(lines) == 5
+    assert (
+        main(
+            [
+                "icl",
+                "--quick",
+                "--steps",
+                "5",
+                "--copy-steps",
+                "5",
+                "--seeds",
+                "2",
+                "--copy-seeds",
+                "1",
+                "--out",
+                str(out),
+                "--progress",
+                "off",
+                "--no-plot",
+                "--threads",
+                "1",
+                "--workers",
+                "1",
+            ]
+        )
+        == 0
+    )
+    assert "(5 taken from an earlier run)" in capsys.readouterr().out
+    again = read_results(out)
+    assert again["metrics"]["tradeoff"] == m["tradeoff"] and again["targets"] == res["targets"]
 
 
-@pytest.mark.parametrize("argv", [["--steps", "0"], ["--threads", "0"], ["--lr", "-1"],
-                                  ["--jobs", "0"], ["--conditions", "bursty,zipf"],
-                                  ["--init-scale", "0"], ["--weight-decay", "-0.1"]])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--steps", "0"],
+        ["--threads", "0"],
+        ["--workers", "0"],
+        ["--p-bursty", "0,1.5"],
+        ["--zipf", "-1"],
+        ["--copy-steps", "0"],
+        ["--seeds", "0", "--copy-seeds", "0"],
+    ],
+)
 def test_cli_bad_arguments_exit_2(argv, tmp_path, capsys):
     assert main(["icl", "--out", str(tmp_path), *argv]) == 2
     err = capsys.readouterr().err

@@ -70,14 +70,16 @@ STAGES: dict[str, tuple[str, str]] = {
         "bag-of-words logistic regression. Test passages are other fortunes of the same "
         "collections, or other books of the same authors."),
     "icl": (
-        "In-context learning: accuracy against shots",
+        "In-context against in-weights learning (Chan et al. 2022); the copy task",
         "\"What if you don't have enough data to fine-tune?\" In-context learning passes a "
-        "few examples in the prompt \"without performing any updates to the parameters\": "
-        "zero-, one- and few-shot. A small GPT is trained on sequences of (key, label) pairs, "
-        "*bursty* (a key comes back within a sequence with the same label, as words and "
-        "topics do in real text) or *non-bursty*, and then scored with frozen weights on "
-        "mappings it never saw, with 0, 1, 2, 4, ... example pairs before the query. Only "
-        "the bursty model learns to read its context."),
+        "few examples in the prompt \"without performing any updates to the parameters\". "
+        "As Chan et al. (2022) test it: a small Transformer sees (item, label) pairs, noisy "
+        "exemplars of classes with fixed labels drawn from a Zipfian distribution, in "
+        "sequences that are *bursty* (the query's class fills half the context) with "
+        "probability p_bursty; it is then scored in context (classes never trained on, "
+        "labels given only in the prompt) and in weights (trained classes, an "
+        "uninformative prompt). The copy task (a fresh key -> label mapping per sequence) is "
+        "kept as one condition: how many seeds leave its plateau within the budget."),
     "rlhf": (
         "RLHF: supervised fine-tuning, reward model, PPO",
         "\"What if the concept of labelled data doesn't apply, e.g. chatbots?\" RLHF, the "
@@ -97,8 +99,8 @@ CAPTIONS = {
     "layerwise.png": "test accuracy against labelled examples per class, per arm",
     "lm_curve.png": "loss curve: bits per character against training steps",
     "authors.png": "test accuracy against labelled passages per author, per method",
-    "icl.png": "accuracy against shots (prior example pairs) with frozen weights; accuracy "
-               "during training",
+    "icl.png": "in-context and in-weights accuracy against burstiness and against the Zipf "
+               "exponent; the copy task's validation accuracy per seed during training",
     "rlhf_frontier.png": "true reward and win rate against KL to SFT (mean and 95% interval "
                          "over seeds): PPO over KL targets, DPO over beta, best-of-n over n, "
                          "and the exact optimum's curves",

@@ -46,8 +46,8 @@ def check_common(args: argparse.Namespace) -> None:
 #: (default sizes, --quick), as their docs state them. Without the C extension they refuse
 #: to start unless the user chose the numpy kernels (TINYTAPE_BACKEND=numpy).
 LONG_RUNNING: dict[str, tuple[float, float]] = {
-    "demo": (300, 60), "layerwise": (600, 60), "lm": (120, 20), "authors": (1200, 60),
-    "icl": (300, 60), "rlhf": (300, 60),
+    "demo": (600, 60), "layerwise": (600, 60), "lm": (120, 20), "authors": (1200, 60),
+    "icl": (900, 60), "rlhf": (900, 60),
 }
 #: How many times longer the numpy reference kernels take than C: CPU seconds of the stages
 #: of `demo --quick`, numpy over C, were 16x (layerwise), 6x (lm), 5x (authors), 6x (icl),

@@ -105,11 +105,12 @@ def _authors(quick: bool, out: str) -> list[list[str]]:
 
 
 def _icl(quick: bool, out: str) -> list[list[str]]:
-    # the full 6,000 steps per model (the two side by side, about 2 minutes): in-context
-    # learning emerges after 1,500-2,500 steps
-    size = ["--quick", "--steps", "60", "--test-episodes", "100"] if quick \
-        else ["--test-episodes", "500"]
-    return [["icl", *size, "--out", out]]
+    # the trade-off's two ends (p_bursty 0 and 0.9 at Zipf exponent 1) over 3 seeds, and the
+    # copy task over 2 seeds with a budget past its escape (1,500-2,500 steps): ~2 minutes
+    size = ["--quick", "--steps", "30", "--copy-steps", "30"] if quick \
+        else ["--seeds", "3", "--p-bursty", "0,0.9", "--zipf", "1", "--copy-seeds", "2",
+              "--copy-steps", "2500"]
+    return [["icl", *size, "--workers", "2", "--no-resume", "--out", out]]
 
 
 def _rlhf(quick: bool, out: str) -> list[list[str]]:

@@ -1,6 +1,6 @@
-"""In-context learning without any gradient update (issue #6, point 5).
+"""In-context learning without any gradient update (issues #6 and #15).
 
-Three pieces, usable on their own:
+Four pieces, usable on their own:
 
 * `PairTask`: a seeded generator of (key, label) sequences. Every sequence draws a fresh
   random key -> label mapping, so a label can only be known by reading an earlier pair with
@@ -10,22 +10,27 @@ Three pieces, usable on their own:
 * The harness: `build_prompt` (task description + k demonstrations + query),
   `score_candidates` (log-likelihood of each candidate continuation) and `frozen` (eval
   mode, `no_grad`, and a bit-for-bit check that no parameter or buffer changed).
-* The experiment: `run_icl` trains the same small GPT on bursty and on non-bursty
-  data and reports few-shot accuracy on held-out mappings against the number of pairs
-  shown before the query, split by whether the query's key was among them; it writes
-  results.json in the shared schema (tinytape.experiments.protocol).
+* The copy task over seeds: `run_copy_seed` trains a small GPT on bursty sequences and
+  reports when (whether) it leaves the plateau within the budget, the few-shot table on
+  held-out mappings and probes with unseen keys and with more distinct keys.
+* The experiment: `run_icl` runs Chan et al.'s in-context / in-weights trade-off
+  (tinytape.experiments.icl_classes) for every (Zipf exponent, p_bursty) condition and
+  seed, and the copy task for its seeds, in worker processes; it summarizes over seeds
+  (paired intervals), checks the targets and writes results.json in the shared schema
+  (tinytape.experiments.protocol).
 
 See docs/icl.md for the design decisions and the measured results.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -36,15 +41,21 @@ from ..models import GPT, GPTConfig
 from ..nn.module import Module
 from ..numeric import log_softmax
 from ..optim import make_optimizer, make_schedule
-from ..train.trainer import MetricsLogger, Trainer, TrainResult
+from ..train.trainer import MetricsLogger, Progress, Trainer, TrainResult
+from .icl_classes import TradeoffSettings, train_and_evaluate
 from .protocol import (
+    Interval,
     Protocol,
     Target,
     markdown_table,
+    mean_interval,
+    paired_interval,
     prepare_run_dir,
     proportion_interval,
     target,
     targets_table,
+    to_jsonable,
+    verdict,
     write_results,
 )
 
@@ -76,8 +87,10 @@ class Episodes:
 class PairTask:
     """Sequences of (key, label) pairs with a fresh random mapping per sequence.
 
-    Token layout: keys are 0..n_keys-1, labels n_keys..n_keys+n_labels-1, and the task
-    description is one token (`task_token`, also the start of every sequence).
+    Token layout: keys are 0..n_keys-1, then `unseen_keys` more keys that training never
+    draws (probes of whether the matching generalizes to keys never seen), labels
+    `label_offset`..`label_offset` + n_labels - 1, and the task description is one token
+    (`task_token`, also the start of every sequence).
     Bursty sequences pick `min_distinct`..`max_distinct` distinct keys (uniformly) and fill
     the `n_pairs` slots from them uniformly. Non-bursty sequences (the control) use
     `control`: "distinct" draws n_pairs different keys (no key ever recurs, so the context
@@ -91,34 +104,46 @@ class PairTask:
     min_distinct: int = 2
     max_distinct: int = 5
     control: str = "distinct"
+    unseen_keys: int = 0
 
     def __post_init__(self) -> None:
-        if self.n_keys < 1 or self.n_labels < 2 or self.n_pairs < 1:
-            raise ValueError(f"PairTask: need n_keys >= 1, n_labels >= 2, n_pairs >= 1, got "
-                             f"{self.n_keys}, {self.n_labels}, {self.n_pairs}")
+        if self.n_keys < 1 or self.n_labels < 2 or self.n_pairs < 1 or self.unseen_keys < 0:
+            raise ValueError(
+                f"PairTask: need n_keys >= 1, n_labels >= 2, n_pairs >= 1, "
+                f"unseen_keys >= 0, got {self.n_keys}, {self.n_labels}, "
+                f"{self.n_pairs}, {self.unseen_keys}"
+            )
         if not 1 <= self.min_distinct <= self.max_distinct <= self.n_keys:
-            raise ValueError("PairTask: need 1 <= min_distinct <= max_distinct <= n_keys, got "
-                             f"{self.min_distinct}, {self.max_distinct}, {self.n_keys}")
+            raise ValueError(
+                "PairTask: need 1 <= min_distinct <= max_distinct <= n_keys, got "
+                f"{self.min_distinct}, {self.max_distinct}, {self.n_keys}"
+            )
         if self.control not in ("distinct", "iid"):
-            raise ValueError(f"PairTask: control must be 'distinct' or 'iid', got "
-                             f"{self.control!r}")
+            raise ValueError(f"PairTask: control must be 'distinct' or 'iid', got {self.control!r}")
         if self.control == "distinct" and self.n_keys < self.n_pairs:
-            raise ValueError(f"PairTask: the 'distinct' control needs n_keys >= n_pairs, got "
-                             f"{self.n_keys} < {self.n_pairs}")
+            raise ValueError(
+                f"PairTask: the 'distinct' control needs n_keys >= n_pairs, got "
+                f"{self.n_keys} < {self.n_pairs}"
+            )
 
     # ------------------------------------------------------------ vocabulary
     @property
+    def label_offset(self) -> int:
+        """The token id of label 0 (after every key, the unseen ones too)."""
+        return self.n_keys + self.unseen_keys
+
+    @property
     def task_token(self) -> int:
-        return self.n_keys + self.n_labels
+        return self.label_offset + self.n_labels
 
     @property
     def vocab_size(self) -> int:
-        return self.n_keys + self.n_labels + 1
+        return self.label_offset + self.n_labels + 1
 
     @property
     def label_tokens(self) -> np.ndarray:
         """The token ids of the labels, in label order (the candidates when scoring)."""
-        return np.arange(self.n_keys, self.n_keys + self.n_labels)
+        return np.arange(self.label_offset, self.label_offset + self.n_labels)
 
     @property
     def context_length(self) -> int:
@@ -126,21 +151,45 @@ class PairTask:
         return 2 * self.n_pairs
 
     # ------------------------------------------------------------ sampling
-    def sample(self, n: int, rng: np.random.Generator, bursty: bool = True) -> Episodes:
-        """n sequences, each with its own fresh mapping (every key's label uniform)."""
-        mapping = rng.integers(0, self.n_labels, (n, self.n_keys))
-        if bursty:
-            distinct = rng.integers(self.min_distinct, self.max_distinct + 1, n)
-            # a random pool of `distinct` keys per row: the first columns of a permutation
-            pools = np.argsort(rng.random((n, self.n_keys)), axis=1)
-            slot = (rng.random((n, self.n_pairs)) * distinct[:, None]).astype(np.int64)
-            keys = np.take_along_axis(pools, slot, axis=1)
-        elif self.control == "distinct":
-            keys = np.argsort(rng.random((n, self.n_keys)), axis=1)[:, :self.n_pairs]
+    def sample(
+        self,
+        n: int,
+        rng: np.random.Generator,
+        bursty: bool = True,
+        keys: str = "trained",
+        distinct: tuple[int, int] | None = None,
+    ) -> Episodes:
+        """n sequences, each with its own fresh mapping (every key's label uniform).
+
+        keys: "trained" (0..n_keys-1) or "unseen" (the keys training never draws; bursty
+        only). distinct: (lo, hi) distinct keys per bursty sequence instead of
+        (min_distinct, max_distinct), e.g. more than training ever showed."""
+        if keys == "trained":
+            pool = np.arange(self.n_keys)
+        elif keys == "unseen":
+            pool = np.arange(self.n_keys, self.label_offset)
         else:
-            keys = rng.integers(0, self.n_keys, (n, self.n_pairs))
-        labels = np.take_along_axis(mapping, keys, axis=1)
-        return Episodes(keys.astype(np.int64), labels.astype(np.int64))
+            raise ValueError(f"sample: keys must be 'trained' or 'unseen', got {keys!r}")
+        lo, hi = distinct or (self.min_distinct, self.max_distinct)
+        if bursty and not 1 <= lo <= hi <= pool.size:
+            raise ValueError(
+                f"sample: need 1 <= distinct keys {lo}..{hi} <= {pool.size} ({keys} keys)"
+            )
+        if not bursty and keys != "trained":
+            raise ValueError("sample: the non-bursty control draws trained keys only")
+        mapping = rng.integers(0, self.n_labels, (n, self.label_offset))
+        if bursty:
+            count = rng.integers(lo, hi + 1, n)
+            # a random pool of `count` keys per row: the first columns of a permutation
+            pools = pool[np.argsort(rng.random((n, pool.size)), axis=1)]
+            slot = (rng.random((n, self.n_pairs)) * count[:, None]).astype(np.int64)
+            drawn = np.take_along_axis(pools, slot, axis=1)
+        elif self.control == "distinct":
+            drawn = np.argsort(rng.random((n, self.n_keys)), axis=1)[:, : self.n_pairs]
+        else:
+            drawn = rng.integers(0, self.n_keys, (n, self.n_pairs))
+        labels = np.take_along_axis(mapping, drawn, axis=1)
+        return Episodes(drawn.astype(np.int64), labels.astype(np.int64))
 
     def tokens(self, episodes: Episodes) -> np.ndarray:
         """(n, 1 + 2 n_pairs) token ids: TASK, k1, l1, k2, l2, ..."""
@@ -148,7 +197,7 @@ class PairTask:
         out = np.empty((n, 1 + 2 * p), dtype=np.int64)
         out[:, 0] = self.task_token
         out[:, 1::2] = episodes.keys
-        out[:, 2::2] = episodes.labels + self.n_keys
+        out[:, 2::2] = episodes.labels + self.label_offset
         return out
 
     def lm_batch(self, episodes: Episodes) -> tuple[np.ndarray, np.ndarray]:
@@ -188,8 +237,9 @@ def frozen(model: Module) -> Iterator[Module]:
         raise WeightsChangedError(f"weights changed during a frozen evaluation: {changed}")
 
 
-def build_prompt(task: Sequence[int], demos: Sequence[tuple[Sequence[int], Sequence[int]]],
-                 query: Sequence[int]) -> np.ndarray:
+def build_prompt(
+    task: Sequence[int], demos: Sequence[tuple[Sequence[int], Sequence[int]]], query: Sequence[int]
+) -> np.ndarray:
     """The prompt as token ids: task description, then each demonstration's input and
     output, then the query's input (zero-shot: no demos; one-shot: one; few-shot: k)."""
     parts = [np.asarray(task, dtype=np.int64).ravel()]
@@ -199,9 +249,12 @@ def build_prompt(task: Sequence[int], demos: Sequence[tuple[Sequence[int], Seque
     return np.concatenate(parts)
 
 
-def score_candidates(model: Module, prompts: Sequence[Sequence[int]] | np.ndarray,
-                     candidates: Sequence[Sequence[int]] | np.ndarray,
-                     batch_size: int = 512) -> np.ndarray:
+def score_candidates(
+    model: Module,
+    prompts: Sequence[Sequence[int]] | np.ndarray,
+    candidates: Sequence[Sequence[int]] | np.ndarray,
+    batch_size: int = 512,
+) -> np.ndarray:
     """Log-likelihood (n_prompts, n_candidates) of each candidate continuation of each prompt,
     with the weights frozen (see `frozen`). `model(ids)` must return logits (B, T, vocab)
     first, as GPT's forward does.
@@ -225,7 +278,7 @@ def score_candidates(model: Module, prompts: Sequence[Sequence[int]] | np.ndarra
     with frozen(model):
         for length, rows in by_len.items():
             for start in range(0, len(rows), batch_size):
-                idx = rows[start:start + batch_size]
+                idx = rows[start : start + batch_size]
                 block = np.stack([plist[i] for i in idx])
                 if single:
                     logp = log_softmax(model(block)[0].numpy()[:, -1, :])
@@ -233,14 +286,16 @@ def score_candidates(model: Module, prompts: Sequence[Sequence[int]] | np.ndarra
                     continue
                 for j, c in enumerate(cands):
                     ids = np.concatenate([block, np.broadcast_to(c, (len(idx), c.size))], axis=1)
-                    logp = log_softmax(model(ids[:, :-1])[0].numpy()[:, length - 1:, :])
+                    logp = log_softmax(model(ids[:, :-1])[0].numpy()[:, length - 1 :, :])
                     scores[idx, j] = np.take_along_axis(
-                        logp, np.broadcast_to(c, (len(idx), c.size))[:, :, None], 2).sum((1, 2))
+                        logp, np.broadcast_to(c, (len(idx), c.size))[:, :, None], 2
+                    ).sum((1, 2))
     return scores
 
 
-def few_shot_accuracy(model: Module, task: PairTask, episodes: Episodes,
-                      shots: Sequence[int] = SHOTS) -> dict[str, Any]:
+def few_shot_accuracy(
+    model: Module, task: PairTask, episodes: Episodes, shots: Sequence[int] = SHOTS
+) -> dict[str, Any]:
     """Accuracy for each number of prior pairs k: the prompt is the task token, pairs
     0..k-1 of each held-out episode as demonstrations and the key of pair k as the query;
     the prediction is the label whose token scores highest. Also split by whether the
@@ -250,18 +305,32 @@ def few_shot_accuracy(model: Module, task: PairTask, episodes: Episodes,
     for k in shots:
         if not 0 <= k < task.n_pairs:
             raise ValueError(f"few_shot_accuracy: shots must be in [0, {task.n_pairs}), got {k}")
-        prompts = [build_prompt([task.task_token],
-                                [([key], [lab + task.n_keys]) for key, lab in
-                                 zip(episodes.keys[i, :k], episodes.labels[i, :k])],
-                                [episodes.keys[i, k]]) for i in range(len(episodes))]
+        prompts = [
+            build_prompt(
+                [task.task_token],
+                [
+                    ([key], [lab + task.label_offset])
+                    for key, lab in zip(episodes.keys[i, :k], episodes.labels[i, :k])
+                ],
+                [episodes.keys[i, k]],
+            )
+            for i in range(len(episodes))
+        ]
         pred = score_candidates(model, prompts, task.label_tokens[:, None]).argmax(axis=1)
         correct = pred == episodes.labels[:, k]
         shown = shown_before[:, k]
-        rows.append({"shots": int(k), "n": int(correct.size), "accuracy": _mean(correct),
-                     "shown_fraction": _mean(shown),
-                     "n_shown": int(shown.sum()), "accuracy_shown": _mean(correct[shown]),
-                     "n_not_shown": int((~shown).sum()),
-                     "accuracy_not_shown": _mean(correct[~shown])})
+        rows.append(
+            {
+                "shots": int(k),
+                "n": int(correct.size),
+                "accuracy": _mean(correct),
+                "shown_fraction": _mean(shown),
+                "n_shown": int(shown.sum()),
+                "accuracy_shown": _mean(correct[shown]),
+                "n_not_shown": int((~shown).sum()),
+                "accuracy_not_shown": _mean(correct[~shown]),
+            }
+        )
     return {"rows": rows, "chance": 1.0 / task.n_labels}
 
 
@@ -278,27 +347,32 @@ def positionwise_accuracy(model: Module, task: PairTask, episodes: Episodes) -> 
         logits = model(x)[0].numpy()[:, 1::2, :][:, :, task.label_tokens]
     correct = logits.argmax(axis=-1) == episodes.labels
     shown = episodes.shown_before()
-    return {"acc_shown": _mean(correct[shown]), "acc_not_shown": _mean(correct[~shown]),
-            "acc_first": _mean(correct[:, 0])}
+    return {
+        "acc_shown": _mean(correct[shown]),
+        "acc_not_shown": _mean(correct[~shown]),
+        "acc_first": _mean(correct[:, 0]),
+    }
 
 
-# ====================================================================== experiment
+# ====================================================================== the copy task
 @dataclass
-class ICLConfig:
-    """Everything the experiment depends on (saved in results.json and config.json)."""
+class CopyConfig:
+    """The copy task (fresh key -> label mappings, bursty sequences), kept as one condition
+    beside the Chan et al. trade-off: its model, training and probes."""
 
     n_keys: int = 16
     n_labels: int = 8
     n_pairs: int = 16
     min_distinct: int = 2
     max_distinct: int = 5
-    control: str = "distinct"
+    unseen_keys: int = 8  # keys never drawn in training, for the unseen-keys probe
+    more_distinct: tuple[int, int] = (6, 10)  # distinct keys per probe sequence (training 2-5)
     d_model: int = 64
     n_layers: int = 2
     n_heads: int = 4
     positional: str = "relative"
     init_scale: float = 3.0  # multiplies GPT's initial weight matrices (std 0.02 -> 0.06)
-    steps: int = 6000
+    steps: int = 3000
     batch_size: int = 32
     lr: float = 5e-3
     min_lr: float = 1e-4
@@ -306,42 +380,68 @@ class ICLConfig:
     weight_decay: float = 0.0
     grad_clip: float = 1.0
     eval_every: int = 250
-    eval_episodes: int = 512  # for the progress metric during training
-    test_episodes: int = 2000  # for the final few-shot table
+    eval_episodes: int = 512  # validation probe: progress and the escape
+    test_episodes: int = 2000
+    escape_threshold: float = 0.55  # validation accuracy on shown keys above the plateau
     shots: tuple[int, ...] = SHOTS
-    seed: int = 0
-    conditions: tuple[str, ...] = ("bursty", "non-bursty")
 
     def __post_init__(self) -> None:
-        for name in ("steps", "batch_size", "test_episodes", "eval_episodes", "d_model",
-                     "n_layers", "n_heads"):
+        for name in (
+            "steps",
+            "batch_size",
+            "test_episodes",
+            "eval_episodes",
+            "d_model",
+            "n_layers",
+            "n_heads",
+        ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if not self.lr > 0 or not self.init_scale > 0:
-            raise ValueError(f"lr and init_scale must be positive, got {self.lr}, "
-                             f"{self.init_scale}")
+            raise ValueError(
+                f"lr and init_scale must be positive, got {self.lr}, {self.init_scale}"
+            )
         if not self.weight_decay >= 0 or self.warmup_steps < 0 or self.min_lr < 0:
-            raise ValueError(f"weight_decay, warmup_steps and min_lr must be at least 0, got "
-                             f"{self.weight_decay}, {self.warmup_steps}, {self.min_lr}")
-        bad = [c for c in self.conditions if c not in ("bursty", "non-bursty")]
-        if bad or not self.conditions:
-            raise ValueError(f"conditions: expected bursty and/or non-bursty, got "
-                             f"{self.conditions}")
+            raise ValueError(
+                f"weight_decay, warmup_steps and min_lr must be at least 0, got "
+                f"{self.weight_decay}, {self.warmup_steps}, {self.min_lr}"
+            )
+        lo, hi = self.more_distinct
+        if not self.max_distinct < lo <= hi <= self.n_keys:
+            raise ValueError(
+                f"more_distinct must be more keys than training's max_distinct "
+                f"{self.max_distinct} and at most n_keys {self.n_keys}, got "
+                f"{self.more_distinct}"
+            )
+        if not self.min_distinct <= self.unseen_keys:
+            raise ValueError(
+                f"unseen_keys must be at least min_distinct {self.min_distinct} "
+                f"(a probe sequence draws that many), got {self.unseen_keys}"
+            )
         self.eval_every = min(self.eval_every, self.steps)
+        self.task()  # validates the task's fields
 
     def task(self) -> PairTask:
-        return PairTask(self.n_keys, self.n_labels, self.n_pairs, self.min_distinct,
-                        self.max_distinct, self.control)
+        return PairTask(
+            self.n_keys,
+            self.n_labels,
+            self.n_pairs,
+            self.min_distinct,
+            self.max_distinct,
+            "iid",
+            self.unseen_keys,
+        )
 
     def model_config(self) -> GPTConfig:
         t = self.task()
-        return GPTConfig(vocab_size=t.vocab_size, context_length=t.context_length,
-                         d_model=self.d_model, n_layers=self.n_layers, n_heads=self.n_heads,
-                         positional=self.positional)
-
-
-QUICK: dict[str, Any] = dict(steps=400, eval_every=100, eval_episodes=256, test_episodes=400,
-                             warmup_steps=50)
+        return GPTConfig(
+            vocab_size=t.vocab_size,
+            context_length=t.context_length,
+            d_model=self.d_model,
+            n_layers=self.n_layers,
+            n_heads=self.n_heads,
+            positional=self.positional,
+        )
 
 
 def scale_init(model: Module, scale: float) -> None:
@@ -352,23 +452,27 @@ def scale_init(model: Module, scale: float) -> None:
             p.data[...] = p.data * np.float32(scale)
 
 
-def train_condition(cfg: ICLConfig, bursty: bool, metrics: MetricsLogger | None = None,
-                    progress: bool | str | None = None) -> tuple[GPT, TrainResult]:
-    """Train a fresh GPT (the same initial weights for both conditions) on bursty or
-    non-bursty sequences for cfg.steps steps with the shared Trainer; every cfg.eval_every
-    steps it logs `positionwise_accuracy` on held-out *bursty* sequences (the same ones for
-    both conditions)."""
+def train_copy(
+    cfg: CopyConfig,
+    seed: int,
+    metrics: MetricsLogger | None = None,
+    progress: bool | str | None = None,
+) -> tuple[GPT, TrainResult]:
+    """Train a fresh GPT on bursty copy sequences for cfg.steps steps with the shared
+    Trainer; every cfg.eval_every steps it logs `positionwise_accuracy` on the validation
+    probe (bursty sequences of their own seed stream)."""
     task = cfg.task()
-    model = GPT(cfg.model_config(), generator=cfg.seed)
+    model = GPT(cfg.model_config(), generator=seed)
     if cfg.init_scale != 1.0:
         scale_init(model, cfg.init_scale)
     opt = make_optimizer(model, "adamw", lr=cfg.lr, weight_decay=cfg.weight_decay)
-    sched = make_schedule(opt, cfg.steps, cfg.warmup_steps,
-                          min_lr_ratio=min(cfg.min_lr / cfg.lr, 1.0))
-    probe = task.sample(cfg.eval_episodes, np.random.default_rng([cfg.seed, 2]), bursty=True)
+    sched = make_schedule(
+        opt, cfg.steps, cfg.warmup_steps, min_lr_ratio=min(cfg.min_lr / cfg.lr, 1.0)
+    )
+    probe = task.sample(cfg.eval_episodes, np.random.default_rng([seed, 2]))
 
     def sample(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
-        return task.lm_batch(task.sample(n, rng, bursty))
+        return task.lm_batch(task.sample(n, rng))
 
     def loss_fn(batch: tuple[np.ndarray, np.ndarray], rng: np.random.Generator) -> Any:
         return model(batch[0], batch[1], ignore_index=IGNORE_INDEX)[1]
@@ -377,170 +481,527 @@ def train_condition(cfg: ICLConfig, bursty: bool, metrics: MetricsLogger | None 
         acc = positionwise_accuracy(model, task, probe)
         return {k: float("nan") if v is None else v for k, v in acc.items()}
 
-    name = "bursty" if bursty else "non-bursty"
-    trainer = Trainer(model, opt, sample, steps=cfg.steps, loss_fn=loss_fn,
-                      batch_size=cfg.batch_size, seed=cfg.seed, scheduler=sched,
-                      clip_grad_norm=cfg.grad_clip if cfg.grad_clip > 0 else None,
-                      eval_fn=eval_fn, eval_every=cfg.eval_every,
-                      log_every=min(50, cfg.eval_every), metrics=metrics, progress=progress,
-                      name=name)
+    trainer = Trainer(
+        model,
+        opt,
+        sample,
+        steps=cfg.steps,
+        loss_fn=loss_fn,
+        batch_size=cfg.batch_size,
+        seed=seed,
+        scheduler=sched,
+        clip_grad_norm=cfg.grad_clip if cfg.grad_clip > 0 else None,
+        eval_fn=eval_fn,
+        eval_every=cfg.eval_every,
+        log_every=min(50, cfg.eval_every),
+        metrics=metrics,
+        progress=progress,
+        name=f"copy seed {seed}",
+    )
     return model, trainer.fit()
 
 
-def run_condition(cfg: ICLConfig, condition: str, metrics_path: str | None = None,
-                  progress: bool | str | None = None, threads: int | None = None
-                  ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Train and evaluate one condition ("bursty" or "non-bursty"): its results entry and
-    its evaluation history. A top-level function so that it can run in a worker process."""
-    if condition not in ("bursty", "non-bursty"):
-        raise ValueError(f"unknown condition {condition!r} (bursty or non-bursty)")
+def copy_probes(model: Module, cfg: CopyConfig, seed: int) -> dict[str, float | None]:
+    """Accuracy on queries whose key was shown earlier in the sequence (one causal pass
+    over test sequences of their own seed streams): keys as in training, keys training
+    never drew, and more distinct keys per sequence than training ever had."""
+    task = cfg.task()
+    n = cfg.test_episodes
+    sets = {
+        "trained_keys": task.sample(n, np.random.default_rng([seed, 5])),
+        "unseen_keys": task.sample(n, np.random.default_rng([seed, 6]), keys="unseen"),
+        "more_keys": task.sample(n, np.random.default_rng([seed, 7]), distinct=cfg.more_distinct),
+    }
+    return {name: positionwise_accuracy(model, task, ep)["acc_shown"] for name, ep in sets.items()}
+
+
+def run_copy_seed(
+    cfg: CopyConfig, seed: int, threads: int | None = None, progress: bool | str | None = None
+) -> dict[str, Any]:
+    """Train the copy model of one seed and evaluate it: the escape step (the first
+    validation-probe accuracy on shown keys above cfg.escape_threshold, or None within the
+    budget), the few-shot table on test mappings and the probes. A top-level function so
+    that a worker process can run it."""
     if threads is not None:
         set_num_threads(threads)
-    task = cfg.task()
-    bursty = condition == "bursty"
-    logger = MetricsLogger(metrics_path, {"condition": condition}, keep=True)
-    model, fit = train_condition(cfg, bursty, logger, progress)
-    test = task.sample(cfg.test_episodes, np.random.default_rng([cfg.seed, 3]), bursty=True)
-    t0 = time.perf_counter()
-    table = few_shot_accuracy(model, task, test, cfg.shots)
-    entry = {**table, "steps": fit.step, "train_seconds": fit.seconds,
-             "seconds_per_step": fit.seconds / max(fit.step, 1),
-             "eval_seconds": time.perf_counter() - t0, "final_probe": fit.last_eval,
-             "train_data": data_statistics(task, bursty, cfg.seed)}
-    return entry, [r for r in logger.records if r.get("event") == "eval"]
+    logger = MetricsLogger(None, {"seed": seed}, keep=True)
+    model, fit = train_copy(cfg, seed, logger, progress)
+    history = [
+        {"step": r["step"], "acc_shown": r["acc_shown"], "acc_not_shown": r["acc_not_shown"]}
+        for r in logger.records
+        if r.get("event") == "eval"
+    ]
+    escape = next((h["step"] for h in history if h["acc_shown"] > cfg.escape_threshold), None)
+    test = cfg.task().sample(cfg.test_episodes, np.random.default_rng([seed, 3]))
+    return {
+        "seed": seed,
+        "escape_step": escape,
+        "escaped": escape is not None,
+        "train_seconds": fit.seconds,
+        "history": history,
+        "few_shot": few_shot_accuracy(model, cfg.task(), test, cfg.shots)["rows"],
+        "probes": copy_probes(model, cfg, seed),
+    }
 
 
-def run_icl(cfg: ICLConfig, out_dir: str | os.PathLike | None = None,
-            progress: bool | str | None = None, jobs: int = 1) -> dict[str, Any]:
-    """Train one model per condition (in `jobs` processes), evaluate each with
-    `few_shot_accuracy` on the same held-out bursty episodes and check the targets. With
-    out_dir: metrics.jsonl (the Trainer's records, each with its "condition") and
-    results.json (the shared schema). Returns {"config", "metrics", "targets", "tables",
-    "history"} (the evaluation histories, also in metrics.jsonl)."""
-    task = cfg.task()
-    for condition in cfg.conditions:
-        if condition not in ("bursty", "non-bursty"):
-            raise ValueError(f"unknown condition {condition!r} (bursty or non-bursty)")
-    config = {**asdict(cfg), "shots": list(cfg.shots), "conditions": list(cfg.conditions)}
-    path = None
+# ====================================================================== the experiment
+@dataclass
+class ICLConfig:
+    """Everything the experiment depends on (saved in results.json and config.json).
+
+    The trade-off runs every (zipf_exponent, p_bursty) condition of the two sweeps (the
+    burstiness sweep at Zipf exponent `zipf_at`, the Zipf sweep at `p_bursty_at`) for every
+    seed in `seeds`; the copy task runs for every seed in `copy_seeds`. Development used
+    seeds 0-2; the reported seeds are others."""
+
+    seeds: tuple[int, ...] = tuple(range(10, 15))
+    p_bursty_grid: tuple[float, ...] = (0.0, 0.5, 0.9, 1.0)
+    zipf_at: float = 1.0
+    zipf_grid: tuple[float, ...] = (0.0, 1.0, 2.0)
+    p_bursty_at: float = 0.9
+    tradeoff: TradeoffSettings = field(default_factory=TradeoffSettings)
+    copy_seeds: tuple[int, ...] = tuple(range(10, 20))
+    copy: CopyConfig = field(default_factory=CopyConfig)
+    coexist_bound: float = 0.25  # both skills at least this far from chance to perfect
+
+    def __post_init__(self) -> None:
+        for name in ("seeds", "copy_seeds"):
+            seeds = getattr(self, name)
+            if any(s < 0 for s in seeds) or len(set(seeds)) != len(seeds):
+                raise ValueError(f"{name} must be distinct integers >= 0, got {seeds}")
+        if not self.seeds and not self.copy_seeds:
+            raise ValueError("seeds: nothing to run (no trade-off seeds and no copy seeds)")
+        for p in (*self.p_bursty_grid, self.p_bursty_at):
+            if not 0.0 <= p <= 1.0:
+                raise ValueError(f"p_bursty must be in [0, 1], got {p}")
+        for z in (*self.zipf_grid, self.zipf_at):
+            if not z >= 0:
+                raise ValueError(f"zipf_exponent must be >= 0, got {z}")
+
+    def conditions(self) -> list[tuple[float, float]]:
+        """The (zipf_exponent, p_bursty) pairs of both sweeps, each once."""
+        pairs = [(self.zipf_at, p) for p in self.p_bursty_grid]
+        pairs += [(z, self.p_bursty_at) for z in self.zipf_grid]
+        return list(dict.fromkeys(pairs))
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_jsonable(asdict(self))
+
+
+def quick_config(**overrides: Any) -> ICLConfig:
+    """A version that runs in about a minute on 2 cores (same schema, tiny budgets)."""
+    base: dict[str, Any] = dict(
+        seeds=(10, 11),
+        copy_seeds=(10, 11),
+        p_bursty_grid=(0.0, 0.9),
+        zipf_grid=(1.0,),
+        tradeoff=TradeoffSettings(steps=150, eval_sequences=300, n_classes=128),
+        copy=CopyConfig(
+            steps=150, eval_every=50, eval_episodes=128, test_episodes=200, warmup_steps=20
+        ),
+    )
+    return ICLConfig(**{**base, **overrides})
+
+
+def _run_job(job: tuple[Any, ...]) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    kind, cfg, threads, *key = job
+    if kind == "copy":
+        return (kind, *key), run_copy_seed(cfg.copy, key[0], threads, "off")
+    zipf, p_bursty, seed = key
+    return (kind, *key), train_and_evaluate(cfg.tradeoff, zipf, p_bursty, seed, threads=threads)
+
+
+RUNS_FILE = "runs.jsonl"
+
+
+def run_icl(
+    cfg: ICLConfig,
+    out_dir: str | os.PathLike | None = None,
+    progress: bool | str | None = None,
+    workers: int = 1,
+    resume: bool = True,
+) -> dict[str, Any]:
+    """Run every trade-off (condition, seed) and every copy seed, in `workers` processes,
+    then summarize over seeds. With out_dir: each finished run's record is appended to
+    runs.jsonl as it ends (with resume, a rerun with the same config skips those), then
+    results.json in the shared schema. Returns {"config", "metrics", "targets", "tables",
+    "protocol"}."""
+    if workers < 1:
+        raise ValueError(f"workers must be at least 1, got {workers}")
+    threads = get_num_threads()
+    # the trade-off first, seed by seed (an interrupted run keeps whole seeds), then the copy
+    jobs: list[tuple[Any, ...]] = [
+        ("tradeoff", cfg, threads, z, p, s) for s in cfg.seeds for z, p in cfg.conditions()
+    ]
+    jobs += [("copy", cfg, threads, s) for s in cfg.copy_seeds]
+    done: dict[tuple[Any, ...], dict[str, Any]] = {}
+    runs_path = None
     if out_dir is not None:
-        prepare_run_dir(out_dir, config, resume=False,
-                        outputs=("metrics.jsonl", "results.json", "icl.png"))
-        path = os.path.join(out_dir, "metrics.jsonl")
-    metrics: dict[str, Any] = {"vocab_size": task.vocab_size, "jobs": jobs, "conditions": {}}
-    t0 = time.perf_counter()
-    if jobs > 1 and len(cfg.conditions) > 1:
+        runs_path = os.path.join(out_dir, RUNS_FILE)
+        if prepare_run_dir(
+            out_dir, cfg.to_dict(), resume=resume, outputs=(RUNS_FILE, "results.json", "icl.png")
+        ):
+            with open(runs_path, encoding="utf-8") as f:
+                for line in f:
+                    rec = json.loads(line)
+                    done[tuple(rec["job"])] = rec["record"]
+    todo = [j for j in jobs if (j[0], *j[3:]) not in done]
+    t0, c0 = time.perf_counter(), _cpu_seconds()
+    bar = Progress(
+        len(todo), "icl runs", progress if isinstance(progress, str) else None, unit="runs"
+    )
+
+    def collect(out: tuple[tuple[Any, ...], dict[str, Any]]) -> None:
+        done[out[0]] = out[1]
+        if runs_path is not None:
+            with open(runs_path, "a", encoding="utf-8") as f:
+                f.write(json.dumps(to_jsonable({"job": out[0], "record": out[1]})) + "\n")
+        bar.update(1)
+
+    if workers == 1 or len(todo) < 2:
+        for job in todo:
+            collect(_run_job(job))
+    else:
+        import concurrent.futures as cf
         import multiprocessing as mp
 
         ctx = mp.get_context("spawn")  # no fork of a process that may hold OpenMP threads
-        with ctx.Pool(min(jobs, len(cfg.conditions))) as pool:
-            outs = pool.starmap(run_condition, [(cfg, c, path, "off", get_num_threads())
-                                                for c in cfg.conditions])
-    else:
-        outs = [run_condition(cfg, c, path, progress) for c in cfg.conditions]
-    history: list[dict[str, Any]] = []
-    for condition, (entry, hist) in zip(cfg.conditions, outs):
-        metrics["conditions"][condition] = entry
-        history += hist
-    metrics["wall_seconds"] = time.perf_counter() - t0
-    targets = check_targets(metrics)
-    tables = {"accuracy": {
-        "caption": f"accuracy on held-out mappings with frozen weights (chance "
-                   f"{1 / cfg.n_labels:.3f}), with the 95% Wilson interval over the "
-                   f"{cfg.test_episodes} test episodes (one training seed)",
-        "columns": ["condition", "prior pairs", "accuracy", "query key shown",
-                    "acc. (shown)", "acc. (not shown)"],
-        "rows": table_rows(metrics)}}
+        with cf.ProcessPoolExecutor(min(workers, len(todo)), mp_context=ctx) as pool:
+            for fut in cf.as_completed([pool.submit(_run_job, j) for j in todo]):
+                collect(fut.result())
+    bar.close()
+    ordered = [done[(j[0], *j[3:])] for j in jobs]
+    return finish(
+        cfg,
+        [r for j, r in zip(jobs, ordered) if j[0] == "tradeoff"],
+        [r for j, r in zip(jobs, ordered) if j[0] == "copy"],
+        out_dir,
+        {
+            "wall_seconds": time.perf_counter() - t0,
+            "cpu_seconds": _cpu_seconds() - c0,
+            "workers": workers,
+            "threads": threads,
+            "resumed_runs": len(jobs) - len(todo),
+        },
+    )
+
+
+def finish(
+    cfg: ICLConfig,
+    tradeoff_runs: list[dict[str, Any]],
+    copy_runs: list[dict[str, Any]],
+    out_dir: str | os.PathLike | None = None,
+    timing: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Summarize the runs over seeds, check the targets, build the tables and (with
+    out_dir) write results.json; the runs' own records go into metrics unchanged."""
+    metrics: dict[str, Any] = {"tradeoff": tradeoff_runs, "copy": copy_runs, **(timing or {})}
+    metrics["summary"] = summarize(cfg, tradeoff_runs, copy_runs)
+    targets = check_targets(cfg, tradeoff_runs, metrics["summary"])
+    tables = make_tables(cfg, metrics["summary"], copy_runs)
+    per_split = cfg.tradeoff.eval_sequences * 3
     protocol = Protocol(
-        splits={"test episodes (held-out mappings)": cfg.test_episodes,
-                "probe episodes (progress only)": cfg.eval_episodes},
-        seeds=[cfg.seed], tuned={},
-        notes="Every training sequence draws a fresh mapping, so test mappings are unseen; "
-              "nothing is chosen on the probe (the last step is scored); one training seed: "
-              "the intervals are over test episodes only (issue 15 adds seeds).")
+        splits={
+            "validation sequences per trade-off run": per_split,
+            "test sequences per trade-off run": per_split,
+            "copy validation probe episodes": cfg.copy.eval_episodes,
+            "copy test episodes per probe": cfg.copy.test_episodes,
+        },
+        seeds=sorted(set(cfg.seeds) | set(cfg.copy_seeds)),
+        tuned={
+            "trade-off lr, steps, model and task size": "validation, seed 0",
+            "Zipf exponent of the coexistence target": "validation, these seeds",
+            "copy-task escape (first probe above the threshold)": "validation probe",
+        },
+        notes="Held-out classes are split in two: in-context validation sequences use one "
+        "half, test sequences the other, and every split has its own random stream; "
+        "test is scored once, at the end of each run. Intervals are t intervals over "
+        "seeds, paired where two conditions are compared (every condition of a seed "
+        "shares its world, initial weights and data stream); the escape rate's is a "
+        "Wilson interval. The copy task's settings are issue 6's (developed on its "
+        "validation probe, seeds 0-2); its step budget was set for time, not tuned.",
+    )
+    config = cfg.to_dict()
     if out_dir is not None:
         write_results(out_dir, "icl", config, protocol, metrics, targets, tables)
-    return {"config": config, "metrics": metrics, "targets": targets, "tables": tables,
-            "protocol": protocol, "history": history}
+    return {
+        "config": config,
+        "metrics": metrics,
+        "targets": targets,
+        "tables": tables,
+        "protocol": protocol,
+    }
 
 
-def _iv(p: float | None, n: int):
-    return proportion_interval(int(round((p or 0.0) * n)), n) if n else None
+def _cpu_seconds() -> float:
+    """CPU time (user + system) of this process and its finished children (the workers)."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
 
 
-def table_rows(metrics: dict[str, Any]) -> list[list[Any]]:
-    """One row per condition and number of prior pairs: accuracy [interval], the fraction of
-    queries whose key was shown, and the accuracy of each part."""
-    rows = []
-    for cond, res in metrics["conditions"].items():
-        for r in res["rows"]:
-            iv = _iv(r["accuracy"], r["n"])
-            rows.append([cond, r["shots"], iv.format(3) if iv else "-", r["shown_fraction"],
-                         r["accuracy_shown"], r["accuracy_not_shown"]])
-    return rows
+# ====================================================================== summaries
+def skill(accuracy: float, chance: float) -> float:
+    """Accuracy rescaled so chance is 0 and perfect 1."""
+    return (accuracy - chance) / (1.0 - chance)
 
 
-def data_statistics(task: PairTask, bursty: bool, seed: int, n: int = 4096) -> dict[str, float]:
-    """How often a label is predictable from the context in the training data."""
-    ep = task.sample(n, np.random.default_rng([seed, 4]), bursty)
-    distinct = np.array([np.unique(r).size for r in ep.keys])
-    return {"shown_fraction": float(ep.shown_before().mean()),
-            "mean_distinct_keys": float(distinct.mean())}
-
-
-def check_targets(metrics: dict[str, Any]) -> list[Target]:
-    """The issue's targets, each an accuracy (or a difference of two) with its 95% interval
-    over the test episodes: bursty zero-shot <= 0.15; bursty accuracy >= 0.65 at every
-    k >= 4 (the worst such k) and >= 0.85 on shown keys; rising from 0 shots to the most;
-    the non-bursty control <= 0.20 at every k (the best such k)."""
-    out: list[Target] = []
-    conds = metrics["conditions"]
-    if "bursty" in conds:
-        rows = {r["shots"]: r for r in conds["bursty"]["rows"]}
-        if 0 in rows:
-            out.append(target("bursty, 0 shots: accuracy (at most 0.15)",
-                              _iv(rows[0]["accuracy"], rows[0]["n"]), 0.15,
-                              higher_is_better=False))
-        many = [r for k, r in rows.items() if k >= 4]
-        if many:
-            worst = min(many, key=lambda r: r["accuracy"])
-            out.append(target(f"bursty, >= 4 shots: accuracy (worst k = {worst['shots']}; at "
-                              f"least 0.65)", _iv(worst["accuracy"], worst["n"]), 0.65))
-            shown = [r for r in many if r["accuracy_shown"] is not None]
-            if shown:
-                w = min(shown, key=lambda r: r["accuracy_shown"])
-                out.append(target(f"bursty, >= 4 shots, key shown: accuracy (worst k = "
-                                  f"{w['shots']}; at least 0.85)",
-                                  _iv(w["accuracy_shown"], w["n_shown"]), 0.85))
-        ks = sorted(rows)
-        if len(ks) > 1:
-            lo, hi = rows[ks[0]], rows[ks[-1]]
-            a, b = _iv(hi["accuracy"], hi["n"]), _iv(lo["accuracy"], lo["n"])
-            half = math.hypot(a.hi - a.mean, b.hi - b.mean)  # independent-sample bound
-            diff = a.mean - b.mean
-            out.append(Target(f"bursty: accuracy at {ks[-1]} minus at {ks[0]} shots (above 0)",
-                              diff, (diff - half, diff + half), 0.0,
-                              "met" if diff - half > 0 else "not met" if diff + half < 0
-                              else "inconclusive"))
-    if "non-bursty" in conds:
-        best = max(conds["non-bursty"]["rows"], key=lambda r: r["accuracy"])
-        out.append(target(f"non-bursty control: accuracy (best k = {best['shots']}; at most "
-                          f"0.20)", _iv(best["accuracy"], best["n"]), 0.20,
-                          higher_is_better=False))
+def _by_condition(
+    runs: Sequence[dict[str, Any]], split: str
+) -> dict[tuple[float, float], dict[int, dict[str, float]]]:
+    out: dict[tuple[float, float], dict[int, dict[str, float]]] = {}
+    for r in runs:
+        out.setdefault((r["zipf_exponent"], r["p_bursty"]), {})[r["seed"]] = r[split]
     return out
 
 
+def _interval(values: Sequence[float]) -> dict[str, Any]:
+    return mean_interval(values).to_dict()
+
+
+def summarize(
+    cfg: ICLConfig, tradeoff_runs: Sequence[dict[str, Any]], copy_runs: Sequence[dict[str, Any]]
+) -> dict[str, Any]:
+    """Per condition and split, each accuracy's mean [95% t interval] over seeds; the
+    Zipf exponent where in-context and in-weights skills coexist best on validation; the
+    copy task's escape rate [Wilson interval] and its probes over seeds."""
+    out: dict[str, Any] = {
+        "conditions": [],
+        "chance": {"in_context": 0.5, "in_weights": 1.0 / cfg.tradeoff.n_labels},
+    }
+    for split in ("validation", "test"):
+        for (z, p), by_seed in _by_condition(tradeoff_runs, split).items():
+            seeds = sorted(by_seed)
+            entry = {"split": split, "zipf_exponent": z, "p_bursty": p, "seeds": seeds}
+            for key in ("in_context", "in_weights", "in_weights_uniform"):
+                entry[key] = _interval([by_seed[s][key] for s in seeds])
+            out["conditions"].append(entry)
+    best = None
+    val = _by_condition(tradeoff_runs, "validation")
+    for z in cfg.zipf_grid:
+        runs = val.get((z, cfg.p_bursty_at))
+        if runs:
+            score = float(np.mean([_coexistence(cfg, r) for r in runs.values()]))
+            if best is None or score > best[1]:
+                best = (z, score)
+    out["coexist_zipf_exponent"] = None if best is None else best[0]
+    if copy_runs:
+        escaped = [r for r in copy_runs if r["escaped"]]
+        rate = proportion_interval(len(escaped), len(copy_runs))
+        steps = [r["escape_step"] for r in escaped]
+        probes = {}
+        for name in copy_runs[0]["probes"]:
+            vals = [r["probes"][name] for r in copy_runs if r["probes"][name] is not None]
+            probes[name] = _interval(vals) if vals else None
+        out["copy"] = {
+            "escape_rate": rate.to_dict(),
+            "escaped": len(escaped),
+            "seeds": len(copy_runs),
+            "budget_steps": cfg.copy.steps,
+            "escape_steps": steps,
+            "probes": probes,
+        }
+    return out
+
+
+def _coexistence(cfg: ICLConfig, acc: dict[str, float]) -> float:
+    """The smaller of the in-context and in-weights skills (0 chance, 1 perfect)."""
+    return min(skill(acc["in_context"], 0.5), skill(acc["in_weights"], 1 / cfg.tradeoff.n_labels))
+
+
+def _test_values(
+    cfg: ICLConfig, runs: Sequence[dict[str, Any]], zipf: float, p: float, key: str
+) -> dict[int, float]:
+    return {s: a[key] for s, a in _by_condition(runs, "test").get((zipf, p), {}).items()}
+
+
+def _paired(a: dict[int, float], b: dict[int, float]) -> Interval | None:
+    seeds = sorted(set(a) & set(b))
+    return paired_interval([a[s] for s in seeds], [b[s] for s in seeds]) if seeds else None
+
+
+def check_targets(
+    cfg: ICLConfig, tradeoff_runs: Sequence[dict[str, Any]], summary: dict[str, Any]
+) -> list[Target]:
+    """The issue's targets on test, each with its 95% interval over seeds (paired where two
+    conditions are compared): in-context learning emerges under bursty training (above the
+    2-way chance 0.5, and above the non-bursty model's); in-weights learning dominates
+    without burstiness (in-weights above in-context accuracy at the lowest p_bursty, and
+    above the bursty model's in-weights accuracy); both coexist (the smaller skill above
+    `coexist_bound`) at the Zipf exponent chosen on validation; the copy task's escape
+    rate (at least half the seeds)."""
+    out: list[Target] = []
+    z, pb, p0 = cfg.zipf_at, cfg.p_bursty_at, min(cfg.p_bursty_grid)
+    icl_b = _test_values(cfg, tradeoff_runs, z, pb, "in_context")
+    icl_0 = _test_values(cfg, tradeoff_runs, z, p0, "in_context")
+    iwl_b = _test_values(cfg, tradeoff_runs, z, pb, "in_weights")
+    iwl_0 = _test_values(cfg, tradeoff_runs, z, p0, "in_weights")
+    if icl_b:
+        out.append(
+            target(
+                f"in-context accuracy, p_bursty {pb}, Zipf {z} (above the 2-way chance 0.5)",
+                mean_interval(list(icl_b.values())),
+                0.5,
+            )
+        )
+    pairs = [
+        (f"in-context accuracy: p_bursty {pb} minus {p0} (Zipf {z}; above 0)", icl_b, icl_0),
+        (f"p_bursty {p0}: in-weights minus in-context accuracy (Zipf {z}; above 0)", iwl_0, icl_0),
+        (f"in-weights accuracy: p_bursty {p0} minus {pb} (Zipf {z}; above 0)", iwl_0, iwl_b),
+    ]
+    for name, a, b in pairs if p0 != pb else []:
+        iv = _paired(a, b)
+        if iv is not None:
+            out.append(target(name, iv, 0.0))
+    ze = summary.get("coexist_zipf_exponent")
+    if ze is not None:
+        runs = _by_condition(tradeoff_runs, "test").get((ze, pb), {})
+        if runs:
+            vals = [_coexistence(cfg, a) for a in runs.values()]
+            out.append(
+                target(
+                    f"coexistence at Zipf {ze} (chosen on validation), p_bursty "
+                    f"{pb}: min(in-context, in-weights skill) (at least "
+                    f"{cfg.coexist_bound})",
+                    mean_interval(vals),
+                    cfg.coexist_bound,
+                )
+            )
+    copy = summary.get("copy")
+    if copy:
+        r = copy["escape_rate"]
+        out.append(
+            Target(
+                f"copy task: escape rate within {copy['budget_steps']} steps "
+                f"({copy['escaped']} of {copy['seeds']} seeds; at least 0.5)",
+                r["mean"],
+                tuple(r["ci95"]),
+                0.5,
+                verdict(r["ci95"][0], r["ci95"][1], 0.5),
+            )
+        )
+    return out
+
+
+def _fmt(iv: dict[str, Any] | None, digits: int = 3) -> str:
+    if iv is None:
+        return "n/a"
+    lo, hi = iv["ci95"]
+    if lo is None or (isinstance(lo, float) and math.isnan(lo)):
+        return f"{iv['mean']:.{digits}f}"
+    return f"{iv['mean']:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
+
+
+def make_tables(
+    cfg: ICLConfig, summary: dict[str, Any], copy_runs: Sequence[dict[str, Any]]
+) -> dict[str, dict[str, Any]]:
+    """The result tables: the trade-off against burstiness and against the Zipf exponent
+    (test), the copy task's escape, probes and few-shot accuracy."""
+    tables: dict[str, dict[str, Any]] = {}
+    test = [c for c in summary["conditions"] if c["split"] == "test"]
+    cols = ["in-context", "in-weights", "in-weights (uniform queries)"]
+    chance = f"chance 0.5 in context (2-way), {summary['chance']['in_weights']:.3f} in weights"
+    for name, label, sweep, fixed, fixed_name in (
+        ("burstiness", "p_bursty", cfg.p_bursty_grid, cfg.zipf_at, "zipf_exponent"),
+        ("zipf", "zipf_exponent", cfg.zipf_grid, cfg.p_bursty_at, "p_bursty"),
+    ):
+        rows = []
+        for v in sweep:
+            c = next((c for c in test if c[label] == v and c[fixed_name] == fixed), None)
+            if c is not None:
+                rows.append(
+                    [v, _fmt(c["in_context"]), _fmt(c["in_weights"]), _fmt(c["in_weights_uniform"])]
+                )
+        if rows:
+            n = len(test[0]["seeds"])
+            what = "burstiness" if name == "burstiness" else "Zipf exponent"
+            tables[name] = {
+                "caption": f"test accuracy against {what} ({fixed_name} {fixed}), mean [95% "
+                f"t interval] over {n} seeds; {chance}",
+                "columns": [label, *cols],
+                "rows": rows,
+            }
+    copy = summary.get("copy")
+    if copy:
+        steps = copy["escape_steps"]
+        tables["copy_escape"] = {
+            "caption": f"the copy task: seeds whose validation accuracy on shown keys rose "
+            f"above {cfg.copy.escape_threshold} (off the plateau) within "
+            f"{cfg.copy.steps} steps, with the 95% Wilson interval",
+            "columns": ["seeds", "escaped", "escape rate", "escape step (median, range)"],
+            "rows": [
+                [
+                    copy["seeds"],
+                    copy["escaped"],
+                    _fmt(copy["escape_rate"]),
+                    f"{int(np.median(steps))} ({min(steps)}-{max(steps)})" if steps else "n/a",
+                ]
+            ],
+        }
+        names = {
+            "trained_keys": "keys as in training",
+            "unseen_keys": f"{cfg.copy.unseen_keys} keys never seen in training",
+            "more_keys": f"{cfg.copy.more_distinct[0]}-{cfg.copy.more_distinct[1]} "
+            f"distinct keys (training {cfg.copy.min_distinct}-"
+            f"{cfg.copy.max_distinct})",
+        }
+        escaped = [r for r in copy_runs if r["escaped"]]
+        rows = []
+        for key, probe in copy["probes"].items():
+            vals = [r["probes"][key] for r in escaped if r["probes"][key] is not None]
+            rows.append(
+                [names.get(key, key), _fmt(probe), _fmt(_interval(vals)) if vals else "n/a"]
+            )
+        tables["copy_probes"] = {
+            "caption": f"the copy task's probes: test accuracy on queries whose key was shown "
+            f"earlier, mean [95% t interval] over all {copy['seeds']} seeds and over "
+            f"the {len(escaped)} that escaped",
+            "columns": ["probe", "all seeds", "escaped seeds"],
+            "rows": rows,
+        }
+        rows = []
+        for i, k in enumerate(cfg.copy.shots):
+            per = [r["few_shot"][i] for r in copy_runs]
+            shown = [p["accuracy_shown"] for p in per if p["accuracy_shown"] is not None]
+            unshown = [p["accuracy_not_shown"] for p in per if p["accuracy_not_shown"] is not None]
+            rows.append(
+                [
+                    "copy (bursty)",
+                    k,
+                    _fmt(_interval([p["accuracy"] for p in per])),
+                    float(np.mean([p["shown_fraction"] for p in per])),
+                    float(np.mean(shown)) if shown else None,
+                    float(np.mean(unshown)) if unshown else None,
+                ]
+            )
+        tables["accuracy"] = {
+            "caption": f"the copy task: accuracy on held-out mappings with frozen weights "
+            f"against the pairs shown before the query (chance "
+            f"{1 / cfg.copy.n_labels:.3f}), mean [95% t interval] over "
+            f"{copy['seeds']} seeds; the last three columns are means",
+            "columns": [
+                "condition",
+                "prior pairs",
+                "accuracy",
+                "query key shown",
+                "acc. (shown)",
+                "acc. (not shown)",
+            ],
+            "rows": rows,
+        }
+    return tables
+
+
 def format_summary(results: dict[str, Any]) -> str:
-    """The accuracy table and the targets as markdown."""
-    t = results["tables"]["accuracy"]
-    return (markdown_table(t["columns"], t["rows"]) + "\n\n"
-            + targets_table(results["targets"]))
+    """Every table and the targets as markdown."""
+    parts = [markdown_table(t["columns"], t["rows"]) for t in results["tables"].values()]
+    return "\n\n".join([*parts, targets_table(results["targets"])])
 
 
-def plot_results(metrics: dict[str, Any], history: Sequence[dict[str, Any]],
-                 path: str | os.PathLike) -> bool:
-    """Write the figure (accuracy vs prior pairs; held-out accuracy on shown keys vs
-    training step). Returns False (and writes nothing) without matplotlib."""
+def plot_results(cfg: ICLConfig, metrics: dict[str, Any], path: str | os.PathLike) -> bool:
+    """Write the figure: in-context and in-weights accuracy (test, mean and 95% interval)
+    against p_bursty and against the Zipf exponent; the copy task's validation accuracy on
+    shown keys against the training step, one line per seed. Returns False (and writes
+    nothing) without matplotlib."""
     try:
         import matplotlib
 
@@ -548,36 +1009,79 @@ def plot_results(metrics: dict[str, Any], history: Sequence[dict[str, Any]],
         import matplotlib.pyplot as plt
     except ImportError:
         return False
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
-    colors = {"bursty": "tab:blue", "non-bursty": "tab:orange"}
-    for cond, res in metrics["conditions"].items():
-        ks = [r["shots"] for r in res["rows"]]
-        c = colors.get(cond)
-        ax1.plot(ks, [r["accuracy"] for r in res["rows"]], "o-", color=c, label=f"{cond}: all")
-        ax1.plot(ks, [np.nan if r["accuracy_shown"] is None else r["accuracy_shown"]
-                      for r in res["rows"]], "s--", color=c, alpha=0.7,
-                 label=f"{cond}: key shown")
-        ax1.plot(ks, [np.nan if r["accuracy_not_shown"] is None else r["accuracy_not_shown"]
-                      for r in res["rows"]], "x:", color=c, alpha=0.7,
-                 label=f"{cond}: key not shown")
-        h = [r for r in history if r["condition"] == cond]
-        ax2.plot([r["step"] for r in h], [r["acc_shown"] for r in h], "-", color=c,
-                 label=f"{cond}: key shown")
-        ax2.plot([r["step"] for r in h], [r["acc_not_shown"] for r in h], ":", color=c,
-                 label=f"{cond}: key not shown")
-    for ax in (ax1, ax2):
-        ax.axhline(metrics["conditions"][next(iter(metrics["conditions"]))]["chance"],
-                   color="gray", lw=0.8, ls="--", label="chance")
+    summary = metrics["summary"]
+    test = [c for c in summary["conditions"] if c["split"] == "test"]
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+    sweeps = (
+        (
+            axes[0],
+            "p_bursty",
+            cfg.p_bursty_grid,
+            "zipf_exponent",
+            cfg.zipf_at,
+            "p(bursty) of the training sequences",
+            f"burstiness (Zipf exponent {cfg.zipf_at})",
+        ),
+        (
+            axes[1],
+            "zipf_exponent",
+            cfg.zipf_grid,
+            "p_bursty",
+            cfg.p_bursty_at,
+            "Zipf exponent of the class distribution",
+            f"Zipf exponent (p_bursty {cfg.p_bursty_at})",
+        ),
+    )
+    for ax, label, grid, fixed_name, fixed, xlabel, title in sweeps:
+        rows = sorted(
+            (c for c in test if c[fixed_name] == fixed and c[label] in grid), key=lambda c: c[label]
+        )
+        xs = [c[label] for c in rows]
+        for key, name, color in (
+            ("in_context", "in-context (held-out classes)", "tab:blue"),
+            ("in_weights", "in-weights (trained classes)", "tab:orange"),
+        ):
+            mean = np.array([c[key]["mean"] for c in rows])
+            lo = np.array(
+                [np.nan if c[key]["ci95"][0] is None else c[key]["ci95"][0] for c in rows]
+            )
+            hi = np.array(
+                [np.nan if c[key]["ci95"][1] is None else c[key]["ci95"][1] for c in rows]
+            )
+            ax.errorbar(
+                xs, mean, yerr=[mean - lo, hi - mean], fmt="o-", color=color, capsize=3, label=name
+            )
+        ax.axhline(0.5, color="tab:blue", lw=0.8, ls=":", label="in-context chance")
+        ax.axhline(
+            summary["chance"]["in_weights"],
+            color="tab:orange",
+            lw=0.8,
+            ls=":",
+            label="in-weights chance",
+        )
+        ax.set_xlabel(xlabel)
+        ax.set_title(f"test accuracy against {title}", fontsize=10)
         ax.set_ylim(0, 1.02)
         ax.grid(alpha=0.3)
-    ax1.set_xlabel("pairs shown before the query (k-shot)")
-    ax1.set_ylabel("accuracy on held-out mappings")
-    ax1.set_title("few-shot accuracy, weights frozen")
-    ax1.legend(fontsize=7)
-    ax2.set_xlabel("training step")
-    ax2.set_ylabel("held-out accuracy (bursty probe)")
-    ax2.set_title("emergence of in-context learning")
-    ax2.legend(fontsize=7)
+    axes[0].set_ylabel("test accuracy")
+    axes[0].legend(fontsize=7)
+    ax = axes[2]
+    for r in metrics["copy"]:
+        h = r["history"]
+        ax.plot(
+            [e["step"] for e in h],
+            [e["acc_shown"] for e in h],
+            "-",
+            color="tab:green" if r["escaped"] else "tab:red",
+            alpha=0.7,
+        )
+    ax.axhline(cfg.copy.escape_threshold, color="gray", lw=0.8, ls="--", label="escape threshold")
+    ax.set_xlabel("training step")
+    ax.set_ylabel("validation accuracy on shown keys")
+    ax.set_title("copy task, one line per seed (red: stayed on the plateau)", fontsize=10)
+    ax.set_ylim(0, 1.02)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
