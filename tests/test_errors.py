@@ -16,9 +16,8 @@ import numpy as np
 import pytest
 
 import tinytape as tt
-from tinytape import _compiled
+from tinytape import _compiled, nn
 from tinytape import distributed as dist
-from tinytape import nn
 from tinytape.nn import functional as F
 from tinytape.nn.parallel import DistributedDataParallel
 from tinytape.ops import REGISTRY
