@@ -58,8 +58,9 @@ def test_backward_calls_are_counted_exactly_and_nest_in_the_backward_pass():
     loss = _forward(x, w, b)
     with profiler.profile() as prof:
         loss.backward()
-    # Sum's backward expands (Expand); Tanh's is g - g*y*y (two Mul, one Sub); Mul's is
-    # g*h twice (two Mul), summed into Linear's gradient (Add); Linear's is two GEMMs.
+    # Sum's backward expands (Expand); Tanh's (g - g*y*y) and Mul's (g*h twice) are
+    # written on arrays when nothing is recorded (no op of their own); Mul's two gradients
+    # are summed into Linear's (Add); Linear's backward is two GEMMs.
     assert _counts(prof) == _with_c(
         {
             ("run_backward", "engine"): 1,
@@ -68,8 +69,6 @@ def test_backward_calls_are_counted_exactly_and_nest_in_the_backward_pass():
             ("Mul", "backward"): 1,
             ("Linear", "backward"): 1,
             ("Expand", "forward"): 1,
-            ("Mul", "forward"): 4,
-            ("Sub", "forward"): 1,
             ("Add", "forward"): 1,
         },
         {("gemm", "kernel"): 2},
@@ -109,7 +108,7 @@ def test_both_clocks_count_alike_and_nest_consistently(clock):
     loss = _forward(x, w, b)
     with profiler.profile(clock=clock) as prof:
         loss.backward()
-    assert prof.row("Mul", "forward").calls == 4 and prof.row("Linear", "backward").calls == 1
+    assert prof.row("Add", "forward").calls == 1 and prof.row("Linear", "backward").calls == 1
     engine = prof.row("run_backward", "engine")
     assert sum(r.self_s for r in prof.rows()) == pytest.approx(engine.total_s, rel=1e-9, abs=1e-12)
     assert all(r.total_s >= r.self_s >= 0.0 for r in prof.rows())

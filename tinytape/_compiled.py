@@ -18,8 +18,15 @@ import warnings
 from importlib.abc import MetaPathFinder
 from types import ModuleType
 
-#: the modules setup.py compiles (TAPE_MODULES there)
-TAPE_MODULES = ("tinytape.tensor", "tinytape.autograd.function", "tinytape.autograd.engine")
+#: the modules setup.py compiles (TAPE_MODULES there): the tensor, the tape and its
+#: backward loop, and the elementwise ops whose no_grad fast paths every backward runs
+TAPE_MODULES = (
+    "tinytape.tensor",
+    "tinytape.autograd.function",
+    "tinytape.autograd.engine",
+    "tinytape.ops.arithmetic",
+    "tinytape.ops.unary",
+)
 
 
 #: a source this much newer than its compiled module was edited after the build (installers

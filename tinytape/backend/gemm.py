@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _state
-from ._checks import as_float_array, same_dtype
+from ._checks import FLOAT_DTYPES, as_float_array, same_dtype
 
 OP = "gemm"
 
@@ -30,6 +30,8 @@ def _row_major(x: np.ndarray) -> bool:
 
 
 def _batch_strides_ok(x: np.ndarray) -> bool:
+    if x.ndim <= 2:
+        return True
     return all(size <= 1 or (step >= 0 and step % x.itemsize == 0)
                for size, step in zip(x.shape[:-2], x.strides[:-2]))
 
@@ -134,6 +136,20 @@ def gemm(a, b, *, trans_a: bool = False, trans_b: bool = False, alpha: float = 1
     a: (m, k), or (k, m) with trans_a; b: (k, n), or (n, k) with trans_b; c: (m, n),
     updated in place and returned when given, else a new array (beta is then unused).
     """
+    native = _state.native
+    if (c is None and native is not None and type(a) is np.ndarray and type(b) is np.ndarray
+            and a.ndim == 2 and b.ndim == 2 and a.dtype is b.dtype and a.dtype in FLOAT_DTYPES):
+        # The tape's case, every Linear layer's three products: a new output from two float
+        # matrices of one dtype. What _run checks and does, in fewer calls; anything else
+        # (empty or mismatched shapes too) goes through _run, which raises the errors.
+        m, k = (a.shape[1], a.shape[0]) if trans_a else a.shape
+        k2, n = (b.shape[1], b.shape[0]) if trans_b else b.shape
+        if k == k2 and m and n and k:
+            a, trans_a = _layout(a, trans_a)
+            b, trans_b = _layout(b, trans_b)
+            out = np.empty((m, n), dtype=a.dtype)
+            native.gemm(trans_a, trans_b, float(alpha), a, b, 0.0, out)
+            return out
     return _run(False, a, b, trans_a, trans_b, alpha, beta, c)
 
 

@@ -133,7 +133,11 @@ class Mul(Function):
     @staticmethod
     def backward(ctx, g):
         a, b = ctx.saved_tensors
-        return (g * b if b is not None else None), (g * a if a is not None else None)
+        if _mode.enabled:  # create_graph: recorded
+            return (g * b if b is not None else None), (g * a if a is not None else None)
+        g, wrap = g.data, Tensor._wrap
+        return (wrap(g * b.data) if b is not None else None), \
+            (wrap(g * a.data) if a is not None else None)
 
 
 mul = _binary_op(Mul, "mul", "a * b (broadcasting).")

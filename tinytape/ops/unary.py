@@ -52,7 +52,9 @@ class Exp(Function):
 
     @staticmethod
     def backward(ctx, g):
-        return (g * ctx.output,)
+        if _mode.enabled:  # create_graph: recorded
+            return (g * ctx.output,)
+        return (Tensor._wrap(g.data * ctx.output_data),)
 
 
 def exp(x: Tensor) -> Tensor:
@@ -139,8 +141,11 @@ class Tanh(Function):
 
     @staticmethod
     def backward(ctx, g):
-        y = ctx.output
-        return (g - g * y * y,)  # g (1 - y^2); no Python number: cheaper in numpy
+        if _mode.enabled:  # create_graph: recorded
+            y = ctx.output
+            return (g - g * y * y,)  # g (1 - y^2); no Python number: cheaper in numpy
+        y, g = ctx.output_data, g.data
+        return (Tensor._wrap(g - g * y * y),)
 
 
 def tanh(x: Tensor) -> Tensor:
@@ -184,9 +189,13 @@ class Sigmoid(Function):
 
     @staticmethod
     def backward(ctx, g):
-        y = ctx.output
-        gy = g * y
-        return (gy - gy * y,)  # g y (1 - y); no Python number: cheaper in numpy
+        if _mode.enabled:  # create_graph: recorded
+            y = ctx.output
+            gy = g * y
+            return (gy - gy * y,)  # g y (1 - y); no Python number: cheaper in numpy
+        y = ctx.output_data
+        gy = g.data * y
+        return (Tensor._wrap(gy - gy * y),)
 
 
 def sigmoid(x: Tensor) -> Tensor:
@@ -207,7 +216,11 @@ class Relu(Function):
 
     @staticmethod
     def backward(ctx, g):
-        return (g * Tensor._wrap(ctx.mask.astype(g.data.dtype)),)
+        if _mode.enabled:  # create_graph: a recorded product with the mask
+            return (g * Tensor._wrap(ctx.mask.astype(g.data.dtype)),)
+        # numpy multiplies a float array by a bool one in the float dtype, with the values
+        # of a float mask (inf * False is NaN too): one pass, no float copy of the mask
+        return (Tensor._wrap(g.data * ctx.mask),)
 
 
 def relu(x: Tensor) -> Tensor:
