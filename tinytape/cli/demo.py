@@ -1,6 +1,6 @@
 """`python -m tinytape demo`: the whole course end to end, at small sizes, with a report.
 
-    python -m tinytape demo                  # about 6 minutes on 2 cores -> runs/demo
+    python -m tinytape demo                  # about 5 minutes on 2 cores -> runs/demo
     python -m tinytape demo --quick          # about a minute: every stage, tiny sizes
     python -m tinytape demo --stages lm,icl  # some of the stages
 
@@ -11,7 +11,7 @@ be rerun or enlarged on its own) into OUT/<stage>/:
   2. layerwise  greedy layer-wise pretraining, then fine-tuning, digits  (layerwise)
   3. lm         GPT pretraining on Python's docs; a sample               (lm train, lm sample)
   4. authors    fine-tuning a pretrained GPT on a tiny labelled set      (authors)
-  5. icl        in-context learning: accuracy against shots              (icl)
+  5. icl        in-context against in-weights learning; the copy task    (icl)
   6. rlhf       RLHF: supervised fine-tuning, reward model, PPO          (rlhf)
 
 then writes OUT/report.md (every stage's tables with intervals, targets, plots and
@@ -124,7 +124,7 @@ STAGES: tuple[Stage, ...] = (
           _layerwise),
     Stage("lm", "lm", "language-model pretraining and a sample", _lm),
     Stage("authors", "authors", "fine-tuning on a tiny labelled set (authors)", _authors),
-    Stage("icl", "icl", "in-context learning: accuracy against shots", _icl),
+    Stage("icl", "icl", "in-context against in-weights learning; the copy task", _icl),
     Stage("rlhf", "rlhf", "RLHF: SFT, reward model, PPO (and DPO)", _rlhf),
 )
 STAGE_NAMES = tuple(s.name for s in STAGES)
