@@ -211,8 +211,9 @@ def _folder(root):
     return root
 
 
-def test_an_interrupted_run_resumes_after_its_last_whole_comparison(tmp_path):
-    cfg = _cfg(
+def _folder_cfg(tmp_path):
+    """Two seeds, k = 1 and 2, on the three-label folder; a few steps of everything."""
+    return _cfg(
         corpus=str(_folder(tmp_path / "books")),
         ks=(1, 2),
         seeds=2,
@@ -221,6 +222,10 @@ def test_an_interrupted_run_resumes_after_its_last_whole_comparison(tmp_path):
         ft_min_steps=2,
         ft_max_steps=2,
     )
+
+
+def test_an_interrupted_run_resumes_after_its_last_whole_comparison(tmp_path):
+    cfg = _folder_cfg(tmp_path)
     out = tmp_path / "out"
     first = read_results(A.run(cfg, str(out), say=lambda _: None)["path"])
     lines = (out / A.ROWS_FILE).read_text().splitlines()
@@ -245,15 +250,7 @@ def test_an_interrupted_run_resumes_after_its_last_whole_comparison(tmp_path):
 def test_workers_start_the_methods_without_pretraining_while_the_model_pretrains(tmp_path):
     """With workers, scratch / bow / chars run in a worker during pretraining and the rest
     after it: every row (choices, validation tables, accuracies) equals one process's."""
-    cfg = _cfg(
-        corpus=str(_folder(tmp_path / "books")),
-        ks=(1, 2),
-        seeds=2,
-        passage_chars=60,
-        pretrain_steps=4,
-        ft_min_steps=2,
-        ft_max_steps=2,
-    )
+    cfg = _folder_cfg(tmp_path)
     said: list[str] = []
     one = read_results(A.run(cfg, str(tmp_path / "one"), say=lambda _: None)["path"])
     two = read_results(

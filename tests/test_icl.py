@@ -561,29 +561,10 @@ def test_config_validation():
 # ------------------------------------------------------------------ the command
 def test_cli_quick_run(tmp_path, capsys, one_thread):
     out = tmp_path / "run"
-    code = main(
-        [
-            "icl",
-            "--quick",
-            "--steps",
-            "5",
-            "--copy-steps",
-            "5",
-            "--seeds",
-            "2",
-            "--copy-seeds",
-            "1",
-            "--out",
-            str(out),
-            "--progress",
-            "off",
-            "--no-plot",
-            "--threads",
-            "1",
-            "--workers",
-            "2",
-        ]
-    )
+    argv = ["icl", "--quick", "--steps", "5", "--copy-steps", "5", "--seeds", "2"]
+    argv += ["--copy-seeds", "1", "--out", str(out), "--progress", "off", "--no-plot"]
+    argv += ["--threads", "1"]
+    code = main([*argv, "--workers", "2"])
     assert code == 0
     text = capsys.readouterr().out
     assert "| p_bursty | in-context |" in text and "| copy (bursty) | 15 |" in text
@@ -605,32 +586,7 @@ def test_cli_quick_run(tmp_path, capsys, one_thread):
     # every finished run is in runs.jsonl; a rerun with the same settings trains nothing
     lines = (out / "runs.jsonl").read_text().splitlines()
     assert len(lines) == 5
-    assert (
-        main(
-            [
-                "icl",
-                "--quick",
-                "--steps",
-                "5",
-                "--copy-steps",
-                "5",
-                "--seeds",
-                "2",
-                "--copy-seeds",
-                "1",
-                "--out",
-                str(out),
-                "--progress",
-                "off",
-                "--no-plot",
-                "--threads",
-                "1",
-                "--workers",
-                "1",
-            ]
-        )
-        == 0
-    )
+    assert main([*argv, "--workers", "1"]) == 0
     assert "(5 taken from an earlier run)" in capsys.readouterr().out
     again = read_results(out)
     assert again["metrics"]["tradeoff"] == m["tradeoff"] and again["targets"] == res["targets"]
