@@ -665,19 +665,21 @@ def summarize(c: RLHFConfig, runs: list[dict[str, Any]]) -> dict[str, Any]:
         ),
         *[
             target(
-                f"{m}: E[r*] / exact optimum's E[r*] at equal KL, frontier point chosen on "
-                "validation (at least)",
-                mean_interval(chosen(f"{m} frontier", "fraction_of_optimum")),
+                f"{m}: {what} at equal KL, {point}",
+                mean_interval(chosen(f"{m} frontier", key)),
                 OPTIMUM_FRACTION_BOUND,
             )
-            for m in ("PPO", "DPO", "best-of-n")
-        ],
-        *[
-            target(
-                f"{m}: gain over SFT / exact optimum's gain at equal KL, same point "
-                "(stricter; at least)",
-                mean_interval(chosen(f"{m} frontier", "fraction_of_gain")),
-                OPTIMUM_FRACTION_BOUND,
+            for key, what, point in (
+                (
+                    "fraction_of_optimum",
+                    "E[r*] / exact optimum's E[r*]",
+                    "frontier point chosen on validation (at least)",
+                ),
+                (
+                    "fraction_of_gain",
+                    "gain over SFT / exact optimum's gain",
+                    "same point (stricter; at least)",
+                ),
             )
             for m in ("PPO", "DPO", "best-of-n")
         ],
