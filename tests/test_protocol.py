@@ -190,3 +190,19 @@ def test_wilson_interval_by_hand():
     assert zero.lo == pytest.approx(0.0, abs=1e-12) and 0 < zero.hi < 0.2
     with pytest.raises(ValueError, match="successes"):
         P.proportion_interval(5, 3)
+
+
+def test_mean_interval_within_clips_a_rate_to_its_range():
+    # two seeds' win rates 0.9 and 1.0: mean 0.95, sd 0.0707, t(0.975, 1) = 12.706, so the
+    # t interval is 0.95 -/+ 0.635 = [0.315, 1.585]; a rate's stops at 1
+    free = P.mean_interval([0.9, 1.0])
+    rate = P.mean_interval([0.9, 1.0], within=P.RATE)
+    half = 12.7062047 * math.sqrt(0.005) / math.sqrt(2)
+    assert free.hi == pytest.approx(0.95 + half, rel=1e-6) and free.hi > 1.0
+    assert rate.hi == 1.0
+    assert rate.lo == pytest.approx(free.lo) == pytest.approx(0.95 - half, rel=1e-6)
+    assert (rate.mean, rate.sd, rate.n) == (free.mean, free.sd, free.n)
+    low = P.mean_interval([0.0, 0.05], within=P.RATE)
+    assert low.lo == 0.0 and low.hi == pytest.approx(0.025 + half / 2, rel=1e-6)  # sd halved
+    with pytest.raises(ValueError, match="outside within"):
+        P.mean_interval([1.5, 1.7], within=P.RATE)

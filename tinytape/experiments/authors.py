@@ -58,6 +58,7 @@ from ..train.fewshot import (
 )
 from ..train.trainer import MetricsLogger, Progress, Trainer
 from .protocol import (
+    RATE,
     Interval,
     Protocol,
     Target,
@@ -623,7 +624,9 @@ def summarize(rows: Sequence[dict[str, Any]]) -> dict[str, dict[int, Interval]]:
     for method in METHODS:
         for k in sorted({r["k"] for r in rows if r["method"] == method}):
             accs = _by_seed(rows, method, k)
-            out.setdefault(method, {})[k] = mean_interval([accs[s] for s in sorted(accs)])
+            out.setdefault(method, {})[k] = mean_interval(
+                [accs[s] for s in sorted(accs)], within=RATE
+            )
     return out
 
 

@@ -44,6 +44,7 @@ from ..optim import make_optimizer, make_schedule
 from ..train.trainer import MetricsLogger, Progress, Trainer, TrainResult
 from .icl_classes import TradeoffSettings, train_and_evaluate
 from .protocol import (
+    RATE,
     Interval,
     Protocol,
     Target,
@@ -755,7 +756,8 @@ def _by_condition(
 
 
 def _interval(values: Sequence[float]) -> dict[str, Any]:
-    return mean_interval(values).to_dict()
+    """An accuracy's mean [95% t interval, within 0 and 1] over seeds."""
+    return mean_interval(values, within=RATE).to_dict()
 
 
 def summarize(
@@ -839,7 +841,7 @@ def check_targets(
         out.append(
             target(
                 f"in-context accuracy, p_bursty {pb}, Zipf {z} (above the 2-way chance 0.5)",
-                mean_interval(list(icl_b.values())),
+                mean_interval(list(icl_b.values()), within=RATE),
                 0.5,
             )
         )

@@ -44,6 +44,7 @@ from ..train.layerwise import (
 )
 from ..train.trainer import MetricsLogger, Progress
 from .protocol import (
+    RATE,
     Interval,
     Protocol,
     Target,
@@ -518,8 +519,10 @@ def _cells(runs: Sequence[Mapping[str, Any]], key: str = "test_acc"
 
 
 def arm_interval(cells: Mapping[Any, Mapping[int, float]], key: tuple) -> Interval | None:
+    """An arm's accuracy in percent: mean [95% t interval, within 0 and 100] over seeds."""
     cell = cells.get(key)
-    return None if not cell else mean_interval([cell[s] for s in sorted(cell)])
+    percent = (100.0 * RATE[0], 100.0 * RATE[1])
+    return None if not cell else mean_interval([cell[s] for s in sorted(cell)], within=percent)
 
 
 def diff_interval(cells: Mapping[Any, Mapping[int, float]], a: tuple, b: tuple

@@ -153,8 +153,16 @@ def _values(x: Iterable[float], what: str) -> np.ndarray:
     return arr
 
 
-def mean_interval(x: Iterable[float], confidence: float = 0.95) -> Interval:
-    """The mean of x (one value per seed) with its Student t interval."""
+#: the range a rate (an accuracy, a win rate) can take: the `within` of its interval
+RATE = (0.0, 1.0)
+
+
+def mean_interval(
+    x: Iterable[float], confidence: float = 0.95, within: tuple[float, float] | None = None
+) -> Interval:
+    """The mean of x (one value per seed) with its Student t interval. `within`: the range
+    the quantity can take (RATE for a rate); the interval is clipped to it, so that a few
+    seeds never give a win rate an upper end above 1."""
     if not 0.0 < confidence < 1.0:
         raise ValueError(f"confidence must be in (0, 1), got {confidence}")
     arr = _values(x, "mean_interval")
@@ -165,7 +173,12 @@ def mean_interval(x: Iterable[float], confidence: float = 0.95) -> Interval:
         return Interval(mean, nan, nan, nan, n, confidence)
     sd = float(arr.std(ddof=1))
     half = t_quantile(0.5 + confidence / 2.0, n - 1) * sd / math.sqrt(n)
-    return Interval(mean, mean - half, mean + half, sd, n, confidence)
+    lo, hi = mean - half, mean + half
+    if within is not None:
+        if not within[0] <= mean <= within[1]:
+            raise ValueError(f"mean_interval: the mean {mean} lies outside within={within}")
+        lo, hi = max(lo, within[0]), min(hi, within[1])
+    return Interval(mean, lo, hi, sd, n, confidence)
 
 
 def paired_interval(a: Iterable[float], b: Iterable[float], confidence: float = 0.95) -> Interval:

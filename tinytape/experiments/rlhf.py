@@ -42,6 +42,8 @@ from ..rlhf.reward import (
 from ..rlhf.sft import pretrain, supervised_finetune, train_sequences
 from ..rlhf.task import Labeler, Task, TaskConfig, calibrate_tau
 from .protocol import (
+    RATE,
+    Interval,
     Protocol,
     mean_interval,
     paired_interval,
@@ -617,6 +619,13 @@ def run_rlhf(
 
 # ---------------------------------------------------------------------------- summary
 
+#: the summary keys that are rates (their intervals stay within [0, 1])
+RATE_KEYS = ("win", "accuracy")
+
+
+def _interval(values: list[float], key: str) -> Interval:
+    return mean_interval(values, within=RATE if key in RATE_KEYS else None)
+
 
 def summarize(c: RLHFConfig, runs: list[dict[str, Any]]) -> dict[str, Any]:
     """Intervals over seeds (test prompts) for every policy, frontier point and reward model;
@@ -631,7 +640,7 @@ def summarize(c: RLHFConfig, runs: list[dict[str, Any]]) -> dict[str, Any]:
 
     names = list(runs[0]["policies"])
     points = {
-        name: {k: mean_interval(test(name, k)).to_dict() for k in SUMMARY_KEYS} for name in names
+        name: {k: _interval(test(name, k), k).to_dict() for k in SUMMARY_KEYS} for name in names
     }
     frontier = {"points": points, "optimum": _mean_curves(runs)}
     best_of_n = [
@@ -645,7 +654,7 @@ def summarize(c: RLHFConfig, runs: list[dict[str, Any]]) -> dict[str, Any]:
     overopt = _overopt_summary(runs)
     reward_model = {
         size: {
-            k: mean_interval([r["reward_models"][size][k] for r in runs]).to_dict()
+            k: _interval([r["reward_models"][size][k] for r in runs], k).to_dict()
             for k in ("accuracy", "ceiling", "above_chance", "true_correlation")
         }
         for size in runs[0]["reward_models"]
@@ -654,7 +663,7 @@ def summarize(c: RLHFConfig, runs: list[dict[str, Any]]) -> dict[str, Any]:
         target(
             f"PPO win rate vs SFT, test symbol sets (KL target chosen on validation, "
             f"KL <= {MAX_KL:g}) (at least)",
-            mean_interval(chosen("PPO", "win")),
+            mean_interval(chosen("PPO", "win"), within=RATE),
             WIN_RATE_BOUND,
         ),
         target(
@@ -808,7 +817,7 @@ def make_tables(
 
     def chosen_row(label: str, what: str) -> list[Any]:
         vals = {
-            k: mean_interval([r["policies"][r["choices"][what]]["test"][k] for r in runs])
+            k: _interval([r["policies"][r["choices"][what]]["test"][k] for r in runs], k)
             for k in METHOD_COLUMNS
         }
         return [label] + [vals[k].format(3) for k in METHOD_COLUMNS]
