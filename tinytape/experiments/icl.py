@@ -661,7 +661,8 @@ def run_icl(
         bar.update(1)
 
     if ranks > 1 or workers == 1 or len(todo) < 2:
-        for out in dist.run_in_rounds(_run_job, todo):  # in this process alone without ranks
+        # under mpiexec in rounds of one run per rank; alone, one after the other here
+        for out in dist.run_in_rounds(_run_job, todo):
             collect(out)
     else:
         import concurrent.futures as cf
