@@ -79,6 +79,9 @@ def case_collectives(out: str) -> None:
     mine = dist.shard_runs(list("abcde"))
     got["runs"] = np.array(dist.gather_runs([(i, c * 2) for i, c in mine], 5))
     got["run_items"] = np.array([i for i, _ in mine])
+    # rounds of one run per rank, each alone: (item, the world size it saw, the rank that ran it)
+    rounds = dist.run_in_rounds(lambda c: (c * 2, dist.get_world_size(), r), list("abcde"))
+    got["rounds"] = np.array([list(x) for x in rounds], dtype=object).astype(str)
     # rank 0 alone runs the function; every rank gets its value, or raises its error
     ran = []
     got["on_rank_zero"] = np.array(dist.on_rank_zero(lambda: ran.append(r) or 10 + r))

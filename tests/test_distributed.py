@@ -72,6 +72,7 @@ def test_group_of_one_without_a_launcher(monkeypatch):
     with pytest.raises(TypeError, match="Tensor or a numpy array"):
         dist.all_reduce([1.0])
     assert dist.gather_runs(dist.shard_runs(["a", "b"]), 2) == ["a", "b"]
+    assert list(dist.run_in_rounds(str.upper, ["a", "b", "c"])) == ["A", "B", "C"]
     assert dist.on_rank_zero(lambda: 7) == 7
     with pytest.raises(ZeroDivisionError):
         dist.on_rank_zero(lambda: 1 / 0)
@@ -217,6 +218,10 @@ def test_collectives_on_two_ranks(tmp_path):
         np.testing.assert_array_equal(got["objects"], [0, 1])
         assert got["runs"].tolist() == ["aa", "bb", "cc", "dd", "ee"]
         assert got["run_items"].tolist() == [[0, 2, 4], [1, 3]][rank]
+        assert got["rounds"].tolist() == [
+            ["aa", "1", "0"], ["bb", "1", "1"], ["cc", "1", "0"], ["dd", "1", "1"],
+            ["ee", "1", "0"],
+        ]  # fmt: skip
         assert got["on_rank_zero"] == 10 and got["ran"].tolist() == [[0], []][rank]
         assert got["errors"].tolist() == [
             "ZeroDivisionError: division by zero",
@@ -351,7 +356,7 @@ def _without(record: dict, keys: tuple[str, ...]) -> dict:
     return {k: v for k, v in record.items() if k not in keys}
 
 
-TIMINGS = ("seconds", "pretrain_seconds", "elapsed", "items_per_s")
+TIMINGS = ("seconds", "pretrain_seconds", "elapsed", "items_per_s", "train_seconds")
 
 
 def test_lm_train_command_two_ranks(tmp_path):
@@ -451,6 +456,36 @@ def test_authors_command_two_ranks(tmp_path):
     assert [_without(r, TIMINGS) for r in again["metrics"]["rows"]] == [
         _without(r, TIMINGS) for r in rows1
     ]
+
+
+def test_icl_command_two_ranks_equal_one_process(tmp_path):
+    """The (condition, seed) and copy runs shared out over 2 ranks in rounds (5 runs: 2, 2
+    and 1): every run's record, the summary, tables and targets are those of one process,
+    exactly but for the seconds; rank 0 alone prints and appends to runs.jsonl, and 2 ranks
+    resume an interrupted run from it."""
+    args = ["icl", "--quick", "--steps", "5", "--copy-steps", "5", "--seeds", "2",
+            "--copy-seeds", "1", "--threads", "1", "--progress", "off", "--no-plot"]  # fmt: skip
+    _, one = _tinytape(tmp_path / "one", *args, "--workers", "1")
+    out2, two = _tinytape(tmp_path / "two", *args, "--workers", "2", n=2)
+    assert out2.count("| p_bursty | in-context |") == 1 and "with 2 MPI ranks" in out2
+    m1, m2 = one["metrics"], two["metrics"]
+    assert (m1["ranks"], m2["ranks"], m2["workers"]) == (1, 2, 1)  # the ranks are the workers
+    assert len(m1["tradeoff"]) == 4 and len(m1["copy"]) == 1
+    for kind in ("tradeoff", "copy"):
+        assert [_without(r, TIMINGS) for r in m2[kind]] == [_without(r, TIMINGS) for r in m1[kind]]
+    assert m2["summary"] == m1["summary"]
+    assert two["tables"] == one["tables"] and two["targets"] == one["targets"]
+    lines = (tmp_path / "two" / "runs.jsonl").read_text().splitlines()
+    assert len(lines) == 5  # once per run: rank 0 alone wrote
+    # interrupted after 3 runs: 2 ranks train the other 2 (one round) and end the same
+    (tmp_path / "two" / "runs.jsonl").write_text("\n".join(lines[:3]) + "\n")
+    said, again = _tinytape(tmp_path / "two", *args, n=2)
+    assert "(3 taken from an earlier run)" in said
+    for kind in ("tradeoff", "copy"):
+        assert [_without(r, TIMINGS) for r in again["metrics"][kind]] == [
+            _without(r, TIMINGS) for r in m1[kind]
+        ]
+    assert len((tmp_path / "two" / "runs.jsonl").read_text().splitlines()) == 5
 
 
 @pytest.mark.parametrize(

@@ -359,17 +359,7 @@ def test_unseen_keys_and_more_distinct_keys():
 
 
 # ------------------------------------------------------------------ training
-@pytest.fixture
-def one_thread():
-    """The models here are tiny: one kernel thread is faster (and far faster on a busy
-    machine, where OpenMP threads wait on each other)."""
-    saved = tt.get_num_threads()
-    tt.set_num_threads(1)
-    yield
-    tt.set_num_threads(saved)
-
-
-def test_tiny_copy_run_beats_chance_on_shown_keys(one_thread):
+def test_tiny_copy_run_beats_chance_on_shown_keys(one_kernel_thread):
     cfg = CopyConfig(
         steps=100,
         batch_size=32,
@@ -559,7 +549,7 @@ def test_config_validation():
 
 
 # ------------------------------------------------------------------ the command
-def test_cli_quick_run(tmp_path, capsys, one_thread):
+def test_cli_quick_run(tmp_path, capsys, one_kernel_thread):
     out = tmp_path / "run"
     argv = ["icl", "--quick", "--steps", "5", "--copy-steps", "5", "--seeds", "2"]
     argv += ["--copy-seeds", "1", "--out", str(out), "--progress", "off", "--no-plot"]

@@ -10,6 +10,7 @@ import pytest
 
 import tinytape as tt
 from tinytape.experiments.icl_classes import (
+    EVALUATIONS,
     ClassTask,
     PairTransformer,
     TradeoffSettings,
@@ -218,7 +219,7 @@ def test_accuracy_counts_argmax_hits():
     assert 0.35 < want < 0.65 and model.training
 
 
-def test_tiny_training_run_learns_in_weights_without_burstiness():
+def test_tiny_training_run_learns_in_weights_without_burstiness(one_kernel_thread):
     settings = TradeoffSettings(
         n_classes=64,
         n_holdout=8,
@@ -231,13 +232,10 @@ def test_tiny_training_run_learns_in_weights_without_burstiness():
         warmup_steps=10,
         eval_sequences=300,
     )
-    saved = tt.get_num_threads()
-    try:
-        r = train_and_evaluate(settings, 0.0, 0.0, seed=0, splits=("validation",), threads=1)
-    finally:
-        tt.set_num_threads(saved)
+    r = train_and_evaluate(settings, 0.0, 0.0, seed=0, splits=("validation",))
     assert set(r) == {"zipf_exponent", "p_bursty", "seed", "train_seconds", "validation"}
     v = r["validation"]
+    assert tuple(v) == EVALUATIONS
     # 150 steps over 64 uniform classes: the fixed labels are largely learned (chance 1/16),
     # while held-out classes, never seen, are not read from a context it never needed
     assert v["in_weights"] > 0.5 and v["in_weights_uniform"] > 0.5

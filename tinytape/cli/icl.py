@@ -7,7 +7,8 @@ learning (trained classes, uninformative context); and, for every copy seed, a s
 on the copy task (fresh key -> label mappings), reporting how many seeds leave the plateau
 within the budget and probes for unseen keys and more keys. Writes results.json and icl.png
 (with matplotlib) to --out and prints the tables; runs.jsonl keeps every finished run, so
-an interrupted command continues where it stopped.
+an interrupted command continues where it stopped. Under mpiexec -n N the N ranks share
+out the runs (--workers is then ignored); the results are those of one process.
 """
 
 from __future__ import annotations
@@ -94,7 +95,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--workers",
         type=int,
         default=2,
-        help="processes running the (condition, seed) runs side by side (default: 2)",
+        help="processes running the (condition, seed) runs side by side (default: 2; "
+        "ignored under mpiexec, where the ranks are the workers)",
     )
     p.add_argument(
         "--no-resume",
@@ -142,7 +144,15 @@ def config_from_args(args: argparse.Namespace):  # -> ICLConfig
 
 
 def run(args: argparse.Namespace) -> int:
+    """Under mpiexec -n N every rank runs this; the runs are shared out over the ranks."""
+    from .ranks import on_every_rank
+
+    return on_every_rank(lambda: _run(args))
+
+
+def _run(args: argparse.Namespace) -> int:
     from .. import set_num_threads
+    from ..distributed import get_rank, get_world_size, on_rank_zero
     from ..experiments.icl import format_summary, plot_results, run_icl
     from . import UsageError
 
@@ -150,10 +160,17 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--workers must be at least 1, got {args.workers}")
     set_num_threads(args.threads)
     cfg = config_from_args(args)
-    try:
-        os.makedirs(args.out, exist_ok=True)
-    except OSError as e:
-        raise UsageError(f"--out: cannot create {args.out!r}: {e.strerror}") from None
+
+    def make_out() -> None:
+        try:
+            os.makedirs(args.out, exist_ok=True)
+        except OSError as e:
+            raise UsageError(f"--out: cannot create {args.out!r}: {e.strerror}") from None
+
+    on_rank_zero(make_out)
+    ranks = get_world_size()
+    if ranks > 1:
+        print(f"{ranks} MPI ranks: the runs shared out over the ranks (one process each)")
     results = run_icl(
         cfg, args.out, progress=args.progress, workers=args.workers, resume=not args.no_resume
     )
@@ -163,8 +180,11 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"{len(m['tradeoff'])} trade-off runs and {len(m['copy'])} copy runs "
         f"({m['resumed_runs']} taken from an earlier run): wall time {m['wall_seconds']:.0f} "
-        f"s, CPU {m['cpu_seconds']:.0f} s with {args.workers} worker(s)"
+        f"s, CPU {m['cpu_seconds']:.0f} s with "
+        + (f"{ranks} MPI ranks" if ranks > 1 else f"{args.workers} worker(s)")
     )
+    if get_rank() != 0:  # the files are rank 0's
+        return 0
     if not args.no_plot:
         png = os.path.join(args.out, "icl.png")
         if plot_results(cfg, m, png):

@@ -32,7 +32,14 @@ from .process_group import (
     on_rank_zero,
 )
 from .seeding import seed_rank_generators
-from .sharding import DistributedSampler, gather_runs, shard_batch, shard_range, shard_runs
+from .sharding import (
+    DistributedSampler,
+    gather_runs,
+    run_in_rounds,
+    shard_batch,
+    shard_range,
+    shard_runs,
+)
 
 __all__ = [
     "DistributedSampler",
@@ -56,6 +63,7 @@ __all__ = [
     "is_initialized",
     "launcher_world_size",
     "on_rank_zero",
+    "run_in_rounds",
     "seed_rank_generators",
     "shard_batch",
     "shard_range",

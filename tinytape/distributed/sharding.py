@@ -4,20 +4,28 @@ Every rank draws the same global batch from a generator seeded alike on all rank
 its own slice (`shard_batch`); so the global batch is that of one process with the same
 seed, whatever the number of processes, and a run resumes at another world size.
 `DistributedSampler` is PyTorch's index sampler for code that loops over a dataset itself.
-`shard_runs` / `gather_runs` spread independent runs (seeds, sweep points) over the ranks.
+`shard_runs` / `gather_runs` spread independent runs (seeds, sweep points) over the ranks;
+`run_in_rounds` does so a round at a time, for a caller that records results as they come.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
 import numpy as np
 
-from .process_group import _default_group, all_gather_object, get_rank, get_world_size
+from .process_group import (
+    _default_group,
+    all_gather_object,
+    get_rank,
+    get_world_size,
+    group_of_one,
+)
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 
 def shard_range(n: int, rank: int, world_size: int) -> tuple[int, int]:
@@ -137,3 +145,22 @@ def gather_runs(results: Sequence[tuple[int, Any]], n: int | None = None) -> lis
             f"({len(merged)} results for {count} items)"
         )
     return [merged[i] for i in range(count)]
+
+
+def run_in_rounds(run: Callable[[T], R], items: Sequence[T]) -> Iterator[R]:
+    """run(item) for every item, shared out over the ranks in rounds of one item per rank,
+    each run alone in its rank (`group_of_one`: a Trainer made inside does not go
+    data-parallel); yields the results on every rank in the items' order, a round at a
+    time, so that rank 0 can record them as they come (and an interrupted run keeps the
+    rounds it finished). A round takes as long as its slowest run. In a group of one
+    (or none), simply run(item) for each item, one after the other."""
+    world = get_world_size()
+    if world == 1:
+        yield from (run(item) for item in items)
+        return
+    for start in range(0, len(items), world):
+        chunk = items[start : start + world]
+        mine = shard_runs(chunk)
+        with group_of_one():
+            done = [(i, run(item)) for i, item in mine]
+        yield from gather_runs(done, len(chunk))

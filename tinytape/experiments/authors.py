@@ -952,7 +952,8 @@ def run(cfg: AuthorsConfig, out: str, say: Callable[[str], None] = print) -> dic
     progress = Progress(len(ks) * cfg.seeds, "authors", unit="runs", mode=None if writes else "off")
     progress.update(len(done))
     if ranks > 1:
-        outcomes: Any = _over_ranks(comp, todo)
+        # rounds of one comparison per rank; rank 0 writes each round's rows as they come
+        outcomes: Any = dist.run_in_rounds(lambda job: comp.run(*job), todo)
     elif cfg.workers > 1 and len(todo) > 1:
         # spawned, not forked (fork is unsafe once OpenMP has run); each worker loads the
         # task and the pretrained model once, and runs whole (k, seed) comparisons
@@ -1004,19 +1005,6 @@ def run(cfg: AuthorsConfig, out: str, say: Callable[[str], None] = print) -> dic
 
 def _silent(_: str) -> None:
     pass
-
-
-def _over_ranks(comp: Comparison, todo: list[tuple[int, int]]) -> Any:
-    """The rows of each (k, seed) of todo, in its order, computed over the ranks: in rounds
-    of one comparison per rank (alone: not data-parallel), each round's rows gathered on
-    every rank, so rank 0 writes them as they come, as from one process."""
-    ranks = dist.get_world_size()
-    for start in range(0, len(todo), ranks):
-        chunk = todo[start : start + ranks]
-        mine = dist.shard_runs(chunk)
-        with dist.group_of_one():
-            done = [(i, comp.run(*job)) for i, job in mine]
-        yield from dist.gather_runs(done, len(chunk))
 
 
 def _split_methods(cfg: AuthorsConfig) -> tuple[list[str], list[str]]:

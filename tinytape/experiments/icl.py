@@ -35,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import distributed as dist
 from ..autograd.grad_mode import no_grad
 from ..config import get_num_threads, set_num_threads
 from ..models import GPT, GPTConfig
@@ -42,7 +43,7 @@ from ..nn.module import Module
 from ..numeric import log_softmax
 from ..optim import make_optimizer, make_schedule
 from ..train.trainer import MetricsLogger, Progress, Trainer, TrainResult
-from .icl_classes import TradeoffSettings, train_and_evaluate
+from .icl_classes import EVALUATIONS, TradeoffSettings, train_and_evaluate
 from .protocol import (
     RATE,
     Interval,
@@ -626,9 +627,17 @@ def run_icl(
     then summarize over seeds. With out_dir: each finished run's record is appended to
     runs.jsonl as it ends (with resume, a rerun with the same config skips those), then
     results.json in the shared schema. Returns {"config", "metrics", "targets", "tables",
-    "protocol"}."""
+    "protocol"}.
+
+    Under mpiexec (after init_process_group) the ranks share out the runs (`run_in_rounds`:
+    rounds of one run per rank, each alone in its rank; `workers` is then ignored) and
+    every rank gets every record: the records are those of one process but for the
+    seconds. Rank 0 alone reads and writes the files and shows progress."""
     if workers < 1:
         raise ValueError(f"workers must be at least 1, got {workers}")
+    ranks, writes = dist.get_world_size(), dist.get_rank() == 0
+    if ranks > 1:  # the ranks are the workers
+        workers = 1
     threads = get_num_threads()
     # the trade-off first, seed by seed (an interrupted run keeps whole seeds), then the copy
     jobs: list[tuple[Any, ...]] = [
@@ -639,29 +648,23 @@ def run_icl(
     runs_path = None
     if out_dir is not None:
         runs_path = os.path.join(out_dir, RUNS_FILE)
-        if prepare_run_dir(
-            out_dir, cfg.to_dict(), resume=resume, outputs=(RUNS_FILE, "results.json", "icl.png")
-        ):
-            with open(runs_path, encoding="utf-8") as f:
-                for line in f:
-                    rec = json.loads(line)
-                    done[tuple(rec["job"])] = rec["record"]
+        done = dist.on_rank_zero(lambda: _finished_runs(cfg, out_dir, resume))
     todo = [j for j in jobs if (j[0], *j[3:]) not in done]
     t0, c0 = time.perf_counter(), _cpu_seconds()
-    bar = Progress(
-        len(todo), "icl runs", progress if isinstance(progress, str) else None, unit="runs"
-    )
+    mode = progress if isinstance(progress, str) else None
+    bar = Progress(len(todo), "icl runs", mode if writes else "off", unit="runs")
 
     def collect(out: tuple[tuple[Any, ...], dict[str, Any]]) -> None:
         done[out[0]] = out[1]
-        if runs_path is not None:
+        if runs_path is not None and writes:
             with open(runs_path, "a", encoding="utf-8") as f:
                 f.write(json.dumps(to_jsonable({"job": out[0], "record": out[1]})) + "\n")
         bar.update(1)
 
-    if workers == 1 or len(todo) < 2:
-        for job in todo:
-            collect(_run_job(job))
+    if ranks > 1 or workers == 1 or len(todo) < 2:
+        # under mpiexec in rounds of one run per rank; alone, one after the other here
+        for out in dist.run_in_rounds(_run_job, todo):
+            collect(out)
     else:
         import concurrent.futures as cf
         import multiprocessing as mp
@@ -671,20 +674,40 @@ def run_icl(
             for fut in cf.as_completed([pool.submit(_run_job, j) for j in todo]):
                 collect(fut.result())
     bar.close()
+    cpu = np.array([_cpu_seconds() - c0])
+    if ranks > 1:  # the CPU time of every rank
+        dist.all_reduce(cpu)
     ordered = [done[(j[0], *j[3:])] for j in jobs]
     return finish(
         cfg,
         [r for j, r in zip(jobs, ordered) if j[0] == "tradeoff"],
         [r for j, r in zip(jobs, ordered) if j[0] == "copy"],
-        out_dir,
+        out_dir if writes else None,
         {
             "wall_seconds": time.perf_counter() - t0,
-            "cpu_seconds": _cpu_seconds() - c0,
+            "cpu_seconds": float(cpu[0]),
             "workers": workers,
+            "ranks": ranks,
             "threads": threads,
             "resumed_runs": len(jobs) - len(todo),
         },
     )
+
+
+def _finished_runs(
+    cfg: ICLConfig, out_dir: str | os.PathLike, resume: bool
+) -> dict[tuple[Any, ...], dict[str, Any]]:
+    """Prepare out_dir for this config; with resume and the same config, the records of
+    the runs an earlier command finished (runs.jsonl), by job."""
+    done: dict[tuple[Any, ...], dict[str, Any]] = {}
+    if prepare_run_dir(
+        out_dir, cfg.to_dict(), resume=resume, outputs=(RUNS_FILE, "results.json", "icl.png")
+    ):
+        with open(os.path.join(out_dir, RUNS_FILE), encoding="utf-8") as f:
+            for line in f:
+                rec = json.loads(line)
+                done[tuple(rec["job"])] = rec["record"]
+    return done
 
 
 def finish(
@@ -768,13 +791,13 @@ def summarize(
     copy task's escape rate [Wilson interval] and its probes over seeds."""
     out: dict[str, Any] = {
         "conditions": [],
-        "chance": {"in_context": 0.5, "in_weights": 1.0 / cfg.tradeoff.n_labels},
+        "chance": cfg.tradeoff.chance(),
     }
     for split in ("validation", "test"):
         for (z, p), by_seed in _by_condition(tradeoff_runs, split).items():
             seeds = sorted(by_seed)
             entry = {"split": split, "zipf_exponent": z, "p_bursty": p, "seeds": seeds}
-            for key in ("in_context", "in_weights", "in_weights_uniform"):
+            for key in EVALUATIONS:
                 entry[key] = _interval([by_seed[s][key] for s in seeds])
             out["conditions"].append(entry)
     best = None
@@ -807,7 +830,8 @@ def summarize(
 
 def _coexistence(cfg: ICLConfig, acc: dict[str, float]) -> float:
     """The smaller of the in-context and in-weights skills (0 chance, 1 perfect)."""
-    return min(skill(acc["in_context"], 0.5), skill(acc["in_weights"], 1 / cfg.tradeoff.n_labels))
+    chance = cfg.tradeoff.chance()
+    return min(skill(acc[k], chance[k]) for k in ("in_context", "in_weights"))
 
 
 def _test_values(

@@ -322,12 +322,21 @@ class TradeoffSettings:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def chance(self) -> dict[str, float]:
+        """The chance accuracy of the in-context evaluation (1/2: one of the two labels
+        shown) and of the in-weights ones (1/n_labels; uniform queries alike)."""
+        return {"in_context": 0.5, "in_weights": 1.0 / self.n_labels}
+
+
+#: evaluate()'s accuracies: the keys of a run's record for each split, summarized over seeds
+EVALUATIONS = ("in_context", "in_weights", "in_weights_uniform")
+
 
 def evaluate(
     model: PairTransformer, task: ClassTask, n: int, split: str, seed: int
 ) -> dict[str, float]:
-    """Accuracies on `n` fresh sequences of `split` ("validation" or "test": their own
-    held-out classes and their own random streams)."""
+    """Accuracies (the EVALUATIONS) on `n` fresh sequences of `split` ("validation" or
+    "test": their own held-out classes and their own random streams)."""
     stream = {"validation": 1, "test": 2}[split]
     rng = np.random.default_rng([seed, 200 + stream])
     return {
