@@ -12,6 +12,9 @@ layouts of two cores:
     torch DDP 2x1  two processes, one thread each, gloo backend, 16 per rank
     tinytape half  one process, one thread, batch 16: one rank's work in 2x1 without the
                    other rank and without communication (not a layout: a diagnosis)
+    2 halves       two tinytape half processes at once, independent (no MPI, no
+                   communication): what two processes on the two cores reach together on
+                   this machine, the ceiling of 2x1 (a diagnosis; the slower one's step)
 
 Each layout runs in fresh processes, in turn, for --rounds rounds (the order reversed every
 other round, so a slow spell of a shared machine hits all alike); per run, the median step
@@ -19,8 +22,10 @@ after 3 warm-up steps gives tokens/s; the table shows the median over rounds and
 and the fraction of the step's wall time the process spent on a core (its CPU time over its
 wall time, per thread: below 1, it waited for a core or for the other rank).
 Where 2x1 falls short of 2x: t(1x1) / t(half) is the best 2x1 can do (the per-step costs
-that do not shrink with the batch: the optimizer, the Python work per op); the rest is
-waiting (for a core, the other rank, or communication).
+that do not shrink with the batch: the optimizer, the Python work per op); "2 halves" shows
+how much of the rest is the machine (two busy cores slowing each other: shared caches,
+memory bandwidth, a virtual machine's neighbours), and the remainder is waiting for the
+other rank or communication.
 The 2x1 tinytape run also measures how much of the gradient all-reduce backward hides:
 1 - (time still spent waiting after backward's last gradient) / (the same all-reduces run
 blocking, back to back), and the all-reduce bandwidth of the MPI at several sizes. From
@@ -50,7 +55,16 @@ from train_step import BATCH, CONFIG, torch_gpt  # noqa: E402
 GLOBAL_BATCH = 2 * BATCH
 TOKENS_PER_STEP = GLOBAL_BATCH * CONFIG["context_length"]
 WARMUP = 3
-LAYOUTS = ("tinytape 1x1", "tinytape 2x1", "tinytape 1x2", "torch DDP 2x1", "tinytape half")
+LAYOUTS = (
+    "tinytape 1x1",
+    "tinytape 2x1",
+    "tinytape 1x2",
+    "torch DDP 2x1",
+    "tinytape half",
+    "2 halves",
+)
+#: the layouts that process half the global batch per step (tokens/s counts what they do)
+HALF_BATCH = ("tinytape half",)
 SIZES_MB = (0.0625, 0.25, 1.0, 4.0, 16.0)  # all-reduce bandwidth message sizes
 
 
@@ -191,6 +205,20 @@ def run_layout(layout: str, steps: int, bucket_mb: float, timeout: float = 600) 
         out = os.path.join(tmp, "out.json")
         me = [sys.executable, os.path.abspath(__file__), "--steps", str(steps), "--out", out]
         me += ["--bucket-mb", str(bucket_mb)]
+        if layout == "2 halves":
+            half = me + ["--worker", "tinytape", "--threads", "1", "--batch", str(BATCH)]
+            outs = [out, out + ".other"]
+            workers = [
+                subprocess.Popen([o if a == out else a for a in half], env=_env(1)) for o in outs
+            ]
+            if any(w.wait(timeout=timeout) != 0 for w in workers):
+                raise RuntimeError(f"{layout}: a worker failed")
+            results = []
+            for o in outs:
+                with open(o) as f:
+                    results.append(json.load(f))
+            # the pair finishes a global batch when the slower one finishes its half
+            return max(results, key=lambda res: median(res["step_s"]))
         if layout.startswith("tinytape"):
             half = layout == "tinytape half"
             procs, threads = (1, 1) if half else (int(n) for n in layout.split()[-1].split("x"))
@@ -297,7 +325,7 @@ def main(argv: list[str] | None = None) -> int:
     load.append(os.getloadavg()[0])
     rows = {}
     for name, results in runs.items():
-        tokens = TOKENS_PER_STEP // (2 if name == "tinytape half" else 1)
+        tokens = TOKENS_PER_STEP // (2 if name in HALF_BATCH else 1)
         rates = [tokens / median(res["step_s"]) for res in results]
         rows[name] = {
             "tokens_per_s": median(rates),
@@ -351,6 +379,11 @@ def main(argv: list[str] | None = None) -> int:
         f"  the best 2x1 could do, CPU time of 1x1 / of half: {bound:.2f}x (the rest of the "
         f"gap: waiting for a core, the other rank or the all-reduce)"
     )
+    pair = rows["2 halves"]["tokens_per_s"] / rows["tinytape 1x1"]["tokens_per_s"]
+    print(
+        f"  two independent halves at once, no communication: {pair:.2f}x tinytape 1x1 (what "
+        f"two busy processes reach together here; 2x1 reaches {speedup / pair:.2f} of it)"
+    )
     vs_torch = None
     if "torch DDP 2x1" in rows:
         vs_torch = rows["tinytape 2x1"]["tokens_per_s"] / rows["torch DDP 2x1"]["tokens_per_s"]
@@ -383,7 +416,7 @@ def main(argv: list[str] | None = None) -> int:
             json.dump(
                 {"global_batch": GLOBAL_BATCH, "tokens_per_step": TOKENS_PER_STEP,
                  "steps": args.steps, "rounds": args.rounds, "layouts": rows, "runs": runs,
-                 "speedup_2x1": speedup, "speedup_bound_2x1": bound,
+                 "speedup_2x1": speedup, "speedup_bound_2x1": bound, "speedup_2_halves": pair,
                  "vs_torch_ddp": vs_torch, "hidden_fraction": hidden,
                  "finished_in_backward": in_backward,
                  "wait_s": waited, "exposed_s": exposed, "blocking_allreduce_s": blocking,
