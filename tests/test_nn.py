@@ -337,3 +337,23 @@ def test_bad_configs_and_inputs_raise():
         model(np.array([[0, 9]]))
     with pytest.raises(ValueError, match=r"Linear\(3, 2\): input of shape \(4, 5\)"):
         nn.Linear(3, 2)(tt.ones(4, 5))
+
+
+def test_evaluating_turns_off_dropout_and_the_tape_and_restores_each_submodule():
+    drop = nn.Dropout(0.5, generator=3)
+    model = nn.Sequential(nn.Linear(4, 4, generator=0), drop)
+    x = tt.tensor(np.ones((2, 4), np.float32))
+    expected = model[0](x).numpy()  # dropout in eval mode is the identity
+    drop.eval()  # a mixed state: the container trains, the dropout does not
+    with nn.evaluating(model):
+        assert not any(m.training for m in model.modules())
+        y = model(x)
+        np.testing.assert_array_equal(y.numpy(), expected)
+        assert not y.requires_grad  # nothing recorded
+    assert model.training and not drop.training  # each module's own mode back
+    drop.train()
+    with pytest.raises(RuntimeError, match="inside"):
+        with nn.evaluating(model):
+            raise RuntimeError("inside")
+    assert all(m.training for m in model.modules())
+    assert model(x).requires_grad

@@ -36,10 +36,9 @@ from typing import Any
 import numpy as np
 
 from .. import distributed as dist
-from ..autograd.grad_mode import no_grad
 from ..config import get_num_threads, set_num_threads
 from ..models import GPT, GPTConfig
-from ..nn.module import Module
+from ..nn.module import Module, evaluating
 from ..numeric import log_softmax
 from ..optim import make_optimizer, make_schedule
 from ..train.trainer import MetricsLogger, Progress, Trainer, TrainResult
@@ -226,13 +225,8 @@ def frozen(model: Module) -> Iterator[Module]:
     is restored and every parameter and persistent buffer is compared bit for bit with a
     copy taken on entry (WeightsChangedError names those that changed)."""
     before = _snapshot(model)
-    was_training = model.training
-    model.eval()
-    try:
-        with no_grad():
-            yield model
-    finally:
-        model.train(was_training)
+    with evaluating(model):
+        yield model
     after = _snapshot(model)
     changed = sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
     if changed:

@@ -27,11 +27,10 @@ from typing import Any
 
 import numpy as np
 
-from ..autograd.grad_mode import no_grad
 from ..config import set_num_threads
 from ..nn import functional as NF
 from ..nn.layers import Embedding, LayerNorm, Linear
-from ..nn.module import Module, ModuleList
+from ..nn.module import Module, ModuleList, evaluating
 from ..nn.transformer import TransformerBlock
 from ..optim import make_optimizer, make_schedule
 from ..tensor import Tensor
@@ -260,18 +259,13 @@ class PairTransformer(Module):
 def accuracy(model: PairTransformer, seqs: PairSequences, batch_size: int = 1024) -> float:
     """The fraction of queries whose highest-scoring label (over all labels) is the target,
     with no tape recorded; the model's train/eval mode is restored."""
-    was_training = model.training
-    model.eval()
     correct = 0
-    try:
-        with no_grad():
-            for s in range(0, len(seqs), batch_size):
-                logits = model(seqs.items[s : s + batch_size], seqs.labels[s : s + batch_size])
-                correct += int(
-                    (logits.numpy().argmax(axis=1) == seqs.targets[s : s + batch_size]).sum()
-                )
-    finally:
-        model.train(was_training)
+    with evaluating(model):
+        for s in range(0, len(seqs), batch_size):
+            logits = model(seqs.items[s : s + batch_size], seqs.labels[s : s + batch_size])
+            correct += int(
+                (logits.numpy().argmax(axis=1) == seqs.targets[s : s + batch_size]).sum()
+            )
     return correct / max(len(seqs), 1)
 
 

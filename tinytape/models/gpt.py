@@ -17,11 +17,10 @@ from typing import Any
 import numpy as np
 
 from .. import creation
-from ..autograd.grad_mode import no_grad
 from ..nn import functional as NF
 from ..nn import init
 from ..nn.layers import Dropout, Embedding, Identity, LayerNorm, Linear
-from ..nn.module import Module, ModuleList
+from ..nn.module import Module, ModuleList, evaluating
 from ..nn.positional import LearnedPositionalEmbedding, SinusoidalPositionalEncoding
 from ..nn.transformer import TransformerBlock
 from ..numeric import softmax
@@ -145,7 +144,6 @@ class GPT(Module):
         """Empty key/value caches, one per block."""
         return [{} for _ in self.blocks]
 
-    @no_grad()
     def generate(self, idx: Any, max_new_tokens: int, temperature: float = 1.0,
                  top_k: int | None = None, generator: Any = None, use_cache: bool = True
                  ) -> np.ndarray:
@@ -166,11 +164,9 @@ class GPT(Module):
         ids = np.array(idx.data if isinstance(idx, Tensor) else idx, dtype=np.int64)
         if ids.ndim == 1:
             ids = ids[None]
-        was_training = self.training
-        self.eval()
         ctx = self.config.context_length
         caches, fed = None, 0
-        try:
+        with evaluating(self):
             for _ in range(max_new_tokens):
                 if use_cache and caches is not None and ids.shape[1] <= ctx:
                     logits = self.forward(ids[:, fed:], caches=caches)[0]
@@ -181,8 +177,6 @@ class GPT(Module):
                 fed = ids.shape[1]
                 nxt = sample_next(logits.numpy()[:, -1, :], temperature, top_k, rng)
                 ids = np.concatenate([ids, nxt[:, None]], axis=1)
-        finally:
-            self.train(was_training)
         return ids
 
 

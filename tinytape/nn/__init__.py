@@ -15,7 +15,7 @@ from .layers import (
                      Tanh,
 )
 from .losses import BCEWithLogitsLoss, CrossEntropyLoss, MSELoss
-from .module import Module, ModuleList, Parameter, Sequential
+from .module import Module, ModuleList, Parameter, Sequential, evaluating
 from .positional import (
                      ALiBi,
                      LearnedPositionalEmbedding,
@@ -30,5 +30,5 @@ __all__ = [
     "Linear", "Embedding", "LayerNorm", "Dropout", "Identity", "ReLU", "GELU", "Sigmoid", "Tanh",
     "Softmax", "CrossEntropyLoss", "MSELoss", "BCEWithLogitsLoss", "MultiHeadAttention",
     "SinusoidalPositionalEncoding", "LearnedPositionalEmbedding", "RotaryEmbedding", "ALiBi",
-    "RelativePositionBias", "FeedForward", "TransformerBlock",
+    "RelativePositionBias", "FeedForward", "TransformerBlock", "evaluating",
 ]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -360,3 +361,22 @@ class ModuleList(Module):
 
     def __iter__(self) -> Iterator[Module]:
         return iter(self._modules.values())
+
+
+@contextmanager
+def evaluating(*modules: Module) -> Iterator[None]:
+    """Evaluation inside: eval mode (no dropout) and no tape recorded. On exit every
+    submodule gets back its own train/eval mode, even after an exception.
+
+        with nn.evaluating(model):
+            logits = model(x)
+    """
+    modes = [(m, m.training) for module in modules for m in module.modules()]
+    for module in modules:
+        module.eval()
+    try:
+        with no_grad():
+            yield
+    finally:
+        for m, mode in modes:
+            object.__setattr__(m, "training", mode)

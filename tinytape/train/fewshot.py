@@ -20,9 +20,9 @@ from typing import Any
 
 import numpy as np
 
-from ..autograd.grad_mode import no_grad
 from ..models import GPT, GPTConfig, SequenceClassifier
 from ..models.classifier import feature_dim, pool
+from ..nn.module import evaluating
 from ..numeric import log_softmax, softmax
 from ..text.corpora import CorpusError, Document
 from ..text.tokenizers import Tokenizer
@@ -303,15 +303,10 @@ def pooled_features(
 ) -> np.ndarray:
     """The trunk's pooled features (see models.classifier.pool), (N, features) float64."""
     out = []
-    was_training = trunk.training
-    trunk.eval()
-    try:
-        with no_grad():
-            for sl in _batches(len(ids), batch_size):
-                x, m = _trim(ids[sl], mask[sl])
-                out.append(pool(trunk, x, m, pooling).numpy().astype(np.float64))
-    finally:
-        trunk.train(was_training)
+    with evaluating(trunk):
+        for sl in _batches(len(ids), batch_size):
+            x, m = _trim(ids[sl], mask[sl])
+            out.append(pool(trunk, x, m, pooling).numpy().astype(np.float64))
     return np.concatenate(out) if out else np.zeros((0, feature_dim(trunk.config, pooling)))
 
 
@@ -320,15 +315,10 @@ def classifier_logits(
 ) -> np.ndarray:
     """(N, classes) float64 logits of the model in eval mode (no dropout)."""
     out = []
-    was_training = model.training
-    model.eval()
-    try:
-        with no_grad():
-            for sl in _batches(len(ids), batch_size):
-                x, m = _trim(ids[sl], mask[sl])
-                out.append(model(x, m).numpy().astype(np.float64))
-    finally:
-        model.train(was_training)
+    with evaluating(model):
+        for sl in _batches(len(ids), batch_size):
+            x, m = _trim(ids[sl], mask[sl])
+            out.append(model(x, m).numpy().astype(np.float64))
     return np.concatenate(out)
 
 

@@ -33,7 +33,7 @@ from .. import nn
 from .. import ops as F
 from ..autograd.grad_mode import no_grad
 from ..creation import as_generator
-from ..nn.module import Module, Parameter, Sequential
+from ..nn.module import Module, Parameter, Sequential, evaluating
 from ..optim import make_optimizer
 from ..tensor import Tensor
 from .trainer import MetricsLogger, Progress, Trainer, TrainResult
@@ -114,17 +114,11 @@ def forward_features(layers: Sequence[Module], x: np.ndarray, batch_size: int = 
     if not layers:
         return x
     model = Sequential(*layers)
-    was = [m.training for m in layers]
-    model.eval()
     outs = []
-    try:
-        with no_grad():
-            for i in range(0, len(x), batch_size):
-                outs.append(model(Tensor._wrap(np.ascontiguousarray(x[i:i + batch_size])))
-                            .numpy().copy())
-    finally:
-        for m, w in zip(layers, was):
-            m.train(w)
+    with evaluating(model):
+        for i in range(0, len(x), batch_size):
+            outs.append(model(Tensor._wrap(np.ascontiguousarray(x[i:i + batch_size])))
+                        .numpy().copy())
     return np.concatenate(outs) if outs else np.zeros((0,), x.dtype)
 
 

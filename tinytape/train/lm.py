@@ -24,10 +24,10 @@ from typing import Any
 
 import numpy as np
 
-from ..autograd.grad_mode import no_grad
 from ..checkpoint import load_checkpoint, save_checkpoint
 from ..distributed import get_rank
 from ..models import GPT, GPTConfig
+from ..nn.module import evaluating
 from ..numeric import log_softmax
 from ..optim import Optimizer, WarmupCosineLR, make_optimizer, make_schedule
 from ..text.corpora import Document, split_documents
@@ -178,24 +178,19 @@ def token_nll(model: GPT, ids: np.ndarray, batch_size: int = 16, stride: int | N
         st += stride
         if st + T > n - 1:
             st = max(0, n - 1 - T)
-    was_training = model.training
-    model.eval()
-    try:
-        with no_grad():
-            full = [j for j in jobs if j[1] - j[0] == T]
-            short = [j for j in jobs if j[1] - j[0] != T]
-            groups = [full[i:i + batch_size] for i in range(0, len(full), batch_size)]
-            groups += [[j] for j in short]
-            for group in groups:
-                x = np.stack([ids[s:e] for s, e, _ in group])
-                y = np.stack([ids[s + 1:e + 1] for s, e, _ in group])
-                logp = log_softmax(model(x)[0].numpy())
-                nll = -np.take_along_axis(logp, y[..., None], axis=-1)[..., 0]
-                for row, (s, _e, first) in zip(nll, group):
-                    keep = first - s  # targets s+1+j for j >= keep are new
-                    out[first:s + len(row)] = row[keep:]
-    finally:
-        model.train(was_training)
+    with evaluating(model):
+        full = [j for j in jobs if j[1] - j[0] == T]
+        short = [j for j in jobs if j[1] - j[0] != T]
+        groups = [full[i:i + batch_size] for i in range(0, len(full), batch_size)]
+        groups += [[j] for j in short]
+        for group in groups:
+            x = np.stack([ids[s:e] for s, e, _ in group])
+            y = np.stack([ids[s + 1:e + 1] for s, e, _ in group])
+            logp = log_softmax(model(x)[0].numpy())
+            nll = -np.take_along_axis(logp, y[..., None], axis=-1)[..., 0]
+            for row, (s, _e, first) in zip(nll, group):
+                keep = first - s  # targets s+1+j for j >= keep are new
+                out[first:s + len(row)] = row[keep:]
     return out
 
 
