@@ -37,12 +37,12 @@
  * is chosen for balanced work and little packing. When it cuts C by rows
  * only, or there are rows enough (see TT_GEMM_CLAIM_ROWS), the rows are cut
  * into several chunks per thread that the threads claim in turn, each thread
- * with its own packed copy of B: a worker that
- * wakes late or shares its core with another process takes fewer chunks
- * instead of holding the others up (a fixed half each gave no speed-up at
- * all on a 2-core machine with one other busy process), and no barrier is
- * needed, and the result is bit for bit the serial one. Other grids give
- * every thread one block with private buffers. Products under
+ * with its own packed copy of B: a worker that wakes late or shares its core
+ * with another process takes fewer chunks instead of holding the others up
+ * (a fixed half each gave no speed-up at all on a 2-core machine with one
+ * other busy process), no barrier is needed, and the result is bit for bit
+ * the serial one. Other grids give every thread one block with private
+ * buffers. Products under
  * TT_GEMM_MT_MIN flops stay serial. Batched products give whole products to
  * threads when there are enough of them and their C matrices do not overlap.
  * A batch has two levels (outer x inner, each with its own stride), so the
