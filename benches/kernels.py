@@ -5,12 +5,19 @@
 
 Each thread count runs in a fresh process with OMP_NUM_THREADS, OPENBLAS_NUM_THREADS and
 MKL_NUM_THREADS set (and torch.set_num_threads), so every library gets the same threads.
-The machine's speed drifts from minute to minute, so the libraries take turns: every case
-runs in rounds, each round timing one block of calls per library (a block lasts about
---block-ms), with the order of the libraries reversed every other round. A library's figure
-is the median over the rounds of its time per call, with the range (fastest, slowest round).
-"x best" is the faster reference's median time over tinytape's (> 1: tinytape is faster);
-its range is that ratio taken round by round.
+The machine's speed drifts from minute to minute, so the libraries take turns: every
+case runs in rounds, each round timing one block of calls per library (a block lasts
+about --block-ms), with the order of the libraries reversed every other round. Before
+each block the process waits until the previous library's threads have gone idle
+(benches/_rounds.py: numpy's OpenBLAS threads spin for about 0.1 s after a call and took
+the second core from whichever library came next); within its block each library keeps
+its own wait policy. PyTorch and tinytape share one OpenMP runtime in a process (the
+first libgomp loaded), so both run with tinytape's OMP_WAIT_POLICY=PASSIVE here. While
+other processes keep a core busy, 2-thread figures of sleeping workers vary from run to
+run (a woken worker may land on its waker's core). A library's figure is the median over
+the rounds of its time per call, with the range (fastest, slowest round). "x best" is
+the faster reference's median time over tinytape's (> 1: tinytape is faster); its range
+is that ratio taken round by round.
 
 Cases: GEMM (float32 and float64) on square n = 64 to 1024 and on the shapes of the tiny
 GPT of benches/train_step.py (1,024 tokens, d_model 128: the forward products, dW = x^T dy
@@ -39,6 +46,8 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+
+from _rounds import take_turns
 
 SQUARE_SIZES = {"float32": [64, 128, 256, 512, 1024], "float64": [128, 256, 512]}
 #: (m, n, k, trans_a, trans_b) of the tiny GPT's linear layers, forward and backward
@@ -71,19 +80,17 @@ def calls_per_block(fns: list[Callable[[], object]], block_s: float) -> int:
 def rounds_of(
     impls: dict[str, Callable[[], object]], rounds: int, block_s: float
 ) -> dict[str, list[float]]:
-    """Seconds per call of each library in each round; the order of the libraries is
-    reversed every other round, so a drift of the machine's speed favours none."""
-    names = list(impls)
+    """Seconds per call of each library in each round (see _rounds.take_turns)."""
     calls = calls_per_block(list(impls.values()), block_s)
-    times: dict[str, list[float]] = {name: [] for name in names}
-    for r in range(rounds):
-        for name in names if r % 2 == 0 else reversed(names):
-            fn = impls[name]
-            t0 = time.perf_counter()
-            for _ in range(calls):
-                fn()
-            times[name].append((time.perf_counter() - t0) / calls)
-    return times
+
+    def block(lib: str, _round: int) -> float:
+        fn = impls[lib]
+        t0 = time.perf_counter()
+        for _ in range(calls):
+            fn()
+        return (time.perf_counter() - t0) / calls
+
+    return take_turns(list(impls), rounds, block)
 
 
 # ------------------------------------------------------------------ cases

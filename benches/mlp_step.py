@@ -3,14 +3,15 @@ tinytape against PyTorch eager and the same step written by hand in numpy.
 
     python benches/mlp_step.py [--threads 1,2] [--rounds 7] [--steps 20] [--json PATH]
 
-A small model: the matrices are small enough that the framework's per-op cost is a
-large part of a step. Each thread count runs in its own process with OMP_NUM_THREADS
-and OPENBLAS_NUM_THREADS set, so the three use the same number of threads. Within a
-process the libraries take turns: each round times --steps steps of every library (the
-order reversed every other round); a round's figure is its median step. The table gives
-the median and range over the rounds of the step time and of each library's time as a
-multiple of tinytape's (from the same round). Target (reported, not asserted): tinytape's
-step at least 1.5x as fast as PyTorch's at 1 and at 2 threads.
+A small model: the matrices are small enough that the framework's per-op cost is a large
+part of a step. Each thread count runs in its own process with OMP_NUM_THREADS and
+OPENBLAS_NUM_THREADS set, so the three use the same number of threads. Within a process
+the libraries take turns: each round times --steps steps of every library (the order
+reversed every other round, the process settled before each block: benches/_rounds.py);
+a round's figure is its median step. The table gives the median and range over the
+rounds of the step time and of each library's time as a multiple of tinytape's (from the
+same round). Target (reported, not asserted): tinytape's step at least 1.5x as fast as
+PyTorch's at 1 and at 2 threads.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import time
 from collections.abc import Callable
 
 import numpy as np
+from _rounds import take_turns
 
 SIZES = (64, 256, 256, 10)
 BATCH = 64
@@ -160,15 +162,16 @@ def worker(libs: list[str], threads: int, rounds: int, steps: int) -> dict:
         tinytape.set_num_threads(threads)
     runs = {lib: STEPS[lib]() for lib in libs}
     losses = {lib: [runs[lib]() for _ in range(3)] for lib in libs}  # warm up
-    per_round: dict[str, list[float]] = {lib: [] for lib in libs}
-    for r in range(rounds):
-        for lib in libs if r % 2 == 0 else libs[::-1]:
-            times = []
-            for _ in range(steps):
-                t0 = time.perf_counter()
-                runs[lib]()
-                times.append(time.perf_counter() - t0)
-            per_round[lib].append(statistics.median(times) * 1e3)
+
+    def block(lib: str, _round: int) -> float:
+        times = []
+        for _ in range(steps):
+            t0 = time.perf_counter()
+            runs[lib]()
+            times.append(time.perf_counter() - t0)
+        return statistics.median(times) * 1e3
+
+    per_round = take_turns(libs, rounds, block)
     out = {}
     for lib in libs:
         out[lib] = {"step_ms": spread(per_round[lib]), "first_losses": losses[lib]}

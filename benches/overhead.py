@@ -9,10 +9,11 @@ framework's bookkeeping, not arithmetic. "numpy" is the same chain and its backw
 written out by hand, with no tape: the floor for a Python framework on numpy.
 
 The machine's speed drifts, so the libraries take turns: each round times every library
-(the order reversed every other round), a round's figure is the median of --repeat runs,
-and the table gives the median and the range over the rounds, of the time per op and of
-tinytape's time as a multiple of each other library's (both taken in the same round).
-Target (reported, not asserted): tinytape's per-op cost at most 0.4x PyTorch eager's.
+(the order reversed every other round, settled before each block: benches/_rounds.py), a
+round's figure is the median of --repeat runs, and the table gives the median and the
+range over the rounds, of the time per op and of tinytape's time as a multiple of each
+other library's (both taken in the same round). Target (reported, not asserted):
+tinytape's per-op cost at most 0.4x PyTorch eager's.
 Then one 100,000-op chain per library (forward and backward: no recursion limit).
 `--clock cpu` times with this thread's CPU time instead of the wall clock: on a shared
 machine it leaves out the time the process waited for a core.
@@ -29,6 +30,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+from _rounds import take_turns
 
 CHAIN = 200  # ops per chain: 50 x (mul, add, tanh, sigmoid)
 LONG_CHAIN = 100_000
@@ -64,8 +66,7 @@ def torch_chain(xv: np.ndarray, wv: np.ndarray) -> Callable[[int], tuple[float, 
     import torch
 
     torch.set_num_threads(1)
-    return _chain(torch, torch.tensor(xv, requires_grad=True),
-                  torch.tensor(wv, requires_grad=True))
+    return _chain(torch, torch.tensor(xv, requires_grad=True), torch.tensor(wv, requires_grad=True))
 
 
 def numpy_chain(xv: np.ndarray, wv: np.ndarray) -> Callable[[int], tuple[float, float]]:
@@ -119,19 +120,24 @@ def measure(libs: list[str], rounds: int, repeat: int) -> dict:
     runs = {lib: CHAINS[lib](xv, wv) for lib in libs}
     for run in runs.values():  # warm up: imports, caches, first allocations
         run(CHAIN)
-    fwd: dict[str, list[float]] = {lib: [] for lib in libs}
-    total: dict[str, list[float]] = {lib: [] for lib in libs}
-    for r in range(rounds):
-        for lib in libs if r % 2 == 0 else libs[::-1]:
-            times = [runs[lib](CHAIN) for _ in range(repeat)]
-            fwd[lib].append(statistics.median(t[0] for t in times) / CHAIN * 1e6)
-            total[lib].append(statistics.median(t[1] for t in times) / CHAIN * 1e6)
+
+    def block(lib: str, _round: int) -> tuple[float, float]:
+        times = [runs[lib](CHAIN) for _ in range(repeat)]
+        return (
+            statistics.median(t[0] for t in times) / CHAIN * 1e6,
+            statistics.median(t[1] for t in times) / CHAIN * 1e6,
+        )
+
+    per_round = take_turns(libs, rounds, block)
+    fwd = {lib: [f for f, _ in per_round[lib]] for lib in libs}
+    total = {lib: [t for _, t in per_round[lib]] for lib in libs}
     result = {"rounds": rounds, "repeat": repeat, "chain": CHAIN, "libs": {}}
     for lib in libs:
         row = {"fwd_us_per_op": spread(fwd[lib]), "fwd_bwd_us_per_op": spread(total[lib])}
         if lib != "tinytape" and "tinytape" in libs:  # tinytape's time / lib's, per round
             row["tinytape_time_ratio"] = spread(
-                [a / b for a, b in zip(total["tinytape"], total[lib])])
+                [a / b for a, b in zip(total["tinytape"], total[lib])]
+            )
         t0 = clock()
         runs[lib](LONG_CHAIN)
         row["chain_100k_s"] = clock() - t0
@@ -148,11 +154,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", metavar="PATH", help="write the figures to PATH")
     parser.add_argument("--rounds", type=int, default=7, help="rounds of turns (default 7)")
     parser.add_argument("--repeat", type=int, default=20, help="chains per library per round")
-    parser.add_argument("--clock", choices=sorted(CLOCKS), default="wall",
-                        help="wall time, or this thread's CPU time (steadier when other "
-                        "processes compete for the cores)")
-    parser.add_argument("--libs", default="tinytape,torch,numpy",
-                        help="comma-separated, from tinytape, torch, numpy")
+    parser.add_argument(
+        "--clock",
+        choices=sorted(CLOCKS),
+        default="wall",
+        help="wall time, or this thread's CPU time (steadier when other "
+        "processes compete for the cores)",
+    )
+    parser.add_argument(
+        "--libs",
+        default="tinytape,torch,numpy",
+        help="comma-separated, from tinytape, torch, numpy",
+    )
     args = parser.parse_args(argv)
     libs = [lib.strip() for lib in args.libs.split(",") if lib.strip()]
     unknown = [lib for lib in libs if lib not in CHAINS]
@@ -167,20 +180,28 @@ def main(argv: list[str] | None = None) -> int:
     from tinytape.config import config
 
     result["tape"] = config()["tape"]
-    print(f"per-op cost of a {CHAIN}-op elementwise chain, median [range] over "
-          f"{args.rounds} rounds, {args.clock} clock (tape: {result['tape']})")
-    print(f"{'library':<10}{'fwd us/op':>22}{'fwd+bwd us/op':>22}{'tinytape / it':>22}"
-          f"{'100k chain s':>14}")
+    print(
+        f"per-op cost of a {CHAIN}-op elementwise chain, median [range] over "
+        f"{args.rounds} rounds, {args.clock} clock (tape: {result['tape']})"
+    )
+    print(
+        f"{'library':<10}{'fwd us/op':>22}{'fwd+bwd us/op':>22}{'tinytape / it':>22}"
+        f"{'100k chain s':>14}"
+    )
     for lib, row in result["libs"].items():
         ratio = fmt(row["tinytape_time_ratio"]) if "tinytape_time_ratio" in row else "-"
-        print(f"{lib:<10}{fmt(row['fwd_us_per_op']):>22}{fmt(row['fwd_bwd_us_per_op']):>22}"
-              f"{ratio:>22}{row['chain_100k_s']:>14.2f}")
+        print(
+            f"{lib:<10}{fmt(row['fwd_us_per_op']):>22}{fmt(row['fwd_bwd_us_per_op']):>22}"
+            f"{ratio:>22}{row['chain_100k_s']:>14.2f}"
+        )
     torch_row = result["libs"].get("torch", {})
     if "tinytape_time_ratio" in torch_row:
         ratio = torch_row["tinytape_time_ratio"]["median"]
         verdict = "ok  " if ratio <= TARGET_VS_TORCH else "MISS"
-        print(f"\ntarget: {verdict} tinytape's fwd+bwd time per op is {ratio:.2f}x PyTorch "
-              f"eager's (target <= {TARGET_VS_TORCH})")
+        print(
+            f"\ntarget: {verdict} tinytape's fwd+bwd time per op is {ratio:.2f}x PyTorch "
+            f"eager's (target <= {TARGET_VS_TORCH})"
+        )
     if args.json:
         with open(args.json, "w") as f:
             json.dump(result, f, indent=2)

@@ -5,13 +5,14 @@
 One step = forward, loss, backward, AdamW update, for a GPT with vocab 96, d_model 128,
 2 layers, 4 heads, context 64, batch 16 (1,024 tokens a step), float32. Per thread count
 (OMP/OpenBLAS/MKL thread variables set, and set_num_threads), one process times both
-libraries taking turns in blocks of 5 steps (the order reversed every other block), so a
-slow spell of a shared machine slows both alike; the median step gives tokens per second,
-and the medians of the blocks their range (tinytape's speed as a multiple of PyTorch's is
-taken block by block). The peak resident memory that training adds (sampled from /proc
-while the steps run) is measured with each library alone in its own process. Targets
-(reported, not asserted): tinytape at least 1.5x PyTorch eager's tokens per second, and
-at most 0.35x its peak memory, at each thread count.
+libraries taking turns in blocks of 5 steps (the order reversed every other block, the
+process settled before each: benches/_rounds.py), so a slow spell of a shared machine
+slows both alike; the median step gives tokens per second, and the medians of the blocks
+their range (tinytape's speed as a multiple of PyTorch's is taken block by block). The
+peak resident memory that training adds (sampled from /proc while the steps run) is
+measured with each library alone in its own process. Targets (reported, not asserted):
+tinytape at least 1.5x PyTorch eager's tokens per second, and at most 0.35x its peak
+memory, at each thread count.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ import time
 from collections.abc import Callable
 from statistics import median, median_high
 from typing import Any
+
+from _rounds import take_turns
 
 CONFIG = dict(vocab_size=96, context_length=64, d_model=128, n_layers=2, n_heads=4)
 BATCH = 16
@@ -177,37 +180,59 @@ def speed_worker(libs: list[str], threads: int, steps: int) -> dict:
     """Median step time of each library, the libraries taking turns in blocks of 5 steps
     in this one process, so that a slow spell of a shared machine hits both alike."""
     if "torch" in libs:
-        import torch  # noqa: F401  (first: its OpenMP runtime keeps its own defaults)
+        # first: its OpenMP runtime (libgomp) loads before tinytape sets OMP_WAIT_POLICY, so
+        # it keeps libgomp's defaults; tinytape's kernels then run on that same runtime
+        import torch  # noqa: F401
     steppers = {}
     for lib in libs:
         set_threads(lib, threads)
         steppers[lib] = STEPPERS[lib]()
     data = list(batches(steps))
-    times: dict[str, list[float]] = {lib: [] for lib in libs}
-    blocks: dict[str, list[float]] = {lib: [] for lib in libs}  # each block's median step
     for lib in libs:  # warm-up
         timed(steppers[lib], data[:3])
-    for block, start in enumerate(range(0, steps, 5)):
-        for lib in libs if block % 2 == 0 else libs[::-1]:
-            t = timed(steppers[lib], data[start:start + 5])
-            times[lib] += t
-            blocks[lib].append(median(t))
+    per_block = take_turns(
+        libs, (steps + 4) // 5, lambda lib, b: timed(steppers[lib], data[5 * b : 5 * b + 5])
+    )
+    times = {lib: [t for block in per_block[lib] for t in block] for lib in libs}
+    blocks = {lib: [median(block) for block in per_block[lib]] for lib in libs}
     tokens = BATCH * CONFIG["context_length"]
-    out = {lib: {"median_step_ms": median_high(t) * 1e3, "tokens_per_s": tokens / median_high(t),
-                 "block_step_ms": [b * 1e3 for b in blocks[lib]]}
-           for lib, t in times.items()}
+    out = {
+        lib: {
+            "median_step_ms": median_high(t) * 1e3,
+            "tokens_per_s": tokens / median_high(t),
+            "block_step_ms": [b * 1e3 for b in blocks[lib]],
+        }
+        for lib, t in times.items()
+    }
     if "torch" in libs and "tinytape" in libs:
-        out["tinytape"]["speed_vs_torch"] = [b / a for a, b in zip(blocks["tinytape"],
-                                                                   blocks["torch"])]
+        out["tinytape"]["speed_vs_torch"] = [
+            b / a for a, b in zip(blocks["tinytape"], blocks["torch"])
+        ]
     return out
 
 
 def run_worker(kind: str, spec: str, threads: int, steps: int) -> dict:
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads),
-           "OPENBLAS_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": str(threads),
+        "OPENBLAS_NUM_THREADS": str(threads),
+        "MKL_NUM_THREADS": str(threads),
+    }
     with tempfile.NamedTemporaryFile(suffix=".json") as out:
-        subprocess.run([sys.executable, __file__, "--worker", f"{kind}:{spec}:{threads}",
-                        "--out", out.name, "--steps", str(steps)], env=env, check=True)
+        subprocess.run(
+            [
+                sys.executable,
+                __file__,
+                "--worker",
+                f"{kind}:{spec}:{threads}",
+                "--out",
+                out.name,
+                "--steps",
+                str(steps),
+            ],
+            env=env,
+            check=True,
+        )
         with open(out.name) as f:
             return json.load(f)
 
@@ -215,8 +240,12 @@ def run_worker(kind: str, spec: str, threads: int, steps: int) -> dict:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--threads", default="1,2")
-    parser.add_argument("--steps", type=int, default=40,
-                        help="timed steps per library and thread count (after 3 warm-up)")
+    parser.add_argument(
+        "--steps",
+        type=int,
+        default=40,
+        help="timed steps per library and thread count (after 3 warm-up)",
+    )
     parser.add_argument("--json", metavar="PATH")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
@@ -225,8 +254,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--steps must be at least 5")
     if args.worker:
         kind, spec, threads = args.worker.split(":")
-        result = memory_worker(spec, int(threads), args.steps) if kind == "memory" else \
-            speed_worker(spec.split(","), int(threads), args.steps)
+        result = (
+            memory_worker(spec, int(threads), args.steps)
+            if kind == "memory"
+            else speed_worker(spec.split(","), int(threads), args.steps)
+        )
         with open(args.out, "w") as f:
             json.dump(result, f)
         return 0
@@ -248,24 +280,32 @@ def main(argv: list[str] | None = None) -> int:
         for lib in libs:
             memory = run_worker("memory", lib, threads, 8)
             rows.append({"lib": lib, "threads": threads, **speed[lib], **memory})
-    print(f"{'library':<10}{'threads':>8}{'step ms':>10}{'block range':>16}{'tokens/s':>12}"
-          f"{'peak MB':>10}")
+    print(
+        f"{'library':<10}{'threads':>8}{'step ms':>10}{'block range':>16}{'tokens/s':>12}"
+        f"{'peak MB':>10}"
+    )
     for r in rows:
         block = f"{min(r['block_step_ms']):.1f}-{max(r['block_step_ms']):.1f}"
-        print(f"{r['lib']:<10}{r['threads']:>8}{r['median_step_ms']:>10.1f}{block:>16}"
-              f"{r['tokens_per_s']:>12.0f}{r['peak_mem_mb']:>10.1f}")
+        print(
+            f"{r['lib']:<10}{r['threads']:>8}{r['median_step_ms']:>10.1f}{block:>16}"
+            f"{r['tokens_per_s']:>12.0f}{r['peak_mem_mb']:>10.1f}"
+        )
     for threads in counts:
         ours = [r for r in rows if r["lib"] == "tinytape" and r["threads"] == threads]
         theirs = [r for r in rows if r["lib"] == "torch" and r["threads"] == threads]
         if ours and theirs:
             ratio = ours[0]["tokens_per_s"] / theirs[0]["tokens_per_s"]
             per_block = ours[0]["speed_vs_torch"]
-            print(f"target @{threads}t: {'ok  ' if ratio >= TARGET_SPEED else 'MISS'} tinytape "
-                  f"runs at {ratio:.2f}x PyTorch eager's tokens/s (blocks "
-                  f"{min(per_block):.2f}-{max(per_block):.2f}; target >= {TARGET_SPEED})")
+            print(
+                f"target @{threads}t: {'ok  ' if ratio >= TARGET_SPEED else 'MISS'} tinytape "
+                f"runs at {ratio:.2f}x PyTorch eager's tokens/s (blocks "
+                f"{min(per_block):.2f}-{max(per_block):.2f}; target >= {TARGET_SPEED})"
+            )
             mem = ours[0]["peak_mem_mb"] / max(theirs[0]["peak_mem_mb"], 1e-9)
-            print(f"target @{threads}t: {'ok  ' if mem <= TARGET_MEMORY else 'MISS'} tinytape "
-                  f"adds {mem:.2f}x PyTorch's peak memory (target <= {TARGET_MEMORY})")
+            print(
+                f"target @{threads}t: {'ok  ' if mem <= TARGET_MEMORY else 'MISS'} tinytape "
+                f"adds {mem:.2f}x PyTorch's peak memory (target <= {TARGET_MEMORY})"
+            )
     if args.json:
         with open(args.json, "w") as f:
             json.dump(rows, f, indent=2)

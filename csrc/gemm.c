@@ -33,11 +33,16 @@
  *     not transposed: the AVX-512 strided kernel reads A and B in place
  *     (gemm_direct, see use_direct for the measured limits).
  *
- * Threads (OpenMP): C is cut into a tm x tn grid of whole micro-tiles
- * (tm * tn = threads, chosen for balanced work and little packing). When it
- * is cut by rows only, the team shares each packed B block (every thread packs
- * a slice, barrier, all compute their rows) and packs its own A rows; other
- * grids give every thread a block with private buffers. Products under
+ * Threads (OpenMP): a tm x tn grid of whole micro-tiles (tm * tn = threads)
+ * is chosen for balanced work and little packing. When it cuts C by rows
+ * only, or there are rows enough (see TT_GEMM_CLAIM_ROWS), the rows are cut
+ * into several chunks per thread that the threads claim in turn, each thread
+ * with its own packed copy of B: a worker that wakes late or shares its core
+ * with another process takes fewer chunks instead of holding the others up
+ * (a fixed half each gave no speed-up at all on a 2-core machine with one
+ * other busy process), no barrier is needed, and the result is bit for bit
+ * the serial one. Other grids give every thread one block with private
+ * buffers. Products under
  * TT_GEMM_MT_MIN flops stay serial. Batched products give whole products to
  * threads when there are enough of them and their C matrices do not overlap.
  * A batch has two levels (outer x inner, each with its own stride), so the
@@ -59,13 +64,23 @@ static int tt_gemm_threads(double work) {
     return work < TT_GEMM_MT_MIN ? 1 : tt_threads_for(work);
 }
 
-/* Rows per thread below which threads share one packed B (two barriers per B
- * block) instead of each packing all of B (no barrier). Each barrier puts a
- * thread to sleep and wakes it (~50 us, see tt_threads_for), while packing B
- * again costs about 1/rows of the product: 1024 x 128 x 128 on 2 threads took
- * 318 us shared and 223 us private. */
-#ifndef TT_GEMM_SHARED_B_ROWS
-#define TT_GEMM_SHARED_B_ROWS 192
+/* Chunks of rows per thread when the rows are claimed in turn (see
+ * gemm_rows_claimed): enough that a thread that wakes late or shares its core
+ * leaves its share to the others, few enough that each chunk keeps whole
+ * micro-panels busy. */
+#ifndef TT_GEMM_CHUNKS_PER_THREAD
+#define TT_GEMM_CHUNKS_PER_THREAD 4
+#endif
+
+/* When rows are claimed in turn each thread packs all of B, which costs about
+ * 5 / rows of its rows' product: rows are claimed when the grid would cut by
+ * rows anyway, or when every thread gets at least TT_GEMM_CLAIM_ROWS rows (a
+ * few % for B), and B packed takes at most TT_GEMM_CLAIM_BMAX bytes. */
+#ifndef TT_GEMM_CLAIM_ROWS
+#define TT_GEMM_CLAIM_ROWS 128
+#endif
+#ifndef TT_GEMM_CLAIM_BMAX
+#define TT_GEMM_CLAIM_BMAX (16.0 * 1024.0 * 1024.0)
 #endif
 
 #ifdef _OPENMP

@@ -34,6 +34,9 @@ int tt_threads_for(double work);
  * MFLOP (about 2 * 180^3). Waking a sleeping thread costs about 50 us (see
  * tt_threads_for); measured on AVX-512 float32 with 2 threads: 128^3 took 49 us
  * on one thread and 67 us on two, 160^3 86 and 106 us, 256^3 337 and 216 us.
+ * Again with rows claimed in turn (gemm_rows_claimed) and a 2 MFLOP threshold,
+ * medians of 9 alternating rounds: 128^3 42-47 us on one thread, 53-59 on two;
+ * 64x256x256 85 and 90-98; 160^3 84-88 and 89-103: still slower on two.
  * Used by the GEMM and the fused attention kernel. */
 #ifndef TT_GEMM_MT_MIN
 #define TT_GEMM_MT_MIN 1.2e7

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import kernel_threads
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from tolerances import assert_gemm_close
@@ -112,19 +113,25 @@ def test_gemm_large_transposed_multithreaded(rng, dtype, simd):
         a = rng.standard_normal((611, 389)).astype(dtype)
         b = rng.standard_normal((757, 611)).astype(dtype)
         _check(a, b, trans_a=True, trans_b=True)
-        _check(rng.standard_normal((1, 700)).astype(dtype),
-               rng.standard_normal((700, 900)).astype(dtype))
+        _check(
+            rng.standard_normal((1, 700)).astype(dtype),
+            rng.standard_normal((700, 900)).astype(dtype),
+        )
     finally:
         tinytape.set_num_threads(saved)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("m,n,k", [(301, 517, 263), (50, 2003, 300), (1024, 128, 128)],
-                         ids=["shared-B rows", "split columns", "private-B rows"])
+@pytest.mark.parametrize(
+    "m,n,k",
+    [(301, 517, 263), (50, 2003, 300), (1024, 128, 128)],
+    ids=["claimed rows", "split columns", "claimed rows, direct if NN"],
+)
 @pytest.mark.parametrize("trans_a,trans_b", [(False, False), (True, True)])
 def test_gemm_two_thread_schemes(rng, dtype, simd, m, n, k, trans_a, trans_b):
     """Each way of splitting one product over 2 threads (csrc/gemm_impl.inc, gemm_run):
-    rows with one shared packed B (few rows per thread), columns, rows with private B."""
+    row chunks claimed in turn (packed, or unpacked for a small product with B not
+    transposed), and a fixed grid that splits the columns (few rows)."""
     import tinytape
 
     saved = tinytape.get_num_threads()
@@ -136,6 +143,42 @@ def test_gemm_two_thread_schemes(rng, dtype, simd, m, n, k, trans_a, trans_b):
         _check(a, b, trans_a, trans_b, alpha=-0.75, beta=0.5, c=c)
     finally:
         tinytape.set_num_threads(saved)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize(
+    "m,n,k,trans_a,trans_b",
+    [
+        (256, 256, 256, False, False),
+        (512, 512, 512, False, False),
+        (300, 1100, 900, True, True),
+        (17000, 40, 20, False, True),
+        (1000, 130, 777, True, False),
+    ],
+    ids=[
+        "unpacked",
+        "rows over a column grid",
+        "several k and n blocks",
+        "chunks capped at MC rows",
+        "transposed A",
+    ],
+)
+def test_gemm_claimed_rows_match_one_thread(rng, dtype, simd, m, n, k, trans_a, trans_b):
+    """Row chunks claimed by 2 threads in whatever order the threads run are computed as
+    one thread computes those rows: the products are bit for bit the serial ones (and
+    right against float64 numpy), with beta folding in C."""
+    a = rng.standard_normal((k, m) if trans_a else (m, k)).astype(dtype)
+    b = rng.standard_normal((n, k) if trans_b else (k, n)).astype(dtype)
+    c = rng.standard_normal((m, n)).astype(dtype)
+    got = {}
+    for threads in (1, 2):
+        with kernel_threads(threads):
+            got[threads] = backend.gemm(
+                a, b, trans_a=trans_a, trans_b=trans_b, alpha=0.5, beta=-1.0, c=c.copy()
+            )
+    np.testing.assert_array_equal(got[2], got[1])
+    with kernel_threads(2):
+        _check(a, b, trans_a, trans_b, alpha=0.5, beta=-1.0, c=c)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -178,8 +221,13 @@ def test_gemm_batched_two_levels_in_place(simd, rng, dtype, threads):
         _check(scores, v, c=q, in_place=True)  # written into q's slots of qkv
         _check(scores[:1], k)  # the outer level broadcast
         # enough work for whole products per thread, into interleaved heads
-        _check(big, big, trans_b=True, c=np.zeros_like(big.transpose(0, 2, 1, 3))
-               .transpose(0, 2, 1, 3), in_place=True)
+        _check(
+            big,
+            big,
+            trans_b=True,
+            c=np.zeros_like(big.transpose(0, 2, 1, 3)).transpose(0, 2, 1, 3),
+            in_place=True,
+        )
         _check(big, big[:1, :1], trans_a=True)
     finally:
         tinytape.set_num_threads(saved)
@@ -209,9 +257,13 @@ def test_gemm_many_small_batches_threaded(simd, rng):
 
 @settings(max_examples=60, deadline=None)
 @given(
-    m=st.integers(0, 70), n=st.integers(0, 70), k=st.integers(0, 70),
-    trans_a=st.booleans(), trans_b=st.booleans(),
-    dtype=st.sampled_from(DTYPES), seed=st.integers(0, 2**32 - 1),
+    m=st.integers(0, 70),
+    n=st.integers(0, 70),
+    k=st.integers(0, 70),
+    trans_a=st.booleans(),
+    trans_b=st.booleans(),
+    dtype=st.sampled_from(DTYPES),
+    seed=st.integers(0, 2**32 - 1),
     beta=st.sampled_from([0.0, 1.0, -0.5]),
 )
 def test_gemm_hypothesis(m, n, k, trans_a, trans_b, dtype, seed, beta):
@@ -251,8 +303,9 @@ def test_gemm_errors(any_backend):
     with pytest.raises(TypeError, match="mixed dtypes"):
         backend.gemm(f32, np.ones((4, 2), np.float32), c=np.ones((3, 2)))
     with pytest.raises(ValueError, match="read-only"):
-        backend.gemm(f32, np.ones((4, 2), np.float32),
-                     c=np.broadcast_to(np.ones(2, np.float32), (3, 2)))
+        backend.gemm(
+            f32, np.ones((4, 2), np.float32), c=np.broadcast_to(np.ones(2, np.float32), (3, 2))
+        )
     with pytest.raises(ValueError, match=r"batch dims differ: a \(2, 3, 4\) and b \(3, 4, 5\)"):
         backend.gemm_batched(np.ones((2, 3, 4)), np.ones((3, 4, 5)))
     with pytest.raises(ValueError, match=r"must be 3-D or 4-D"):
