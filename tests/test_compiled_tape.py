@@ -77,9 +77,13 @@ def test_a_source_edited_after_the_build_is_imported_instead_with_a_warning(tmp_
     import pytest
 
     entry, source = _layout(tmp_path, source_age_s=60.0)
+    finder = _compiled._SourceFirst(always=False)
     with pytest.warns(RuntimeWarning, match="changed after it was compiled"):
-        spec = _compiled._SourceFirst(always=False).find_spec("tinytape.tensor", [entry])
+        spec = finder.find_spec("tinytape.tensor", [entry])
     assert spec.origin == source
+    # the modules imported after it cimport its extension type: they follow it to source
+    (tmp_path / "unary.py").write_text("x = 1\n")
+    assert finder.find_spec("tinytape.ops.unary", [entry]).origin == str(tmp_path / "unary.py")
 
 
 def test_an_up_to_date_build_and_other_modules_are_left_to_the_ordinary_import(tmp_path):

@@ -25,15 +25,14 @@ DEFAULT_FLOAT = np.dtype(np.float32)
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
-class Tensor:
-    """An n-dimensional array that records the ops applied to it for backward.
-
-    Attributes: data (np.ndarray), requires_grad, grad (Tensor or None), grad_fn.
-    """
+class TensorBase:
+    """The slots every Tensor has (data, requires_grad, grad, _node, _version,
+    _retains_grad). Compiled, this is an extension type (tensor.pxd): the tape's compiled
+    modules read and write these slots as C fields. The ops' methods are bound onto its
+    subclass Tensor, the class users see (as torch._C.TensorBase and torch.Tensor)."""
 
     __slots__ = ("data", "requires_grad", "grad", "_node", "_version", "_retains_grad",
                  "__weakref__")
-    __array_priority__ = 1000  # numpy defers to our reflected operators (ndarray + Tensor)
 
     data: np.ndarray
     requires_grad: bool
@@ -41,6 +40,16 @@ class Tensor:
     _node: Function | None
     _version: list[int]
     _retains_grad: bool
+
+
+class Tensor(TensorBase):
+    """An n-dimensional array that records the ops applied to it for backward.
+
+    Attributes: data (np.ndarray), requires_grad, grad (Tensor or None), grad_fn.
+    """
+
+    __slots__ = ()
+    __array_priority__ = 1000  # numpy defers to our reflected operators (ndarray + Tensor)
 
     def __init__(self, data: Any, dtype: Any = None, requires_grad: bool = False) -> None:
         from .creation import as_array
@@ -52,7 +61,7 @@ class Tensor:
     @staticmethod
     def _wrap(data: np.ndarray) -> Tensor:
         """A leaf around `data` (no copy, no checks): the fast path for internal use."""
-        return _set_slots(_new_object(Tensor), data, [0], None, False)
+        return wrap_array(data)
 
     # ------------------------------------------------------------ properties
     @property
@@ -297,10 +306,7 @@ class Tensor:
         return self._augmented(other, np.true_divide, "/=", Tensor.__truediv__)
 
 
-_new_object = object.__new__
-
-
-def _set_slots(t: Tensor, data: np.ndarray, version: list[int], node: Function | None,
+def _set_slots(t: TensorBase, data: np.ndarray, version: list[int], node: Function | None,
                requires_grad: bool) -> Tensor:
     """Set all of t's slots: the one place they are set (Tensor() checks its arguments
     first; the tape's hot paths skip __init__ through make_tensor)."""
@@ -317,7 +323,13 @@ def make_tensor(data: np.ndarray, version: list[int], node: Function | None,
                 requires_grad: bool) -> Tensor:
     """A Tensor around `data` (no copy, no checks) with the version counter `version`
     (shared with the tensor it views, or a new [0]) made by the recorded op `node`."""
-    return _set_slots(_new_object(Tensor), data, version, node, requires_grad)
+    return _set_slots(TensorBase.__new__(Tensor), data, version, node, requires_grad)
+
+
+def wrap_array(data: np.ndarray) -> Tensor:
+    """A leaf around `data` (no copy, no checks): Tensor._wrap, which the compiled tape
+    modules call as a C function."""
+    return _set_slots(TensorBase.__new__(Tensor), data, [0], None, False)
 
 
 from .autograd.engine import run_backward  # noqa: E402  (the engine needs Tensor first)

@@ -32,9 +32,9 @@ def _root_grad(op: str, t: Tensor, g: Tensor | np.ndarray | float | None) -> Ten
                 f"tensor has shape {t.shape}; pass a gradient of that shape "
                 f"(e.g. {op}(ones_like(t)))"
             )
-        return Tensor._wrap(np.ones(t.shape, dtype=t.dtype))
+        return wrap_array(np.ones(t.shape, dtype=t.dtype))
     if not isinstance(g, Tensor):
-        g = Tensor._wrap(np.asarray(g, dtype=t.dtype))
+        g = wrap_array(np.asarray(g, dtype=t.dtype))
     if g.shape != t.shape:
         raise ValueError(f"{op}: gradient of shape {g.shape} for a tensor of shape {t.shape}")
     if g.dtype != t.dtype:
@@ -114,7 +114,7 @@ def _run_backward(
     targets: Sequence[Tensor] = roots
     grads: Sequence[Tensor | None] = [_root_grad(op, t, g) for t, g in zip(roots, root_grads)]
     needs: Sequence[bool] = (True,) * len(roots)
-    heappush, heappop, wrap = heapq.heappush, heapq.heappop, Tensor._wrap
+    heappush, heappop = heapq.heappush, heapq.heappop
     with set_grad_enabled(create_graph):
         while True:
             # Send the gradients on. A leaf's are summed (delivered at the end, or when a
@@ -137,7 +137,7 @@ def _run_backward(
                     elif create_graph:
                         entry[1] = entry[1] + ig
                     else:  # the array sum, as _accumulate_grad makes it
-                        entry[1] = wrap(entry[1].data + ig.data)
+                        entry[1] = wrap_array(entry[1].data + ig.data)
                     if uses and id(inp) in uses:
                         _leaf_use_done(inp, leaves, uses, create_graph)
                 elif parent is nxt:
@@ -196,4 +196,4 @@ def _run_backward(
     return found if inputs is not None else None
 
 
-from ..tensor import Tensor  # noqa: E402  (an import cycle: tensor.py imports this module)
+from ..tensor import Tensor, wrap_array  # noqa: E402  (an import cycle: tensor.py imports this module)

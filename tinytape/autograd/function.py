@@ -67,29 +67,7 @@ class Function:
     def apply(cls, *inputs: Tensor, **params: Any) -> Tensor:
         if profiler.active:
             return profiler.call_unprofiled(cls.__name__, "forward", cls.apply, *inputs, **params)
-        ctx = cls.__new__(cls)
-        if _mode.enabled:
-            n = len(inputs)  # which inputs need a gradient (one and two inputs written out)
-            if n == 2:
-                needs = (inputs[0].requires_grad, inputs[1].requires_grad)
-            elif n == 1:
-                needs = (True,) if inputs[0].requires_grad else (False,)
-            else:
-                needs = tuple(map(_requires_grad, inputs))
-            if True in needs:
-                ctx.record = True
-                ctx.needs_input_grad = needs
-                data = cls.forward(ctx, *inputs, **params)
-                version = inputs[0]._version if cls.is_view else [0]
-                ctx.inputs = inputs
-                ctx.seq = _next_seq()
-                if ctx._save_out:
-                    ctx._out = data
-                    ctx._out_counter = version
-                    ctx._out_version = version[0]
-                return make_tensor(data, version, ctx, True)
-        data = cls.forward(ctx, *inputs, **params)
-        return make_tensor(data, inputs[0]._version if cls.is_view else [0], None, False)
+        return _apply(cls, inputs, params)
 
     @staticmethod
     def forward(ctx: Function, *inputs: Tensor, **params: Any) -> np.ndarray:
@@ -169,6 +147,49 @@ class Function:
 
     def __repr__(self) -> str:
         return f"<{self.name} seq={getattr(self, 'seq', '-')}>"
+
+
+def _apply(cls: type[Function], inputs: tuple[Tensor, ...], params: dict[str, Any]
+           ) -> Tensor:
+    """Function.apply: run cls's forward on `inputs` and record the op when grad mode is on
+    and an input requires grad (compiled, with typed access to the tensors' slots)."""
+    ctx = cls.__new__(cls)
+    first = inputs[0]
+    n = len(inputs)
+    if _mode.enabled:
+        # which inputs need a gradient (one and two inputs written out)
+        if n == 2:
+            second = inputs[1]
+            needs = (first.requires_grad, second.requires_grad)
+        elif n == 1:
+            needs = (True,) if first.requires_grad else (False,)
+        else:
+            needs = tuple(map(_requires_grad, inputs))
+        if True in needs:
+            ctx.record = True
+            ctx.needs_input_grad = needs
+            data = _forward(cls, ctx, inputs, n, params)
+            version = first._version if cls.is_view else [0]
+            ctx.inputs = inputs
+            ctx.seq = _next_seq()
+            if ctx._save_out:
+                ctx._out = data
+                ctx._out_counter = version
+                ctx._out_version = version[0]
+            return make_tensor(data, version, ctx, True)
+    data = _forward(cls, ctx, inputs, n, params)
+    return make_tensor(data, first._version if cls.is_view else [0], None, False)
+
+
+def _forward(cls: type[Function], ctx: Function, inputs: tuple[Tensor, ...], n: int,
+             params: dict[str, Any]) -> np.ndarray:
+    # one and two inputs without parameters passed as they are: no argument tuple to build
+    if not params:
+        if n == 2:
+            return cls.forward(ctx, inputs[0], inputs[1])
+        if n == 1:
+            return cls.forward(ctx, inputs[0])
+    return cls.forward(ctx, *inputs, **params)
 
 
 from ..tensor import Tensor, make_tensor  # noqa: E402  (an import cycle: tensor.py binds the ops)

@@ -12,7 +12,7 @@ import numpy as np
 from .. import profiler
 from ..autograd.function import Function
 from ..autograd.grad_mode import _mode
-from ..tensor import Tensor, make_tensor
+from ..tensor import Tensor, make_tensor, wrap_array
 from ._util import binary_operands, broadcast_error
 from .registry import (
     BROADCAST_PAIRS,
@@ -62,7 +62,7 @@ def _binary_op(cls: type[Function], name: str, doc: str) -> Callable[[Any, Any],
                 else:
                     return make_tensor(data, [0], None, False)
         if isinstance(a, Tensor) and type(b) is float and a.data.dtype.kind == "f":
-            b = Tensor._wrap(np.asarray(b, a.data.dtype))  # t + 0.5: as_tensor would
+            b = wrap_array(np.asarray(b, a.data.dtype))  # t + 0.5: as_tensor would
         elif not (isinstance(a, Tensor) and isinstance(b, Tensor)
                   and a.data.dtype == b.data.dtype):
             a, b = binary_operands(name, a, b)
@@ -135,9 +135,9 @@ class Mul(Function):
         a, b = ctx.saved_tensors
         if _mode.enabled:  # create_graph: recorded
             return (g * b if b is not None else None), (g * a if a is not None else None)
-        g, wrap = g.data, Tensor._wrap
-        return (wrap(g * b.data) if b is not None else None), \
-            (wrap(g * a.data) if a is not None else None)
+        g = g.data
+        return (wrap_array(g * b.data) if b is not None else None), \
+            (wrap_array(g * a.data) if a is not None else None)
 
 
 mul = _binary_op(Mul, "mul", "a * b (broadcasting).")
@@ -183,7 +183,7 @@ def neg(a: Tensor) -> Tensor:
     if not _mode.enabled and isinstance(a, Tensor):
         if profiler.active:
             return profiler.call_unprofiled("Neg", "forward", neg, a)
-        return Tensor._wrap(Neg.kernel(a.data))  # nothing recorded: no node, no ctx
+        return wrap_array(Neg.kernel(a.data))  # nothing recorded: no node, no ctx
     return Neg.apply(a)
 
 
@@ -269,7 +269,7 @@ def _compare(op: str, ufunc: np.ufunc, a: Any, b: Any) -> Tensor:
         a, b = binary_operands(op, a, b)
         a_data, b_data = a.data, b.data
     try:
-        return Tensor._wrap(np.asarray(ufunc(a_data, b_data)))
+        return wrap_array(np.asarray(ufunc(a_data, b_data)))
     except ValueError:
         raise broadcast_error(op, *(t for t in (a, b) if isinstance(t, Tensor))) from None
 
@@ -308,7 +308,7 @@ def logical_not(a: Tensor) -> Tensor:
     """~a for a bool tensor."""
     if a.data.dtype != np.bool_:
         raise TypeError(f"logical_not: expected a bool tensor, got {a.dtype}")
-    return Tensor._wrap(np.logical_not(a.data))
+    return wrap_array(np.logical_not(a.data))
 
 
 def logical_and(a: Any, b: Any) -> Tensor:

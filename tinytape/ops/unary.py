@@ -10,7 +10,7 @@ from .. import backend, profiler
 from ..autograd.function import Function
 from ..autograd.grad_mode import _mode, is_grad_enabled
 from ..backend.gelu import _C2, _C3  # gelu(x) = x * sigmoid(x (C2 + C3 x^2))
-from ..tensor import Tensor
+from ..tensor import Tensor, wrap_array
 from ._util import require_float
 from .registry import OpInfo, Sample, away_from_zero, positive, rand, register, with_ties
 
@@ -38,7 +38,7 @@ def _unary(cls: type[Function], op: str, x: Tensor) -> Tensor:
     if not _mode.enabled and cls.kernel is not None:
         if profiler.active:
             return profiler.call_unprofiled(cls.__name__, "forward", _unary, cls, op, x)
-        return Tensor._wrap(cls.kernel(x.data))  # nothing recorded: no node, no ctx
+        return wrap_array(cls.kernel(x.data))  # nothing recorded: no node, no ctx
     return cls.apply(x)
 
 
@@ -54,7 +54,7 @@ class Exp(Function):
     def backward(ctx, g):
         if _mode.enabled:  # create_graph: recorded
             return (g * ctx.output,)
-        return (Tensor._wrap(g.data * ctx.output_data),)
+        return (wrap_array(g.data * ctx.output_data),)
 
 
 def exp(x: Tensor) -> Tensor:
@@ -119,7 +119,7 @@ class Abs(Function):
 
     @staticmethod
     def backward(ctx, g):
-        return (g * Tensor._wrap(ctx.sign),)
+        return (g * wrap_array(ctx.sign),)
 
 
 def abs(x: Tensor) -> Tensor:
@@ -145,7 +145,7 @@ class Tanh(Function):
             y = ctx.output
             return (g - g * y * y,)  # g (1 - y^2); no Python number: cheaper in numpy
         y, g = ctx.output_data, g.data
-        return (Tensor._wrap(g - g * y * y),)
+        return (wrap_array(g - g * y * y),)
 
 
 def tanh(x: Tensor) -> Tensor:
@@ -195,7 +195,7 @@ class Sigmoid(Function):
             return (gy - gy * y,)  # g y (1 - y); no Python number: cheaper in numpy
         y = ctx.output_data
         gy = g.data * y
-        return (Tensor._wrap(gy - gy * y),)
+        return (wrap_array(gy - gy * y),)
 
 
 def sigmoid(x: Tensor) -> Tensor:
@@ -217,10 +217,10 @@ class Relu(Function):
     @staticmethod
     def backward(ctx, g):
         if _mode.enabled:  # create_graph: a recorded product with the mask
-            return (g * Tensor._wrap(ctx.mask.astype(g.data.dtype)),)
+            return (g * wrap_array(ctx.mask.astype(g.data.dtype)),)
         # numpy multiplies a float array by a bool one in the float dtype, with the values
         # of a float mask (inf * False is NaN too): one pass, no float copy of the mask
-        return (Tensor._wrap(g.data * ctx.mask),)
+        return (wrap_array(g.data * ctx.mask),)
 
 
 def relu(x: Tensor) -> Tensor:
@@ -249,7 +249,7 @@ class Gelu(Function):
             s = (x * (x2 * _C3 + _C2)).sigmoid()
             dz = x2 * (3 * _C3) + _C2
             return (g * (s + x * dz * s * (1.0 - s)),)
-        return (Tensor._wrap(backend.gelu_backward(x.data, g.data)),)
+        return (wrap_array(backend.gelu_backward(x.data, g.data)),)
 
 
 def gelu(x: Tensor, approximate: str = "tanh") -> Tensor:
@@ -308,7 +308,7 @@ class Clamp(Function):
 
     @staticmethod
     def backward(ctx, g):
-        return (g * Tensor._wrap(ctx.inside.astype(g.data.dtype)),)
+        return (g * wrap_array(ctx.inside.astype(g.data.dtype)),)
 
 
 def clamp(x: Tensor, min: float | None = None, max: float | None = None) -> Tensor:
