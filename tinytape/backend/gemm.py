@@ -50,14 +50,19 @@ def _layout(x: np.ndarray, trans: bool) -> tuple[np.ndarray, bool]:
 
 def _check(a, b, c, trans_a: bool, trans_b: bool, batched: bool):
     op = "gemm_batched" if batched else OP
-    a = as_float_array(op, "a", a)
-    b = as_float_array(op, "b", b)
+    # The common case (two float ndarrays of one dtype) costs a few comparisons; the
+    # shared checks run, and raise, only when one of them fails.
+    if not (type(a) is np.ndarray and a.dtype in FLOAT_DTYPES):
+        a = as_float_array(op, "a", a)
+    if not (type(b) is np.ndarray and b.dtype in FLOAT_DTYPES):
+        b = as_float_array(op, "b", b)
     ndims = (3, 4) if batched else (2,)
-    for name, x in (("a", a), ("b", b)):
-        if x.ndim not in ndims:
-            want = "3-D or 4-D (one or two batch dims)" if batched else "2-D"
-            raise ValueError(f"{op}: {name} must be {want}, got shape {x.shape}")
-    same_dtype(op, a=a, b=b)
+    if a.ndim not in ndims or b.ndim not in ndims:
+        want = "3-D or 4-D (one or two batch dims)" if batched else "2-D"
+        name, x = ("a", a) if a.ndim not in ndims else ("b", b)
+        raise ValueError(f"{op}: {name} must be {want}, got shape {x.shape}")
+    if a.dtype is not b.dtype and a.dtype != b.dtype:
+        same_dtype(op, a=a, b=b)
     m, k = _shape_after_op(a, trans_a)
     k2, n = _shape_after_op(b, trans_b)
     if k != k2:
@@ -110,10 +115,13 @@ def _run(batched: bool, a, b, trans_a, trans_b, alpha, beta, c) -> np.ndarray:
             return out
         c[...] = out
         return c
-    if c is None:
+    if c is None:  # a new output: contiguous, nothing to check or copy back
         beta = 0.0
-        c = np.empty(shape, dtype=a.dtype)
-    target = c if (_row_major(c) and _batch_strides_ok(c)) else np.ascontiguousarray(c)
+        c = target = np.empty(shape, dtype=a.dtype)
+    elif _row_major(c) and _batch_strides_ok(c):
+        target = c
+    else:
+        target = np.ascontiguousarray(c)
     a_k, trans_a = _layout(a, trans_a)
     b_k, trans_b = _layout(b, trans_b)
     if batched:  # the kernel takes two batch levels: (outer, inner, rows, cols)
@@ -136,20 +144,6 @@ def gemm(a, b, *, trans_a: bool = False, trans_b: bool = False, alpha: float = 1
     a: (m, k), or (k, m) with trans_a; b: (k, n), or (n, k) with trans_b; c: (m, n),
     updated in place and returned when given, else a new array (beta is then unused).
     """
-    native = _state.native
-    if (c is None and native is not None and type(a) is np.ndarray and type(b) is np.ndarray
-            and a.ndim == 2 and b.ndim == 2 and a.dtype is b.dtype and a.dtype in FLOAT_DTYPES):
-        # The tape's case, every Linear layer's three products: a new output from two float
-        # matrices of one dtype. What _run checks and does, in fewer calls; anything else
-        # (empty or mismatched shapes too) goes through _run, which raises the errors.
-        m, k = (a.shape[1], a.shape[0]) if trans_a else a.shape
-        k2, n = (b.shape[1], b.shape[0]) if trans_b else b.shape
-        if k == k2 and m and n and k:
-            a, trans_a = _layout(a, trans_a)
-            b, trans_b = _layout(b, trans_b)
-            out = np.empty((m, n), dtype=a.dtype)
-            native.gemm(trans_a, trans_b, float(alpha), a, b, 0.0, out)
-            return out
     return _run(False, a, b, trans_a, trans_b, alpha, beta, c)
 
 
