@@ -81,7 +81,12 @@ def test_backward_frees_saved_tensors():
     e = x.exp()
     node = e.grad_fn
     e.sum().backward()
-    assert node.freed and node._saved == () and node._out is None
+    assert node.freed and node._saved is None and node._out is None
+    m = x * x  # saves both inputs
+    node = m.grad_fn
+    assert node._saved == (x, x) and node._saved_versions == (0, 0)
+    m.sum().backward()
+    assert node.freed and node._saved is None and node._saved_versions is None
 
 
 def test_backward_on_tensor_without_grad():

@@ -47,21 +47,11 @@ class Function:
     #: pass without create_graph) the op's wrapper calls it directly: no node, no ctx.
     kernel: Callable[..., np.ndarray] | None = None
 
-    # Class-level defaults: a ctx that records nothing sets no attribute at all.
-    record: bool = False
-    needs_input_grad: tuple[bool, ...] = ()
-    _saved: tuple[Tensor | None, ...] = ()  # save_for_backward's tensors
-    _saved_versions: tuple[int, ...] = ()  # their versions then
-    _save_out: bool = False
-    _out: np.ndarray | None = None  # the output's data, its version counter and version
-    _out_counter: list[int] | None = None
-    _out_version: int = 0
-    freed: bool = False
-    #: weakref to the output tensor when retain_grad() was called on it
-    retained: Callable[[], Tensor | None] | None = None
-
-    inputs: tuple[Tensor, ...]
-    seq: int
+    # A ctx's own state (record, needs_input_grad, inputs, seq, _saved, _saved_versions,
+    # _save_out, _out, _out_counter, _out_version, freed, retained): compiled, the C
+    # fields of function.pxd, which start as False or None; in the plain build the
+    # class attributes set below the class, with the same values. An op's forward may set
+    # other attributes of its own (subclasses have a __dict__).
 
     @classmethod
     def apply(cls, *inputs: Tensor, **params: Any) -> Tensor:
@@ -96,6 +86,8 @@ class Function:
     def saved_tensors(self) -> tuple[Tensor | None, ...]:
         if self.freed:
             self._raise_freed()
+        if self._saved is None:
+            return ()
         for t, version in zip(self._saved, self._saved_versions):
             if t is not None and t._version[0] != version:
                 raise RuntimeError(
@@ -136,8 +128,8 @@ class Function:
     def release(self) -> None:
         """Free what was saved for backward (after a backward without retain_graph)."""
         self.freed = True
-        if self._saved:
-            self._saved = ()
+        if self._saved is not None:
+            self._saved = self._saved_versions = None
         if self._out is not None:
             self._out = self._out_counter = None
 
@@ -146,7 +138,28 @@ class Function:
         return type(self).__name__
 
     def __repr__(self) -> str:
-        return f"<{self.name} seq={getattr(self, 'seq', '-')}>"
+        return f"<{self.name} seq={'-' if self.seq is None else self.seq}>"
+
+
+# The plain build's defaults of a ctx's state (see Function); compiled, these are C fields
+# that start with the same values, and the extension type takes no class attributes.
+_CTX_DEFAULTS = {
+    "record": False,  # recorded on the tape (grad mode on and an input requires grad)
+    "needs_input_grad": None,  # per input, when recorded
+    "inputs": None,
+    "seq": None,  # its place on the tape
+    "_saved": None,  # save_for_backward's tensors and their versions then
+    "_saved_versions": None,
+    "_save_out": False,
+    "_out": None,  # the output's data, its version counter and version then
+    "_out_counter": None,
+    "_out_version": None,
+    "freed": False,
+    "retained": None,  # weakref to the output tensor when retain_grad() was called on it
+}
+if "__dict__" in Function.__dict__:  # a Python class: the plain build
+    for _name, _value in _CTX_DEFAULTS.items():
+        setattr(Function, _name, _value)
 
 
 def _apply(cls: type[Function], inputs: tuple[Tensor, ...], params: dict[str, Any]
