@@ -42,8 +42,7 @@ def _root_grad(op: str, t: Tensor, g: Tensor | np.ndarray | float | None) -> Ten
     return g
 
 
-def _leaf_use_done(leaf: Tensor, leaves: dict, uses: dict[int, int], create_graph: bool
-                   ) -> None:
+def _leaf_use_done(leaf: Tensor, leaves: dict, uses: dict[int, int], create_graph: bool) -> None:
     """One of a hooked leaf's uses has sent its gradient (or None); after the last one the
     gradient is complete: accumulate it into .grad now and run the leaf's hooks."""
     left = uses[id(leaf)] - 1
@@ -69,8 +68,17 @@ def run_backward(
     leaves' .grad (and retain_grad tensors); with `inputs`, their gradients are
     returned instead and no .grad is touched."""
     if profiler.active:
-        return profiler.call("run_backward", "engine", _run_backward, roots, root_grads,
-                             retain_graph, create_graph, inputs, op)
+        return profiler.call(
+            "run_backward",
+            "engine",
+            _run_backward,
+            roots,
+            root_grads,
+            retain_graph,
+            create_graph,
+            inputs,
+            op,
+        )
     return _run_backward(roots, root_grads, retain_graph, create_graph, inputs, op)
 
 

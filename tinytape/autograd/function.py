@@ -162,8 +162,7 @@ if "__dict__" in Function.__dict__:  # a Python class: the plain build
         setattr(Function, _name, _value)
 
 
-def _apply(cls: type[Function], inputs: tuple[Tensor, ...], params: dict[str, Any]
-           ) -> Tensor:
+def _apply(cls: type[Function], inputs: tuple[Tensor, ...], params: dict[str, Any]) -> Tensor:
     """Function.apply: run cls's forward on `inputs` and record the op when grad mode is on
     and an input requires grad (compiled, with typed access to the tensors' slots)."""
     ctx = cls.__new__(cls)
@@ -194,8 +193,9 @@ def _apply(cls: type[Function], inputs: tuple[Tensor, ...], params: dict[str, An
     return make_tensor(data, first._version if cls.is_view else [0], None, False)
 
 
-def _forward(cls: type[Function], ctx: Function, inputs: tuple[Tensor, ...], n: int,
-             params: dict[str, Any]) -> np.ndarray:
+def _forward(
+    cls: type[Function], ctx: Function, inputs: tuple[Tensor, ...], n: int, params: dict[str, Any]
+) -> np.ndarray:
     # one and two inputs without parameters passed as they are: no argument tuple to build
     if not params:
         if n == 2:

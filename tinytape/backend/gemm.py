@@ -32,8 +32,10 @@ def _row_major(x: np.ndarray) -> bool:
 def _batch_strides_ok(x: np.ndarray) -> bool:
     if x.ndim <= 2:
         return True
-    return all(size <= 1 or (step >= 0 and step % x.itemsize == 0)
-               for size, step in zip(x.shape[:-2], x.strides[:-2]))
+    return all(
+        size <= 1 or (step >= 0 and step % x.itemsize == 0)
+        for size, step in zip(x.shape[:-2], x.strides[:-2])
+    )
 
 
 def _layout(x: np.ndarray, trans: bool) -> tuple[np.ndarray, bool]:
@@ -93,8 +95,10 @@ def reference(a, b, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, c=None) -
     op_a = np.swapaxes(a, -1, -2) if trans_a else a
     op_b = np.swapaxes(b, -1, -2) if trans_b else b
     if alpha == 0.0:
-        shape = np.broadcast_shapes(op_a.shape[:-2], op_b.shape[:-2]) + \
-            (op_a.shape[-2], op_b.shape[-1])
+        shape = np.broadcast_shapes(op_a.shape[:-2], op_b.shape[:-2]) + (
+            op_a.shape[-2],
+            op_b.shape[-1],
+        )
         out = np.zeros(shape, np.result_type(a, b))
     else:
         out = np.matmul(op_a, op_b)
@@ -128,8 +132,9 @@ def _run(batched: bool, a, b, trans_a, trans_b, alpha, beta, c) -> np.ndarray:
         batch = (1,) * (4 - len(shape)) + shape[:-2]
         a_k = np.broadcast_to(a_k, batch + a_k.shape[-2:])
         b_k = np.broadcast_to(b_k, batch + b_k.shape[-2:])
-        native.gemm_batched(trans_a, trans_b, alpha, a_k, b_k, beta,
-                            target.reshape(batch + shape[-2:]))
+        native.gemm_batched(
+            trans_a, trans_b, alpha, a_k, b_k, beta, target.reshape(batch + shape[-2:])
+        )
     else:
         native.gemm(trans_a, trans_b, alpha, a_k, b_k, beta, target)
     if target is not c:
@@ -137,8 +142,16 @@ def _run(batched: bool, a, b, trans_a, trans_b, alpha, beta, c) -> np.ndarray:
     return c
 
 
-def gemm(a, b, *, trans_a: bool = False, trans_b: bool = False, alpha: float = 1.0,
-         beta: float = 0.0, c: np.ndarray | None = None) -> np.ndarray:
+def gemm(
+    a,
+    b,
+    *,
+    trans_a: bool = False,
+    trans_b: bool = False,
+    alpha: float = 1.0,
+    beta: float = 0.0,
+    c: np.ndarray | None = None,
+) -> np.ndarray:
     """alpha * op(a) @ op(b) + beta * c for 2-D float arrays (op = transpose when asked).
 
     a: (m, k), or (k, m) with trans_a; b: (k, n), or (n, k) with trans_b; c: (m, n),
@@ -147,8 +160,16 @@ def gemm(a, b, *, trans_a: bool = False, trans_b: bool = False, alpha: float = 1
     return _run(False, a, b, trans_a, trans_b, alpha, beta, c)
 
 
-def gemm_batched(a, b, *, trans_a: bool = False, trans_b: bool = False, alpha: float = 1.0,
-                 beta: float = 0.0, c: np.ndarray | None = None) -> np.ndarray:
+def gemm_batched(
+    a,
+    b,
+    *,
+    trans_a: bool = False,
+    trans_b: bool = False,
+    alpha: float = 1.0,
+    beta: float = 0.0,
+    c: np.ndarray | None = None,
+) -> np.ndarray:
     """gemm over a batch: a (batch, m, k), b (batch, k, n) -> (batch, m, n), or with two
     batch dims, a (p, q, m, k) and b (p, q, k, n) -> (p, q, m, n).
 
@@ -171,8 +192,10 @@ def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     m, k = a.shape[-2:]
     k2, n = b.shape[-2:]
     if k != k2:
-        raise ValueError(f"{op}: shapes {a.shape} and {b.shape} do not match: "
-                         f"{k} (last dim of the first) != {k2} (second-to-last dim of the second)")
+        raise ValueError(
+            f"{op}: shapes {a.shape} and {b.shape} do not match: "
+            f"{k} (last dim of the first) != {k2} (second-to-last dim of the second)"
+        )
     if _state.native is None:
         return np.matmul(a, b)
     if b.ndim == 2:

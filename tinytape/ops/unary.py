@@ -21,6 +21,7 @@ def _samples(make=rand, **kwargs):
     def samples(rng, dtype):
         for shape in SHAPES:
             yield Sample((make(rng, shape, dtype),), dict(kwargs), name=str(shape))
+
     return samples
 
 
@@ -127,8 +128,17 @@ def abs(x: Tensor) -> Tensor:
     return _unary(Abs, "abs", x)
 
 
-register(OpInfo("abs", abs, np.abs, _samples(away_from_zero), aliases=("__abs__",),
-                kink_samples=_zero_samples, subgradient=lambda g, x: (g * np.sign(x),)))
+register(
+    OpInfo(
+        "abs",
+        abs,
+        np.abs,
+        _samples(away_from_zero),
+        aliases=("__abs__",),
+        kink_samples=_zero_samples,
+        subgradient=lambda g, x: (g * np.sign(x),),
+    )
+)
 
 
 class Tanh(Function):
@@ -228,8 +238,17 @@ def relu(x: Tensor) -> Tensor:
     return _unary(Relu, "relu", x)
 
 
-register(OpInfo("relu", relu, lambda x: np.maximum(x, 0), _samples(away_from_zero),
-                kink_samples=_zero_samples, subgradient=lambda g, x: (g * (x > 0),)))
+register(
+    OpInfo(
+        "relu",
+        relu,
+        lambda x: np.maximum(x, 0),
+        _samples(away_from_zero),
+        kink_samples=_zero_samples,
+        subgradient=lambda g, x: (g * (x > 0),),
+    )
+)
+
 
 class Gelu(Function):
     """GELU through the backend kernel (C, or the numpy reference); saves the input."""
@@ -262,8 +281,9 @@ def gelu(x: Tensor, approximate: str = "tanh") -> Tensor:
     return _unary(Gelu, "gelu", x)
 
 
-register(OpInfo("gelu", gelu, backend.gelu_reference,
-                _samples(lambda r, s, d: rand(r, s, d, -3, 3))))
+register(
+    OpInfo("gelu", gelu, backend.gelu_reference, _samples(lambda r, s, d: rand(r, s, d, -3, 3)))
+)
 
 
 def _softplus_np(x: np.ndarray) -> np.ndarray:
@@ -289,8 +309,14 @@ def softplus(x: Tensor) -> Tensor:
     return _unary(Softplus, "softplus", x)
 
 
-register(OpInfo("softplus", softplus, lambda x: np.log1p(np.exp(x)),
-                _samples(lambda r, s, d: rand(r, s, d, -5, 5))))
+register(
+    OpInfo(
+        "softplus",
+        softplus,
+        lambda x: np.log1p(np.exp(x)),
+        _samples(lambda r, s, d: rand(r, s, d, -5, 5)),
+    )
+)
 
 
 class Clamp(Function):
@@ -325,7 +351,8 @@ def _clamp_samples(rng, dtype):
     for shape in SHAPES:
         # keep values away from the bounds +-0.5 so finite differences do not straddle them
         x = away_from_zero(rng, shape, dtype, gap=0.05) + np.where(
-            rng.random(shape) < 0.5, 0.5, -0.5).astype(dtype)
+            rng.random(shape) < 0.5, 0.5, -0.5
+        ).astype(dtype)
         yield Sample((x,), {"min": -0.5, "max": 0.5}, name=f"{shape} both")
         yield Sample((x,), {"min": -0.5}, name=f"{shape} min")
         yield Sample((x,), {"max": 0.5}, name=f"{shape} max")
@@ -335,8 +362,12 @@ def _clamp_kink_samples(rng, dtype):
     """Values on the bounds themselves (and min == max)."""
     for shape in [(5,), (3, 4)]:
         x = with_ties(rng, shape, dtype, step=0.25)
-        for bounds in [{"min": -0.25, "max": 0.25}, {"min": 0.0}, {"max": 0.0},
-                       {"min": 0.25, "max": 0.25}]:
+        for bounds in [
+            {"min": -0.25, "max": 0.25},
+            {"min": 0.0},
+            {"max": 0.0},
+            {"min": 0.25, "max": 0.25},
+        ]:
             yield Sample((x,), bounds, name=f"{shape} {bounds}")
 
 
@@ -350,6 +381,13 @@ def _clamp_subgradient(g, x, min=None, max=None):
     return (g * inside,)
 
 
-register(OpInfo("clamp", clamp, lambda x, min=None, max=None: np.clip(x, min, max),
-                _clamp_samples, kink_samples=_clamp_kink_samples,
-                subgradient=_clamp_subgradient))
+register(
+    OpInfo(
+        "clamp",
+        clamp,
+        lambda x, min=None, max=None: np.clip(x, min, max),
+        _clamp_samples,
+        kink_samples=_clamp_kink_samples,
+        subgradient=_clamp_subgradient,
+    )
+)
