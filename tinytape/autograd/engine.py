@@ -130,7 +130,9 @@ def _run_backward(
             # by the heap. A parent that would be the heap's only entry is the next node
             # anyway: it is handed on directly, skipping the heap.
             nxt = nxt_g = None
-            for inp, ig, need in zip(targets, grads, needs):
+            # by index, as zip pairs them (compiled: a C loop, no zip object per node)
+            for edge in range(min(len(targets), len(grads), len(needs))):
+                inp, ig, need = targets[edge], grads[edge], needs[edge]
                 if not need or ig is None:
                     if uses and need and id(inp) in uses:
                         _leaf_use_done(inp, leaves, uses, create_graph)
