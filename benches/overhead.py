@@ -16,6 +16,14 @@ Target (reported, not asserted): tinytape's per-op cost at most 0.4x PyTorch eag
 Then one 100,000-op chain per library (forward and backward: no recursion limit).
 `--clock cpu` times with this thread's CPU time instead of the wall clock: on a shared
 machine it leaves out the time the process waited for a core.
+
+`--instructions N` runs one library's chain (the first of --libs) once with N ops after a
+warm-up and prints nothing: for counting instructions, which do not depend on the load,
+
+    OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 valgrind --tool=callgrind \
+        python benches/overhead.py --libs tinytape --instructions 2000   # then 6000
+
+instructions per op = (total(6000) - total(2000)) / 4000.
 """
 
 from __future__ import annotations
@@ -64,8 +72,7 @@ def torch_chain(xv: np.ndarray, wv: np.ndarray) -> Callable[[int], tuple[float, 
     import torch
 
     torch.set_num_threads(1)
-    return _chain(torch, torch.tensor(xv, requires_grad=True),
-                  torch.tensor(wv, requires_grad=True))
+    return _chain(torch, torch.tensor(xv, requires_grad=True), torch.tensor(wv, requires_grad=True))
 
 
 def numpy_chain(xv: np.ndarray, wv: np.ndarray) -> Callable[[int], tuple[float, float]]:
@@ -112,10 +119,16 @@ def spread(values: list[float]) -> dict:
     return {"median": statistics.median(values), "min": min(values), "max": max(values)}
 
 
-def measure(libs: list[str], rounds: int, repeat: int) -> dict:
+def _arrays() -> tuple[np.ndarray, np.ndarray]:
+    """The chain's input and weight, (8, 8) float32."""
     rng = np.random.default_rng(0)
     xv = rng.standard_normal((8, 8)).astype(np.float32)
     wv = (0.5 * rng.standard_normal((8, 8))).astype(np.float32)
+    return xv, wv
+
+
+def measure(libs: list[str], rounds: int, repeat: int) -> dict:
+    xv, wv = _arrays()
     runs = {lib: CHAINS[lib](xv, wv) for lib in libs}
     for run in runs.values():  # warm up: imports, caches, first allocations
         run(CHAIN)
@@ -131,7 +144,8 @@ def measure(libs: list[str], rounds: int, repeat: int) -> dict:
         row = {"fwd_us_per_op": spread(fwd[lib]), "fwd_bwd_us_per_op": spread(total[lib])}
         if lib != "tinytape" and "tinytape" in libs:  # tinytape's time / lib's, per round
             row["tinytape_time_ratio"] = spread(
-                [a / b for a, b in zip(total["tinytape"], total[lib])])
+                [a / b for a, b in zip(total["tinytape"], total[lib])]
+            )
         t0 = clock()
         runs[lib](LONG_CHAIN)
         row["chain_100k_s"] = clock() - t0
@@ -148,11 +162,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", metavar="PATH", help="write the figures to PATH")
     parser.add_argument("--rounds", type=int, default=7, help="rounds of turns (default 7)")
     parser.add_argument("--repeat", type=int, default=20, help="chains per library per round")
-    parser.add_argument("--clock", choices=sorted(CLOCKS), default="wall",
-                        help="wall time, or this thread's CPU time (steadier when other "
-                        "processes compete for the cores)")
-    parser.add_argument("--libs", default="tinytape,torch,numpy",
-                        help="comma-separated, from tinytape, torch, numpy")
+    parser.add_argument(
+        "--clock",
+        choices=sorted(CLOCKS),
+        default="wall",
+        help="wall time, or this thread's CPU time (steadier when other "
+        "processes compete for the cores)",
+    )
+    parser.add_argument(
+        "--libs",
+        default="tinytape,torch,numpy",
+        help="comma-separated, from tinytape, torch, numpy",
+    )
+    parser.add_argument(
+        "--instructions",
+        type=int,
+        metavar="N",
+        help="run the first library's chain once with N ops (a multiple "
+        "of 4) after a warm-up, and exit: for valgrind --tool=callgrind",
+    )
     args = parser.parse_args(argv)
     libs = [lib.strip() for lib in args.libs.split(",") if lib.strip()]
     unknown = [lib for lib in libs if lib not in CHAINS]
@@ -160,6 +188,13 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--libs: unknown {unknown}; choose from {sorted(CHAINS)}")
     if args.rounds < 1 or args.repeat < 1:
         parser.error("--rounds and --repeat must be at least 1")
+    if args.instructions is not None:
+        if args.instructions < 4 or args.instructions % 4:
+            parser.error("--instructions: a positive multiple of 4 (the chain's block)")
+        run = CHAINS[libs[0]](*_arrays())
+        run(CHAIN)  # warm up
+        run(args.instructions)
+        return 0
     global clock
     clock = CLOCKS[args.clock]
     result = measure(available(libs), args.rounds, args.repeat)
@@ -167,20 +202,28 @@ def main(argv: list[str] | None = None) -> int:
     from tinytape.config import config
 
     result["tape"] = config()["tape"]
-    print(f"per-op cost of a {CHAIN}-op elementwise chain, median [range] over "
-          f"{args.rounds} rounds, {args.clock} clock (tape: {result['tape']})")
-    print(f"{'library':<10}{'fwd us/op':>22}{'fwd+bwd us/op':>22}{'tinytape / it':>22}"
-          f"{'100k chain s':>14}")
+    print(
+        f"per-op cost of a {CHAIN}-op elementwise chain, median [range] over "
+        f"{args.rounds} rounds, {args.clock} clock (tape: {result['tape']})"
+    )
+    print(
+        f"{'library':<10}{'fwd us/op':>22}{'fwd+bwd us/op':>22}{'tinytape / it':>22}"
+        f"{'100k chain s':>14}"
+    )
     for lib, row in result["libs"].items():
         ratio = fmt(row["tinytape_time_ratio"]) if "tinytape_time_ratio" in row else "-"
-        print(f"{lib:<10}{fmt(row['fwd_us_per_op']):>22}{fmt(row['fwd_bwd_us_per_op']):>22}"
-              f"{ratio:>22}{row['chain_100k_s']:>14.2f}")
+        print(
+            f"{lib:<10}{fmt(row['fwd_us_per_op']):>22}{fmt(row['fwd_bwd_us_per_op']):>22}"
+            f"{ratio:>22}{row['chain_100k_s']:>14.2f}"
+        )
     torch_row = result["libs"].get("torch", {})
     if "tinytape_time_ratio" in torch_row:
         ratio = torch_row["tinytape_time_ratio"]["median"]
         verdict = "ok  " if ratio <= TARGET_VS_TORCH else "MISS"
-        print(f"\ntarget: {verdict} tinytape's fwd+bwd time per op is {ratio:.2f}x PyTorch "
-              f"eager's (target <= {TARGET_VS_TORCH})")
+        print(
+            f"\ntarget: {verdict} tinytape's fwd+bwd time per op is {ratio:.2f}x PyTorch "
+            f"eager's (target <= {TARGET_VS_TORCH})"
+        )
     if args.json:
         with open(args.json, "w") as f:
             json.dump(result, f, indent=2)
