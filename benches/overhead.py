@@ -17,6 +17,14 @@ tinytape's per-op cost at most 0.4x PyTorch eager's.
 Then one 100,000-op chain per library (forward and backward: no recursion limit).
 `--clock cpu` times with this thread's CPU time instead of the wall clock: on a shared
 machine it leaves out the time the process waited for a core.
+
+`--instructions N` runs one library's chain (the first of --libs) once with N ops after a
+warm-up and prints nothing: for counting instructions, which do not depend on the load,
+
+    OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 valgrind --tool=callgrind \
+        python benches/overhead.py --libs tinytape --instructions 2000   # then 6000
+
+instructions per op = (total(6000) - total(2000)) / 4000.
 """
 
 from __future__ import annotations
@@ -113,10 +121,16 @@ def spread(values: list[float]) -> dict:
     return {"median": statistics.median(values), "min": min(values), "max": max(values)}
 
 
-def measure(libs: list[str], rounds: int, repeat: int) -> dict:
+def _arrays() -> tuple[np.ndarray, np.ndarray]:
+    """The chain's input and weight, (8, 8) float32."""
     rng = np.random.default_rng(0)
     xv = rng.standard_normal((8, 8)).astype(np.float32)
     wv = (0.5 * rng.standard_normal((8, 8))).astype(np.float32)
+    return xv, wv
+
+
+def measure(libs: list[str], rounds: int, repeat: int) -> dict:
+    xv, wv = _arrays()
     runs = {lib: CHAINS[lib](xv, wv) for lib in libs}
     for run in runs.values():  # warm up: imports, caches, first allocations
         run(CHAIN)
@@ -166,6 +180,13 @@ def main(argv: list[str] | None = None) -> int:
         default="tinytape,torch,numpy",
         help="comma-separated, from tinytape, torch, numpy",
     )
+    parser.add_argument(
+        "--instructions",
+        type=int,
+        metavar="N",
+        help="run the first library's chain once with N ops (a multiple "
+        "of 4) after a warm-up, and exit: for valgrind --tool=callgrind",
+    )
     args = parser.parse_args(argv)
     libs = [lib.strip() for lib in args.libs.split(",") if lib.strip()]
     unknown = [lib for lib in libs if lib not in CHAINS]
@@ -173,6 +194,13 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--libs: unknown {unknown}; choose from {sorted(CHAINS)}")
     if args.rounds < 1 or args.repeat < 1:
         parser.error("--rounds and --repeat must be at least 1")
+    if args.instructions is not None:
+        if args.instructions < 4 or args.instructions % 4:
+            parser.error("--instructions: a positive multiple of 4 (the chain's block)")
+        run = CHAINS[libs[0]](*_arrays())
+        run(CHAIN)  # warm up
+        run(args.instructions)
+        return 0
     global clock
     clock = CLOCKS[args.clock]
     result = measure(available(libs), args.rounds, args.repeat)

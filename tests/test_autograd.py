@@ -81,7 +81,12 @@ def test_backward_frees_saved_tensors():
     e = x.exp()
     node = e.grad_fn
     e.sum().backward()
-    assert node.freed and node._saved == () and node._out is None
+    assert node.freed and node._saved is None and node._out is None
+    m = x * x  # saves both inputs
+    node = m.grad_fn
+    assert node._saved == (x, x) and node._saved_versions == (0, 0)
+    m.sum().backward()
+    assert node.freed and node._saved is None and node._saved_versions is None
 
 
 def test_backward_on_tensor_without_grad():
@@ -165,8 +170,10 @@ def test_gradient_penalty_through_layer_norm_and_cross_entropy():
     for idx in np.ndindex(4, 3):
         step = np.zeros((4, 3))
         step[idx] = eps
-        numeric[idx] = (penalty(tt.tensor(w.numpy() + step)).item()
-                        - penalty(tt.tensor(w.numpy() - step)).item()) / (2 * eps)
+        numeric[idx] = (
+            penalty(tt.tensor(w.numpy() + step)).item()
+            - penalty(tt.tensor(w.numpy() - step)).item()
+        ) / (2 * eps)
     np.testing.assert_allclose(dw.numpy(), numeric, rtol=1e-6, atol=1e-9)
 
 
@@ -253,8 +260,11 @@ def test_in_place_change_of_a_saved_tensor_raises():
     w = leaf(4, 2)
     loss = (x @ w).sum()
     x.add_(1.0)
-    with pytest.raises(RuntimeError, match=r"MatMul: a tensor of shape \(3, 4\) .* modified "
-                                           r"in place"):
+    with pytest.raises(
+        RuntimeError,
+        match=r"MatMul: a tensor of shape \(3, 4\) .* modified "
+        r"in place",
+    ):
         loss.backward()
 
 
@@ -306,8 +316,9 @@ def test_creation_and_dtypes():
     assert tt.zeros(2, 3).shape == (2, 3) and tt.ones((2, 3)).dtype == np.float32
     assert tt.full((2,), 7).dtype == np.int64 and tt.full((2,), 0.5).dtype == np.float32
     np.testing.assert_array_equal(tt.arange(5).numpy(), np.arange(5))
-    np.testing.assert_array_equal(tt.randn(3, generator=1).numpy(),
-                                  tt.randn(3, generator=1).numpy())
+    np.testing.assert_array_equal(
+        tt.randn(3, generator=1).numpy(), tt.randn(3, generator=1).numpy()
+    )
     g = np.random.default_rng(3)
     assert tt.rand(2, generator=g).numpy().max() < 1
     arr = np.zeros(3, np.float32)

@@ -77,9 +77,13 @@ def test_a_source_edited_after_the_build_is_imported_instead_with_a_warning(tmp_
     import pytest
 
     entry, source = _layout(tmp_path, source_age_s=60.0)
+    finder = _compiled._SourceFirst(always=False)
     with pytest.warns(RuntimeWarning, match="changed after it was compiled"):
-        spec = _compiled._SourceFirst(always=False).find_spec("tinytape.tensor", [entry])
+        spec = finder.find_spec("tinytape.tensor", [entry])
     assert spec.origin == source
+    # the modules imported after it cimport its extension type: they follow it to source
+    (tmp_path / "unary.py").write_text("x = 1\n")
+    assert finder.find_spec("tinytape.ops.unary", [entry]).origin == str(tmp_path / "unary.py")
 
 
 def test_an_up_to_date_build_and_other_modules_are_left_to_the_ordinary_import(tmp_path):
@@ -90,3 +94,24 @@ def test_an_up_to_date_build_and_other_modules_are_left_to_the_ordinary_import(t
     assert (
         _compiled._SourceFirst(always=True).find_spec("tinytape.tensor", [entry]).origin == source
     )
+
+
+def test_the_compiled_tape_keeps_tensor_slots_and_ctx_state_in_extension_types():
+    from tinytape.autograd.function import Function
+    from tinytape.tensor import Tensor, TensorBase
+
+    heap = 1 << 9  # Py_TPFLAGS_HEAPTYPE: a class made by a class statement
+    compiled = _compiled.compiled_modules()
+    assert bool(TensorBase.__flags__ & heap) is ("tinytape.tensor" not in compiled)
+    assert bool(Function.__flags__ & heap) is ("tinytape.autograd.function" not in compiled)
+    assert Tensor.__flags__ & heap  # the ops' methods are bound onto it at import
+
+
+def test_a_new_ctx_starts_from_the_same_state_compiled_and_plain():
+    # compiled: the C fields' initial values (function.pxd); plain: the class attributes
+    from tinytape.autograd.function import _CTX_DEFAULTS
+    from tinytape.ops.arithmetic import Mul
+
+    ctx = Mul.__new__(Mul)
+    assert {name: getattr(ctx, name) for name in _CTX_DEFAULTS} == _CTX_DEFAULTS
+    assert repr(ctx) == "<Mul seq=->"

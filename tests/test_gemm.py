@@ -288,6 +288,13 @@ def test_gemm_backends_agree(rng):
 
 
 # ------------------------------------------------------------------ errors
+def test_gemm_takes_lists_and_array_subclasses_as_arrays(any_backend):
+    a, b = [[1.0, 2.0], [3.0, 4.0]], np.ma.masked_array([[5.0], [6.0]])
+    got = backend.gemm(a, b)
+    assert type(got) is np.ndarray and got.dtype == np.float64
+    np.testing.assert_array_equal(got, [[17.0], [39.0]])
+
+
 def test_gemm_errors(any_backend):
     f32 = np.ones((3, 4), np.float32)
     with pytest.raises(ValueError, match=r"inner dimensions differ.*\(3, 4\).*\(5, 2\)"):
@@ -296,8 +303,12 @@ def test_gemm_errors(any_backend):
         backend.gemm(f32, np.ones((4, 2)))
     with pytest.raises(TypeError, match="float32 or float64, got dtype int64"):
         backend.gemm(np.ones((3, 4), np.int64), f32.T)
-    with pytest.raises(ValueError, match=r"must be 2-D, got shape \(4,\)"):
+    with pytest.raises(ValueError, match=r"gemm: b must be 2-D, got shape \(4,\)"):
         backend.gemm(f32, np.ones(4, np.float32))
+    with pytest.raises(ValueError, match=r"gemm: a must be 2-D, got shape \(2, 3, 4\)"):
+        backend.gemm(np.ones((2, 3, 4), np.float32), np.ones(4, np.float32))
+    with pytest.raises(TypeError, match="b must be float32 or float64, got dtype bool"):
+        backend.gemm(f32, [[True], [False], [True], [True]])
     with pytest.raises(ValueError, match=r"c has shape \(2, 2\), expected \(3, 2\)"):
         backend.gemm(f32, np.ones((4, 2), np.float32), c=np.ones((2, 2), np.float32))
     with pytest.raises(TypeError, match="mixed dtypes"):

@@ -37,7 +37,8 @@ STALE_AFTER_S = 2.0
 class _SourceFirst(MetaPathFinder):
     """Finds a tape module's .py file ahead of its compiled extension module: always (when
     TINYTAPE_PURE_PYTHON=1), or when the .py was edited after the build, so that an edit
-    is never shadowed by an out-of-date compiled module (with a warning to rebuild)."""
+    is never shadowed by an out-of-date compiled module (with a warning to rebuild); the
+    tape modules imported after that one then come from their sources too."""
 
     def __init__(self, always: bool) -> None:
         self.always = always
@@ -63,11 +64,16 @@ class _SourceFirst(MetaPathFinder):
                     return None  # the ordinary import: the compiled module, or the source
                 warnings.warn(
                     f"{source} changed after it was compiled: importing it instead "
-                    f"of {os.path.basename(built[0])} (rebuild with pip install -e . "
+                    f"of {os.path.basename(built[0])}, and the tape modules imported after "
+                    "it from their sources too (rebuild with pip install -e . "
                     "or python setup.py build_ext --inplace)",
                     RuntimeWarning,
                     stacklevel=2,
                 )
+                # The compiled modules cimport the tensor's extension type and its C
+                # functions (their .pxd files): one imported after a module that now runs
+                # from its source could not load.
+                self.always = True
             return importlib.util.spec_from_file_location(name, source)
         return None
 

@@ -1,4 +1,16 @@
 # Cython declarations for tensor.py when it is compiled (setup.py; the .py file stays plain
-# Python): the slot setter becomes a C function, so make_tensor and _wrap call it directly.
+# Python). TensorBase becomes an extension type whose slots are C fields: the compiled tape
+# modules that cimport it (their .pxd files) read and write them without an attribute
+# lookup. make_tensor and wrap_array are C functions for those modules; _set_slots is
+# internal.
 
-cdef object _set_slots(object t, object data, object version, object node, object requires_grad)
+cdef class TensorBase:
+    cdef public object data, requires_grad, grad, _node, _version, _retains_grad
+    cdef object __weakref__
+
+cdef TensorBase _set_slots(TensorBase t, object data, object version, object node,
+                           object requires_grad)
+
+cpdef TensorBase make_tensor(object data, object version, object node, object requires_grad)
+
+cpdef TensorBase wrap_array(object data)

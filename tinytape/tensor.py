@@ -25,15 +25,21 @@ DEFAULT_FLOAT = np.dtype(np.float32)
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
-class Tensor:
-    """An n-dimensional array that records the ops applied to it for backward.
+class TensorBase:
+    """The slots every Tensor has (data, requires_grad, grad, _node, _version,
+    _retains_grad). Compiled, this is an extension type (tensor.pxd): the tape's compiled
+    modules read and write these slots as C fields. The ops' methods are bound onto its
+    subclass Tensor, the class users see (as torch._C.TensorBase and torch.Tensor)."""
 
-    Attributes: data (np.ndarray), requires_grad, grad (Tensor or None), grad_fn.
-    """
-
-    __slots__ = ("data", "requires_grad", "grad", "_node", "_version", "_retains_grad",
-                 "__weakref__")
-    __array_priority__ = 1000  # numpy defers to our reflected operators (ndarray + Tensor)
+    __slots__ = (
+        "data",
+        "requires_grad",
+        "grad",
+        "_node",
+        "_version",
+        "_retains_grad",
+        "__weakref__",
+    )
 
     data: np.ndarray
     requires_grad: bool
@@ -41,6 +47,16 @@ class Tensor:
     _node: Function | None
     _version: list[int]
     _retains_grad: bool
+
+
+class Tensor(TensorBase):
+    """An n-dimensional array that records the ops applied to it for backward.
+
+    Attributes: data (np.ndarray), requires_grad, grad (Tensor or None), grad_fn.
+    """
+
+    __slots__ = ()
+    __array_priority__ = 1000  # numpy defers to our reflected operators (ndarray + Tensor)
 
     def __init__(self, data: Any, dtype: Any = None, requires_grad: bool = False) -> None:
         from .creation import as_array
@@ -52,7 +68,7 @@ class Tensor:
     @staticmethod
     def _wrap(data: np.ndarray) -> Tensor:
         """A leaf around `data` (no copy, no checks): the fast path for internal use."""
-        return _set_slots(_new_object(Tensor), data, [0], None, False)
+        return wrap_array(data)
 
     # ------------------------------------------------------------ properties
     @property
@@ -139,11 +155,15 @@ class Tensor:
         return int(self.item())
 
     def __repr__(self) -> str:
-        body = np.array2string(self.data, separator=", ", precision=4, threshold=200,
-                               edgeitems=3, prefix="tensor(")
+        body = np.array2string(
+            self.data, separator=", ", precision=4, threshold=200, edgeitems=3, prefix="tensor("
+        )
         extras = []
-        if self.data.dtype != DEFAULT_FLOAT and self.data.dtype.kind == "f" \
-                or self.data.dtype.kind not in "fib":
+        if (
+            self.data.dtype != DEFAULT_FLOAT
+            and self.data.dtype.kind == "f"
+            or self.data.dtype.kind not in "fib"
+        ):
             extras.append(f"dtype={self.data.dtype}")
         if self.data.size == 0 or self.data.ndim > 1 and self.data.size > 200:
             extras.append(f"shape={self.shape}")
@@ -196,9 +216,13 @@ class Tensor:
         else:
             self.grad = Tensor._wrap(self.grad.data + g.data)
 
-    def backward(self, grad: Tensor | np.ndarray | float | None = None,
-                 retain_graph: bool | None = None, create_graph: bool = False,
-                 inputs: Sequence[Tensor] | None = None) -> None:
+    def backward(
+        self,
+        grad: Tensor | np.ndarray | float | None = None,
+        retain_graph: bool | None = None,
+        create_graph: bool = False,
+        inputs: Sequence[Tensor] | None = None,
+    ) -> None:
         """Accumulate d(self)/d(leaf) into every leaf's .grad (or only those in `inputs`).
 
         grad: d(loss)/d(self), required unless self has one element.
@@ -237,8 +261,9 @@ class Tensor:
     def copy_(self, src: Tensor | np.ndarray) -> Tensor:
         """Copy src's values into this tensor (broadcasting), in place."""
         self._check_inplace("copy_")
-        np.copyto(self.data, src.data if isinstance(src, Tensor) else np.asarray(src),
-                  casting="same_kind")
+        np.copyto(
+            self.data, src.data if isinstance(src, Tensor) else np.asarray(src), casting="same_kind"
+        )
         return self._bump()
 
     def zero_(self) -> Tensor:
@@ -257,9 +282,10 @@ class Tensor:
         try:
             ufunc(self.data, other_data, out=self.data, casting="same_kind")
         except ValueError:
-            raise ValueError(f"{op}: cannot apply a tensor of shape "
-                             f"{np.shape(other_data)} in place to one of shape {self.shape}"
-                             ) from None
+            raise ValueError(
+                f"{op}: cannot apply a tensor of shape "
+                f"{np.shape(other_data)} in place to one of shape {self.shape}"
+            ) from None
         return self._bump()
 
     def add_(self, other: Any, alpha: float = 1.0) -> Tensor:
@@ -297,11 +323,9 @@ class Tensor:
         return self._augmented(other, np.true_divide, "/=", Tensor.__truediv__)
 
 
-_new_object = object.__new__
-
-
-def _set_slots(t: Tensor, data: np.ndarray, version: list[int], node: Function | None,
-               requires_grad: bool) -> Tensor:
+def _set_slots(
+    t: TensorBase, data: np.ndarray, version: list[int], node: Function | None, requires_grad: bool
+) -> Tensor:
     """Set all of t's slots: the one place they are set (Tensor() checks its arguments
     first; the tape's hot paths skip __init__ through make_tensor)."""
     t.data = data
@@ -313,11 +337,18 @@ def _set_slots(t: Tensor, data: np.ndarray, version: list[int], node: Function |
     return t
 
 
-def make_tensor(data: np.ndarray, version: list[int], node: Function | None,
-                requires_grad: bool) -> Tensor:
+def make_tensor(
+    data: np.ndarray, version: list[int], node: Function | None, requires_grad: bool
+) -> Tensor:
     """A Tensor around `data` (no copy, no checks) with the version counter `version`
     (shared with the tensor it views, or a new [0]) made by the recorded op `node`."""
-    return _set_slots(_new_object(Tensor), data, version, node, requires_grad)
+    return _set_slots(TensorBase.__new__(Tensor), data, version, node, requires_grad)
+
+
+def wrap_array(data: np.ndarray) -> Tensor:
+    """A leaf around `data` (no copy, no checks): Tensor._wrap, which the compiled tape
+    modules call as a C function."""
+    return _set_slots(TensorBase.__new__(Tensor), data, [0], None, False)
 
 
 from .autograd.engine import run_backward  # noqa: E402  (the engine needs Tensor first)

@@ -14,15 +14,22 @@ DEFAULT_FLOAT = np.dtype(np.float32)
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
-class Tensor:
+class TensorBase:
+    """The slots every Tensor has (data, requires_grad, grad, _node, _version,
+    _retains_grad). Compiled, this is an extension type (tensor.pxd): the tape's compiled
+    modules read and write these slots as C fields. The ops' methods are bound onto its
+    subclass Tensor, the class users see (as torch._C.TensorBase and torch.Tensor)."""
     __slots__ = ('data', 'requires_grad', 'grad', '_node', '_version', '_retains_grad', '__weakref__')
-    __array_priority__ = 1000
     data: np.ndarray
     requires_grad: bool
     grad: Tensor | None
     _node: Function | None
     _version: list[int]
     _retains_grad: bool
+
+class Tensor(TensorBase):
+    __slots__ = ()
+    __array_priority__ = 1000
 
     def __init__(self, data: Any, dtype: Any=None, requires_grad: bool=False) -> None:
         ...
@@ -484,9 +491,7 @@ class Tensor:
     def view(self, *shape):
         ...
 
-_new_object = object.__new__
-
-def _set_slots(t: Tensor, data: np.ndarray, version: list[int], node: Function | None, requires_grad: bool) -> Tensor:
+def _set_slots(t: TensorBase, data: np.ndarray, version: list[int], node: Function | None, requires_grad: bool) -> Tensor:
     """Set all of t's slots: the one place they are set (Tensor() checks its arguments
     first; the tape's hot paths skip __init__ through make_tensor)."""
     ...
@@ -494,4 +499,9 @@ def _set_slots(t: Tensor, data: np.ndarray, version: list[int], node: Function |
 def make_tensor(data: np.ndarray, version: list[int], node: Function | None, requires_grad: bool) -> Tensor:
     """A Tensor around `data` (no copy, no checks) with the version counter `version`
     (shared with the tensor it views, or a new [0]) made by the recorded op `node`."""
+    ...
+
+def wrap_array(data: np.ndarray) -> Tensor:
+    """A leaf around `data` (no copy, no checks): Tensor._wrap, which the compiled tape
+    modules call as a C function."""
     ...

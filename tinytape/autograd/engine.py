@@ -32,9 +32,9 @@ def _root_grad(op: str, t: Tensor, g: Tensor | np.ndarray | float | None) -> Ten
                 f"tensor has shape {t.shape}; pass a gradient of that shape "
                 f"(e.g. {op}(ones_like(t)))"
             )
-        return Tensor._wrap(np.ones(t.shape, dtype=t.dtype))
+        return wrap_array(np.ones(t.shape, dtype=t.dtype))
     if not isinstance(g, Tensor):
-        g = Tensor._wrap(np.asarray(g, dtype=t.dtype))
+        g = wrap_array(np.asarray(g, dtype=t.dtype))
     if g.shape != t.shape:
         raise ValueError(f"{op}: gradient of shape {g.shape} for a tensor of shape {t.shape}")
     if g.dtype != t.dtype:
@@ -42,8 +42,7 @@ def _root_grad(op: str, t: Tensor, g: Tensor | np.ndarray | float | None) -> Ten
     return g
 
 
-def _leaf_use_done(leaf: Tensor, leaves: dict, uses: dict[int, int], create_graph: bool
-                   ) -> None:
+def _leaf_use_done(leaf: Tensor, leaves: dict, uses: dict[int, int], create_graph: bool) -> None:
     """One of a hooked leaf's uses has sent its gradient (or None); after the last one the
     gradient is complete: accumulate it into .grad now and run the leaf's hooks."""
     left = uses[id(leaf)] - 1
@@ -69,8 +68,17 @@ def run_backward(
     leaves' .grad (and retain_grad tensors); with `inputs`, their gradients are
     returned instead and no .grad is touched."""
     if profiler.active:
-        return profiler.call("run_backward", "engine", _run_backward, roots, root_grads,
-                             retain_graph, create_graph, inputs, op)
+        return profiler.call(
+            "run_backward",
+            "engine",
+            _run_backward,
+            roots,
+            root_grads,
+            retain_graph,
+            create_graph,
+            inputs,
+            op,
+        )
     return _run_backward(roots, root_grads, retain_graph, create_graph, inputs, op)
 
 
@@ -114,7 +122,7 @@ def _run_backward(
     targets: Sequence[Tensor] = roots
     grads: Sequence[Tensor | None] = [_root_grad(op, t, g) for t, g in zip(roots, root_grads)]
     needs: Sequence[bool] = (True,) * len(roots)
-    heappush, heappop, wrap = heapq.heappush, heapq.heappop, Tensor._wrap
+    heappush, heappop = heapq.heappush, heapq.heappop
     with set_grad_enabled(create_graph):
         while True:
             # Send the gradients on. A leaf's are summed (delivered at the end, or when a
@@ -122,7 +130,9 @@ def _run_backward(
             # by the heap. A parent that would be the heap's only entry is the next node
             # anyway: it is handed on directly, skipping the heap.
             nxt = nxt_g = None
-            for inp, ig, need in zip(targets, grads, needs):
+            # by index, as zip pairs them (compiled: a C loop, no zip object per node)
+            for edge in range(min(len(targets), len(grads), len(needs))):
+                inp, ig, need = targets[edge], grads[edge], needs[edge]
                 if not need or ig is None:
                     if uses and need and id(inp) in uses:
                         _leaf_use_done(inp, leaves, uses, create_graph)
@@ -137,7 +147,7 @@ def _run_backward(
                     elif create_graph:
                         entry[1] = entry[1] + ig
                     else:  # the array sum, as _accumulate_grad makes it
-                        entry[1] = wrap(entry[1].data + ig.data)
+                        entry[1] = wrap_array(entry[1].data + ig.data)
                     if uses and id(inp) in uses:
                         _leaf_use_done(inp, leaves, uses, create_graph)
                 elif parent is nxt:
@@ -196,4 +206,4 @@ def _run_backward(
     return found if inputs is not None else None
 
 
-from ..tensor import Tensor  # noqa: E402  (an import cycle: tensor.py imports this module)
+from ..tensor import Tensor, wrap_array  # noqa: E402  (an import cycle: tensor.py imports this module)

@@ -47,49 +47,17 @@ class Function:
     #: pass without create_graph) the op's wrapper calls it directly: no node, no ctx.
     kernel: Callable[..., np.ndarray] | None = None
 
-    # Class-level defaults: a ctx that records nothing sets no attribute at all.
-    record: bool = False
-    needs_input_grad: tuple[bool, ...] = ()
-    _saved: tuple[Tensor | None, ...] = ()  # save_for_backward's tensors
-    _saved_versions: tuple[int, ...] = ()  # their versions then
-    _save_out: bool = False
-    _out: np.ndarray | None = None  # the output's data, its version counter and version
-    _out_counter: list[int] | None = None
-    _out_version: int = 0
-    freed: bool = False
-    #: weakref to the output tensor when retain_grad() was called on it
-    retained: Callable[[], Tensor | None] | None = None
-
-    inputs: tuple[Tensor, ...]
-    seq: int
+    # A ctx's own state (record, needs_input_grad, inputs, seq, _saved, _saved_versions,
+    # _save_out, _out, _out_counter, _out_version, freed, retained): compiled, the C
+    # fields of function.pxd, which start as False or None; in the plain build the
+    # class attributes set below the class, with the same values. An op's forward may set
+    # other attributes of its own (subclasses have a __dict__).
 
     @classmethod
     def apply(cls, *inputs: Tensor, **params: Any) -> Tensor:
         if profiler.active:
             return profiler.call_unprofiled(cls.__name__, "forward", cls.apply, *inputs, **params)
-        ctx = cls.__new__(cls)
-        if _mode.enabled:
-            n = len(inputs)  # which inputs need a gradient (one and two inputs written out)
-            if n == 2:
-                needs = (inputs[0].requires_grad, inputs[1].requires_grad)
-            elif n == 1:
-                needs = (True,) if inputs[0].requires_grad else (False,)
-            else:
-                needs = tuple(map(_requires_grad, inputs))
-            if True in needs:
-                ctx.record = True
-                ctx.needs_input_grad = needs
-                data = cls.forward(ctx, *inputs, **params)
-                version = inputs[0]._version if cls.is_view else [0]
-                ctx.inputs = inputs
-                ctx.seq = _next_seq()
-                if ctx._save_out:
-                    ctx._out = data
-                    ctx._out_counter = version
-                    ctx._out_version = version[0]
-                return make_tensor(data, version, ctx, True)
-        data = cls.forward(ctx, *inputs, **params)
-        return make_tensor(data, inputs[0]._version if cls.is_view else [0], None, False)
+        return _apply(cls, inputs, params)
 
     @staticmethod
     def forward(ctx: Function, *inputs: Tensor, **params: Any) -> np.ndarray:
@@ -118,6 +86,8 @@ class Function:
     def saved_tensors(self) -> tuple[Tensor | None, ...]:
         if self.freed:
             self._raise_freed()
+        if self._saved is None:
+            return ()
         for t, version in zip(self._saved, self._saved_versions):
             if t is not None and t._version[0] != version:
                 raise RuntimeError(
@@ -158,8 +128,8 @@ class Function:
     def release(self) -> None:
         """Free what was saved for backward (after a backward without retain_graph)."""
         self.freed = True
-        if self._saved:
-            self._saved = ()
+        if self._saved is not None:
+            self._saved = self._saved_versions = None
         if self._out is not None:
             self._out = self._out_counter = None
 
@@ -168,7 +138,71 @@ class Function:
         return type(self).__name__
 
     def __repr__(self) -> str:
-        return f"<{self.name} seq={getattr(self, 'seq', '-')}>"
+        return f"<{self.name} seq={'-' if self.seq is None else self.seq}>"
+
+
+# The plain build's defaults of a ctx's state (see Function); compiled, these are C fields
+# that start with the same values, and the extension type takes no class attributes.
+_CTX_DEFAULTS = {
+    "record": False,  # recorded on the tape (grad mode on and an input requires grad)
+    "needs_input_grad": None,  # per input, when recorded
+    "inputs": None,
+    "seq": None,  # its place on the tape
+    "_saved": None,  # save_for_backward's tensors and their versions then
+    "_saved_versions": None,
+    "_save_out": False,
+    "_out": None,  # the output's data, its version counter and version then
+    "_out_counter": None,
+    "_out_version": None,
+    "freed": False,
+    "retained": None,  # weakref to the output tensor when retain_grad() was called on it
+}
+if "__dict__" in Function.__dict__:  # a Python class: the plain build
+    for _name, _value in _CTX_DEFAULTS.items():
+        setattr(Function, _name, _value)
+
+
+def _apply(cls: type[Function], inputs: tuple[Tensor, ...], params: dict[str, Any]) -> Tensor:
+    """Function.apply: run cls's forward on `inputs` and record the op when grad mode is on
+    and an input requires grad (compiled, with typed access to the tensors' slots)."""
+    ctx = cls.__new__(cls)
+    first = inputs[0]
+    n = len(inputs)
+    if _mode.enabled:
+        # which inputs need a gradient (one and two inputs written out)
+        if n == 2:
+            second = inputs[1]
+            needs = (first.requires_grad, second.requires_grad)
+        elif n == 1:
+            needs = (True,) if first.requires_grad else (False,)
+        else:
+            needs = tuple(map(_requires_grad, inputs))
+        if True in needs:
+            ctx.record = True
+            ctx.needs_input_grad = needs
+            data = _forward(cls, ctx, inputs, n, params)
+            version = first._version if cls.is_view else [0]
+            ctx.inputs = inputs
+            ctx.seq = _next_seq()
+            if ctx._save_out:
+                ctx._out = data
+                ctx._out_counter = version
+                ctx._out_version = version[0]
+            return make_tensor(data, version, ctx, True)
+    data = _forward(cls, ctx, inputs, n, params)
+    return make_tensor(data, first._version if cls.is_view else [0], None, False)
+
+
+def _forward(
+    cls: type[Function], ctx: Function, inputs: tuple[Tensor, ...], n: int, params: dict[str, Any]
+) -> np.ndarray:
+    # one and two inputs without parameters passed as they are: no argument tuple to build
+    if not params:
+        if n == 2:
+            return cls.forward(ctx, inputs[0], inputs[1])
+        if n == 1:
+            return cls.forward(ctx, inputs[0])
+    return cls.forward(ctx, *inputs, **params)
 
 
 from ..tensor import Tensor, make_tensor  # noqa: E402  (an import cycle: tensor.py binds the ops)

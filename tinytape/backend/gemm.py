@@ -32,8 +32,10 @@ def _row_major(x: np.ndarray) -> bool:
 def _batch_strides_ok(x: np.ndarray) -> bool:
     if x.ndim <= 2:
         return True
-    return all(size <= 1 or (step >= 0 and step % x.itemsize == 0)
-               for size, step in zip(x.shape[:-2], x.strides[:-2]))
+    return all(
+        size <= 1 or (step >= 0 and step % x.itemsize == 0)
+        for size, step in zip(x.shape[:-2], x.strides[:-2])
+    )
 
 
 def _layout(x: np.ndarray, trans: bool) -> tuple[np.ndarray, bool]:
@@ -50,14 +52,19 @@ def _layout(x: np.ndarray, trans: bool) -> tuple[np.ndarray, bool]:
 
 def _check(a, b, c, trans_a: bool, trans_b: bool, batched: bool):
     op = "gemm_batched" if batched else OP
-    a = as_float_array(op, "a", a)
-    b = as_float_array(op, "b", b)
+    # The common case (two float ndarrays of one dtype) costs a few comparisons; the
+    # shared checks run, and raise, only when one of them fails.
+    if not (type(a) is np.ndarray and a.dtype in FLOAT_DTYPES):
+        a = as_float_array(op, "a", a)
+    if not (type(b) is np.ndarray and b.dtype in FLOAT_DTYPES):
+        b = as_float_array(op, "b", b)
     ndims = (3, 4) if batched else (2,)
-    for name, x in (("a", a), ("b", b)):
-        if x.ndim not in ndims:
-            want = "3-D or 4-D (one or two batch dims)" if batched else "2-D"
-            raise ValueError(f"{op}: {name} must be {want}, got shape {x.shape}")
-    same_dtype(op, a=a, b=b)
+    if a.ndim not in ndims or b.ndim not in ndims:
+        want = "3-D or 4-D (one or two batch dims)" if batched else "2-D"
+        name, x = ("a", a) if a.ndim not in ndims else ("b", b)
+        raise ValueError(f"{op}: {name} must be {want}, got shape {x.shape}")
+    if a.dtype is not b.dtype and a.dtype != b.dtype:
+        same_dtype(op, a=a, b=b)
     m, k = _shape_after_op(a, trans_a)
     k2, n = _shape_after_op(b, trans_b)
     if k != k2:
@@ -88,8 +95,10 @@ def reference(a, b, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, c=None) -
     op_a = np.swapaxes(a, -1, -2) if trans_a else a
     op_b = np.swapaxes(b, -1, -2) if trans_b else b
     if alpha == 0.0:
-        shape = np.broadcast_shapes(op_a.shape[:-2], op_b.shape[:-2]) + \
-            (op_a.shape[-2], op_b.shape[-1])
+        shape = np.broadcast_shapes(op_a.shape[:-2], op_b.shape[:-2]) + (
+            op_a.shape[-2],
+            op_b.shape[-1],
+        )
         out = np.zeros(shape, np.result_type(a, b))
     else:
         out = np.matmul(op_a, op_b)
@@ -110,18 +119,22 @@ def _run(batched: bool, a, b, trans_a, trans_b, alpha, beta, c) -> np.ndarray:
             return out
         c[...] = out
         return c
-    if c is None:
+    if c is None:  # a new output: contiguous, nothing to check or copy back
         beta = 0.0
-        c = np.empty(shape, dtype=a.dtype)
-    target = c if (_row_major(c) and _batch_strides_ok(c)) else np.ascontiguousarray(c)
+        c = target = np.empty(shape, dtype=a.dtype)
+    elif _row_major(c) and _batch_strides_ok(c):
+        target = c
+    else:
+        target = np.ascontiguousarray(c)
     a_k, trans_a = _layout(a, trans_a)
     b_k, trans_b = _layout(b, trans_b)
     if batched:  # the kernel takes two batch levels: (outer, inner, rows, cols)
         batch = (1,) * (4 - len(shape)) + shape[:-2]
         a_k = np.broadcast_to(a_k, batch + a_k.shape[-2:])
         b_k = np.broadcast_to(b_k, batch + b_k.shape[-2:])
-        native.gemm_batched(trans_a, trans_b, alpha, a_k, b_k, beta,
-                            target.reshape(batch + shape[-2:]))
+        native.gemm_batched(
+            trans_a, trans_b, alpha, a_k, b_k, beta, target.reshape(batch + shape[-2:])
+        )
     else:
         native.gemm(trans_a, trans_b, alpha, a_k, b_k, beta, target)
     if target is not c:
@@ -129,32 +142,34 @@ def _run(batched: bool, a, b, trans_a, trans_b, alpha, beta, c) -> np.ndarray:
     return c
 
 
-def gemm(a, b, *, trans_a: bool = False, trans_b: bool = False, alpha: float = 1.0,
-         beta: float = 0.0, c: np.ndarray | None = None) -> np.ndarray:
+def gemm(
+    a,
+    b,
+    *,
+    trans_a: bool = False,
+    trans_b: bool = False,
+    alpha: float = 1.0,
+    beta: float = 0.0,
+    c: np.ndarray | None = None,
+) -> np.ndarray:
     """alpha * op(a) @ op(b) + beta * c for 2-D float arrays (op = transpose when asked).
 
     a: (m, k), or (k, m) with trans_a; b: (k, n), or (n, k) with trans_b; c: (m, n),
     updated in place and returned when given, else a new array (beta is then unused).
     """
-    native = _state.native
-    if (c is None and native is not None and type(a) is np.ndarray and type(b) is np.ndarray
-            and a.ndim == 2 and b.ndim == 2 and a.dtype is b.dtype and a.dtype in FLOAT_DTYPES):
-        # The tape's case, every Linear layer's three products: a new output from two float
-        # matrices of one dtype. What _run checks and does, in fewer calls; anything else
-        # (empty or mismatched shapes too) goes through _run, which raises the errors.
-        m, k = (a.shape[1], a.shape[0]) if trans_a else a.shape
-        k2, n = (b.shape[1], b.shape[0]) if trans_b else b.shape
-        if k == k2 and m and n and k:
-            a, trans_a = _layout(a, trans_a)
-            b, trans_b = _layout(b, trans_b)
-            out = np.empty((m, n), dtype=a.dtype)
-            native.gemm(trans_a, trans_b, float(alpha), a, b, 0.0, out)
-            return out
     return _run(False, a, b, trans_a, trans_b, alpha, beta, c)
 
 
-def gemm_batched(a, b, *, trans_a: bool = False, trans_b: bool = False, alpha: float = 1.0,
-                 beta: float = 0.0, c: np.ndarray | None = None) -> np.ndarray:
+def gemm_batched(
+    a,
+    b,
+    *,
+    trans_a: bool = False,
+    trans_b: bool = False,
+    alpha: float = 1.0,
+    beta: float = 0.0,
+    c: np.ndarray | None = None,
+) -> np.ndarray:
     """gemm over a batch: a (batch, m, k), b (batch, k, n) -> (batch, m, n), or with two
     batch dims, a (p, q, m, k) and b (p, q, k, n) -> (p, q, m, n).
 
@@ -177,8 +192,10 @@ def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     m, k = a.shape[-2:]
     k2, n = b.shape[-2:]
     if k != k2:
-        raise ValueError(f"{op}: shapes {a.shape} and {b.shape} do not match: "
-                         f"{k} (last dim of the first) != {k2} (second-to-last dim of the second)")
+        raise ValueError(
+            f"{op}: shapes {a.shape} and {b.shape} do not match: "
+            f"{k} (last dim of the first) != {k2} (second-to-last dim of the second)"
+        )
     if _state.native is None:
         return np.matmul(a, b)
     if b.ndim == 2:

@@ -12,7 +12,7 @@ import numpy as np
 from .. import profiler
 from ..autograd.function import Function
 from ..autograd.grad_mode import _mode
-from ..tensor import Tensor, make_tensor
+from ..tensor import Tensor, make_tensor, wrap_array
 from ._util import binary_operands, broadcast_error
 from .registry import (
     BROADCAST_PAIRS,
@@ -50,8 +50,11 @@ def _binary_op(cls: type[Function], name: str, doc: str) -> Callable[[Any, Any],
                         y = None
                 elif (type(b) is float or type(b) is int) and x.dtype.kind == "f":
                     y = np.asarray(b, x.dtype)  # a 0-d array: numpy takes it faster
-            elif (type(a) is float or type(a) is int) and isinstance(b, Tensor) \
-                    and b.data.dtype.kind == "f":
+            elif (
+                (type(a) is float or type(a) is int)
+                and isinstance(b, Tensor)
+                and b.data.dtype.kind == "f"
+            ):
                 y = b.data
                 x = np.asarray(a, y.dtype)
             if y is not None:
@@ -62,9 +65,8 @@ def _binary_op(cls: type[Function], name: str, doc: str) -> Callable[[Any, Any],
                 else:
                     return make_tensor(data, [0], None, False)
         if isinstance(a, Tensor) and type(b) is float and a.data.dtype.kind == "f":
-            b = Tensor._wrap(np.asarray(b, a.data.dtype))  # t + 0.5: as_tensor would
-        elif not (isinstance(a, Tensor) and isinstance(b, Tensor)
-                  and a.data.dtype == b.data.dtype):
+            b = wrap_array(np.asarray(b, a.data.dtype))  # t + 0.5: as_tensor would
+        elif not (isinstance(a, Tensor) and isinstance(b, Tensor) and a.data.dtype == b.data.dtype):
             a, b = binary_operands(name, a, b)
         try:
             return cls.apply(a, b)
@@ -82,6 +84,7 @@ def _pair_samples(make_b=rand, make_a=rand):
     def samples(rng, dtype):
         for sa, sb in BROADCAST_PAIRS:
             yield Sample((make_a(rng, sa, dtype), make_b(rng, sb, dtype)), name=f"{sa}{sb}")
+
     return samples
 
 
@@ -135,9 +138,10 @@ class Mul(Function):
         a, b = ctx.saved_tensors
         if _mode.enabled:  # create_graph: recorded
             return (g * b if b is not None else None), (g * a if a is not None else None)
-        g, wrap = g.data, Tensor._wrap
-        return (wrap(g * b.data) if b is not None else None), \
-            (wrap(g * a.data) if a is not None else None)
+        g = g.data
+        return (wrap_array(g * b.data) if b is not None else None), (
+            wrap_array(g * a.data) if a is not None else None
+        )
 
 
 mul = _binary_op(Mul, "mul", "a * b (broadcasting).")
@@ -162,8 +166,15 @@ class Div(Function):
 
 div = _binary_op(Div, "div", "a / b (broadcasting).")
 
-register(OpInfo("div", div, np.true_divide, _pair_samples(away_from_zero),
-                aliases=("__truediv__", "__rtruediv__")))
+register(
+    OpInfo(
+        "div",
+        div,
+        np.true_divide,
+        _pair_samples(away_from_zero),
+        aliases=("__truediv__", "__rtruediv__"),
+    )
+)
 
 
 class Neg(Function):
@@ -183,7 +194,7 @@ def neg(a: Tensor) -> Tensor:
     if not _mode.enabled and isinstance(a, Tensor):
         if profiler.active:
             return profiler.call_unprofiled("Neg", "forward", neg, a)
-        return Tensor._wrap(Neg.kernel(a.data))  # nothing recorded: no node, no ctx
+        return wrap_array(Neg.kernel(a.data))  # nothing recorded: no node, no ctx
     return Neg.apply(a)
 
 
@@ -191,6 +202,7 @@ def _unary_samples(make=rand):
     def samples(rng, dtype):
         for shape in [(), (1,), (5,), (3, 4), (2, 1, 3), (0, 3)]:
             yield Sample((make(rng, shape, dtype),), name=str(shape))
+
     return samples
 
 
@@ -254,9 +266,15 @@ def _pow_tensor_samples(rng, dtype):
         yield Sample((positive(rng, sa, dtype), rand(rng, sb, dtype)), name=f"{sa}{sb}")
 
 
-register(OpInfo("pow", lambda a, exponent: pow(a, exponent),
-                lambda a, exponent: np.power(a, exponent), _pow_samples,
-                aliases=("__pow__",)))
+register(
+    OpInfo(
+        "pow",
+        lambda a, exponent: pow(a, exponent),
+        lambda a, exponent: np.power(a, exponent),
+        _pow_samples,
+        aliases=("__pow__",),
+    )
+)
 register(OpInfo("pow_tensor", pow, np.power, _pow_tensor_samples, aliases=("__rpow__",)))
 
 
@@ -269,7 +287,7 @@ def _compare(op: str, ufunc: np.ufunc, a: Any, b: Any) -> Tensor:
         a, b = binary_operands(op, a, b)
         a_data, b_data = a.data, b.data
     try:
-        return Tensor._wrap(np.asarray(ufunc(a_data, b_data)))
+        return wrap_array(np.asarray(ufunc(a_data, b_data)))
     except ValueError:
         raise broadcast_error(op, *(t for t in (a, b) if isinstance(t, Tensor))) from None
 
@@ -308,7 +326,7 @@ def logical_not(a: Tensor) -> Tensor:
     """~a for a bool tensor."""
     if a.data.dtype != np.bool_:
         raise TypeError(f"logical_not: expected a bool tensor, got {a.dtype}")
-    return Tensor._wrap(np.logical_not(a.data))
+    return wrap_array(np.logical_not(a.data))
 
 
 def logical_and(a: Any, b: Any) -> Tensor:
@@ -322,13 +340,25 @@ def logical_or(a: Any, b: Any) -> Tensor:
 
 
 for _name, _fn, _ref, _dunder in [
-    ("eq", eq, np.equal, "__eq__"), ("ne", ne, np.not_equal, "__ne__"),
-    ("lt", lt, np.less, "__lt__"), ("le", le, np.less_equal, "__le__"),
-    ("gt", gt, np.greater, "__gt__"), ("ge", ge, np.greater_equal, "__ge__"),
+    ("eq", eq, np.equal, "__eq__"),
+    ("ne", ne, np.not_equal, "__ne__"),
+    ("lt", lt, np.less, "__lt__"),
+    ("le", le, np.less_equal, "__le__"),
+    ("gt", gt, np.greater, "__gt__"),
+    ("ge", ge, np.greater_equal, "__ge__"),
 ]:
     # values on a small grid: equal pairs occur, so `le` and `lt` (say) give different results
-    register(OpInfo(_name, _fn, _ref, _pair_samples(with_ties, with_ties), differentiable=False,
-                    gradgrad=False, aliases=(_dunder,)))
+    register(
+        OpInfo(
+            _name,
+            _fn,
+            _ref,
+            _pair_samples(with_ties, with_ties),
+            differentiable=False,
+            gradgrad=False,
+            aliases=(_dunder,),
+        )
+    )
 
 
 def _bool_samples(rng, dtype):
@@ -336,10 +366,36 @@ def _bool_samples(rng, dtype):
         yield Sample((rng.random(sa) < 0.5, rng.random(sb) < 0.5), name=f"{sa}{sb}")
 
 
-register(OpInfo("logical_and", logical_and, np.logical_and, _bool_samples, differentiable=False,
-                gradgrad=False, aliases=("__and__",)))
-register(OpInfo("logical_or", logical_or, np.logical_or, _bool_samples, differentiable=False,
-                gradgrad=False, aliases=("__or__",)))
-register(OpInfo("logical_not", logical_not, np.logical_not,
-                lambda rng, dtype: iter([Sample((rng.random((3, 4)) < 0.5,))]),
-                differentiable=False, gradgrad=False, aliases=("__invert__",)))
+register(
+    OpInfo(
+        "logical_and",
+        logical_and,
+        np.logical_and,
+        _bool_samples,
+        differentiable=False,
+        gradgrad=False,
+        aliases=("__and__",),
+    )
+)
+register(
+    OpInfo(
+        "logical_or",
+        logical_or,
+        np.logical_or,
+        _bool_samples,
+        differentiable=False,
+        gradgrad=False,
+        aliases=("__or__",),
+    )
+)
+register(
+    OpInfo(
+        "logical_not",
+        logical_not,
+        np.logical_not,
+        lambda rng, dtype: iter([Sample((rng.random((3, 4)) < 0.5,))]),
+        differentiable=False,
+        gradgrad=False,
+        aliases=("__invert__",),
+    )
+)

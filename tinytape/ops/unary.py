@@ -10,7 +10,7 @@ from .. import backend, profiler
 from ..autograd.function import Function
 from ..autograd.grad_mode import _mode, is_grad_enabled
 from ..backend.gelu import _C2, _C3  # gelu(x) = x * sigmoid(x (C2 + C3 x^2))
-from ..tensor import Tensor
+from ..tensor import Tensor, wrap_array
 from ._util import require_float
 from .registry import OpInfo, Sample, away_from_zero, positive, rand, register, with_ties
 
@@ -21,6 +21,7 @@ def _samples(make=rand, **kwargs):
     def samples(rng, dtype):
         for shape in SHAPES:
             yield Sample((make(rng, shape, dtype),), dict(kwargs), name=str(shape))
+
     return samples
 
 
@@ -38,7 +39,7 @@ def _unary(cls: type[Function], op: str, x: Tensor) -> Tensor:
     if not _mode.enabled and cls.kernel is not None:
         if profiler.active:
             return profiler.call_unprofiled(cls.__name__, "forward", _unary, cls, op, x)
-        return Tensor._wrap(cls.kernel(x.data))  # nothing recorded: no node, no ctx
+        return wrap_array(cls.kernel(x.data))  # nothing recorded: no node, no ctx
     return cls.apply(x)
 
 
@@ -54,7 +55,7 @@ class Exp(Function):
     def backward(ctx, g):
         if _mode.enabled:  # create_graph: recorded
             return (g * ctx.output,)
-        return (Tensor._wrap(g.data * ctx.output_data),)
+        return (wrap_array(g.data * ctx.output_data),)
 
 
 def exp(x: Tensor) -> Tensor:
@@ -119,7 +120,7 @@ class Abs(Function):
 
     @staticmethod
     def backward(ctx, g):
-        return (g * Tensor._wrap(ctx.sign),)
+        return (g * wrap_array(ctx.sign),)
 
 
 def abs(x: Tensor) -> Tensor:
@@ -127,8 +128,17 @@ def abs(x: Tensor) -> Tensor:
     return _unary(Abs, "abs", x)
 
 
-register(OpInfo("abs", abs, np.abs, _samples(away_from_zero), aliases=("__abs__",),
-                kink_samples=_zero_samples, subgradient=lambda g, x: (g * np.sign(x),)))
+register(
+    OpInfo(
+        "abs",
+        abs,
+        np.abs,
+        _samples(away_from_zero),
+        aliases=("__abs__",),
+        kink_samples=_zero_samples,
+        subgradient=lambda g, x: (g * np.sign(x),),
+    )
+)
 
 
 class Tanh(Function):
@@ -145,7 +155,7 @@ class Tanh(Function):
             y = ctx.output
             return (g - g * y * y,)  # g (1 - y^2); no Python number: cheaper in numpy
         y, g = ctx.output_data, g.data
-        return (Tensor._wrap(g - g * y * y),)
+        return (wrap_array(g - g * y * y),)
 
 
 def tanh(x: Tensor) -> Tensor:
@@ -195,7 +205,7 @@ class Sigmoid(Function):
             return (gy - gy * y,)  # g y (1 - y); no Python number: cheaper in numpy
         y = ctx.output_data
         gy = g.data * y
-        return (Tensor._wrap(gy - gy * y),)
+        return (wrap_array(gy - gy * y),)
 
 
 def sigmoid(x: Tensor) -> Tensor:
@@ -217,10 +227,10 @@ class Relu(Function):
     @staticmethod
     def backward(ctx, g):
         if _mode.enabled:  # create_graph: a recorded product with the mask
-            return (g * Tensor._wrap(ctx.mask.astype(g.data.dtype)),)
+            return (g * wrap_array(ctx.mask.astype(g.data.dtype)),)
         # numpy multiplies a float array by a bool one in the float dtype, with the values
         # of a float mask (inf * False is NaN too): one pass, no float copy of the mask
-        return (Tensor._wrap(g.data * ctx.mask),)
+        return (wrap_array(g.data * ctx.mask),)
 
 
 def relu(x: Tensor) -> Tensor:
@@ -228,8 +238,17 @@ def relu(x: Tensor) -> Tensor:
     return _unary(Relu, "relu", x)
 
 
-register(OpInfo("relu", relu, lambda x: np.maximum(x, 0), _samples(away_from_zero),
-                kink_samples=_zero_samples, subgradient=lambda g, x: (g * (x > 0),)))
+register(
+    OpInfo(
+        "relu",
+        relu,
+        lambda x: np.maximum(x, 0),
+        _samples(away_from_zero),
+        kink_samples=_zero_samples,
+        subgradient=lambda g, x: (g * (x > 0),),
+    )
+)
+
 
 class Gelu(Function):
     """GELU through the backend kernel (C, or the numpy reference); saves the input."""
@@ -249,7 +268,7 @@ class Gelu(Function):
             s = (x * (x2 * _C3 + _C2)).sigmoid()
             dz = x2 * (3 * _C3) + _C2
             return (g * (s + x * dz * s * (1.0 - s)),)
-        return (Tensor._wrap(backend.gelu_backward(x.data, g.data)),)
+        return (wrap_array(backend.gelu_backward(x.data, g.data)),)
 
 
 def gelu(x: Tensor, approximate: str = "tanh") -> Tensor:
@@ -262,8 +281,9 @@ def gelu(x: Tensor, approximate: str = "tanh") -> Tensor:
     return _unary(Gelu, "gelu", x)
 
 
-register(OpInfo("gelu", gelu, backend.gelu_reference,
-                _samples(lambda r, s, d: rand(r, s, d, -3, 3))))
+register(
+    OpInfo("gelu", gelu, backend.gelu_reference, _samples(lambda r, s, d: rand(r, s, d, -3, 3)))
+)
 
 
 def _softplus_np(x: np.ndarray) -> np.ndarray:
@@ -289,8 +309,14 @@ def softplus(x: Tensor) -> Tensor:
     return _unary(Softplus, "softplus", x)
 
 
-register(OpInfo("softplus", softplus, lambda x: np.log1p(np.exp(x)),
-                _samples(lambda r, s, d: rand(r, s, d, -5, 5))))
+register(
+    OpInfo(
+        "softplus",
+        softplus,
+        lambda x: np.log1p(np.exp(x)),
+        _samples(lambda r, s, d: rand(r, s, d, -5, 5)),
+    )
+)
 
 
 class Clamp(Function):
@@ -308,7 +334,7 @@ class Clamp(Function):
 
     @staticmethod
     def backward(ctx, g):
-        return (g * Tensor._wrap(ctx.inside.astype(g.data.dtype)),)
+        return (g * wrap_array(ctx.inside.astype(g.data.dtype)),)
 
 
 def clamp(x: Tensor, min: float | None = None, max: float | None = None) -> Tensor:
@@ -325,7 +351,8 @@ def _clamp_samples(rng, dtype):
     for shape in SHAPES:
         # keep values away from the bounds +-0.5 so finite differences do not straddle them
         x = away_from_zero(rng, shape, dtype, gap=0.05) + np.where(
-            rng.random(shape) < 0.5, 0.5, -0.5).astype(dtype)
+            rng.random(shape) < 0.5, 0.5, -0.5
+        ).astype(dtype)
         yield Sample((x,), {"min": -0.5, "max": 0.5}, name=f"{shape} both")
         yield Sample((x,), {"min": -0.5}, name=f"{shape} min")
         yield Sample((x,), {"max": 0.5}, name=f"{shape} max")
@@ -335,8 +362,12 @@ def _clamp_kink_samples(rng, dtype):
     """Values on the bounds themselves (and min == max)."""
     for shape in [(5,), (3, 4)]:
         x = with_ties(rng, shape, dtype, step=0.25)
-        for bounds in [{"min": -0.25, "max": 0.25}, {"min": 0.0}, {"max": 0.0},
-                       {"min": 0.25, "max": 0.25}]:
+        for bounds in [
+            {"min": -0.25, "max": 0.25},
+            {"min": 0.0},
+            {"max": 0.0},
+            {"min": 0.25, "max": 0.25},
+        ]:
             yield Sample((x,), bounds, name=f"{shape} {bounds}")
 
 
@@ -350,6 +381,13 @@ def _clamp_subgradient(g, x, min=None, max=None):
     return (g * inside,)
 
 
-register(OpInfo("clamp", clamp, lambda x, min=None, max=None: np.clip(x, min, max),
-                _clamp_samples, kink_samples=_clamp_kink_samples,
-                subgradient=_clamp_subgradient))
+register(
+    OpInfo(
+        "clamp",
+        clamp,
+        lambda x, min=None, max=None: np.clip(x, min, max),
+        _clamp_samples,
+        kink_samples=_clamp_kink_samples,
+        subgradient=_clamp_subgradient,
+    )
+)

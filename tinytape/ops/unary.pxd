@@ -1,0 +1,4 @@
+# Cython declarations for unary.py when it is compiled (setup.py; the .py file stays plain
+# Python): the tensor constructors as C calls.
+
+from tinytape.tensor cimport wrap_array
