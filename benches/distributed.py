@@ -50,6 +50,7 @@ import time
 from statistics import median
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _workers import thread_env  # noqa: E402
 from train_step import BATCH, CONFIG, torch_gpt  # noqa: E402
 
 GLOBAL_BATCH = 2 * BATCH
@@ -181,13 +182,6 @@ def torch_ddp_worker(steps: int, rank: int, world: int, port: int) -> dict | Non
 # ---------------------------------------------------------------------------- launching
 
 
-def _env(threads: int) -> dict[str, str]:
-    env = {**os.environ}
-    for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        env[name] = str(threads)
-    return env
-
-
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -209,7 +203,8 @@ def run_layout(layout: str, steps: int, bucket_mb: float, timeout: float = 600) 
             half = me + ["--worker", "tinytape", "--threads", "1", "--batch", str(BATCH)]
             outs = [out, out + ".other"]
             workers = [
-                subprocess.Popen([o if a == out else a for a in half], env=_env(1)) for o in outs
+                subprocess.Popen([o if a == out else a for a in half], env=thread_env(1))
+                for o in outs
             ]
             if any(w.wait(timeout=timeout) != 0 for w in workers):
                 raise RuntimeError(f"{layout}: a worker failed")
@@ -226,13 +221,13 @@ def run_layout(layout: str, steps: int, bucket_mb: float, timeout: float = 600) 
             cmd = me + ["--worker", "tinytape", "--threads", str(threads), "--batch", str(batch)]
             if procs > 1:
                 cmd = [_mpiexec(), "-n", str(procs)] + cmd
-            subprocess.run(cmd, env=_env(threads), check=True, timeout=timeout)
+            subprocess.run(cmd, env=thread_env(threads), check=True, timeout=timeout)
         else:
             port = _free_port()
             workers = [
                 subprocess.Popen(
                     me + ["--worker", "torch-ddp", "--rank", str(r), "--port", str(port)],
-                    env=_env(1),
+                    env=thread_env(1),
                 )
                 for r in range(2)
             ]

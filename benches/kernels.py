@@ -39,15 +39,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 
 from _rounds import take_turns
+from _workers import run_worker
 
 SQUARE_SIZES = {"float32": [64, 128, 256, 512, 1024], "float64": [128, 256, 512]}
 #: (m, n, k, trans_a, trans_b) of the tiny GPT's linear layers, forward and backward
@@ -469,31 +467,10 @@ def main(argv: list[str] | None = None) -> int:
         )
     rows = []
     for threads in counts:
-        env = {
-            **os.environ,
-            "OMP_NUM_THREADS": str(threads),
-            "OPENBLAS_NUM_THREADS": str(threads),
-            "MKL_NUM_THREADS": str(threads),
-        }
-        with tempfile.NamedTemporaryFile(suffix=".json") as out:
-            cmd = [
-                sys.executable,
-                __file__,
-                "--worker",
-                str(threads),
-                "--out",
-                out.name,
-                "--only",
-                ",".join(groups),
-                "--rounds",
-                str(args.rounds),
-                "--block-ms",
-                str(args.block_ms),
-            ]
-            print(f"running at {threads} thread(s)...", file=sys.stderr, flush=True)
-            subprocess.run(cmd, env=env, check=True)
-            with open(out.name) as f:
-                rows.extend(json.load(f))
+        print(f"running at {threads} thread(s)...", file=sys.stderr, flush=True)
+        worker_args = ["--only", ",".join(groups), "--rounds", str(args.rounds)]
+        worker_args += ["--block-ms", str(args.block_ms)]
+        rows.extend(run_worker(__file__, str(threads), threads, worker_args))
 
     import tinytape
 

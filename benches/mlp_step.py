@@ -18,16 +18,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 
 import numpy as np
 from _rounds import take_turns
+from _workers import run_worker
 
 SIZES = (64, 256, 256, 10)
 BATCH = 64
@@ -182,34 +180,10 @@ def worker(libs: list[str], threads: int, rounds: int, steps: int) -> dict:
     return out
 
 
-def run_worker(libs: list[str], threads: int, rounds: int, steps: int) -> dict:
-    env = {
-        **os.environ,
-        "OMP_NUM_THREADS": str(threads),
-        "OPENBLAS_NUM_THREADS": str(threads),
-        "MKL_NUM_THREADS": str(threads),
-    }
-    with tempfile.NamedTemporaryFile(suffix=".json") as out:
-        subprocess.run(
-            [
-                sys.executable,
-                __file__,
-                "--worker",
-                str(threads),
-                "--out",
-                out.name,
-                "--libs",
-                ",".join(libs),
-                "--rounds",
-                str(rounds),
-                "--steps",
-                str(steps),
-            ],
-            env=env,
-            check=True,
-        )
-        with open(out.name) as f:
-            return json.load(f)
+def run_at(libs: list[str], threads: int, rounds: int, steps: int) -> dict:
+    """The worker's figures at `threads` threads, from a fresh process."""
+    args = ["--libs", ",".join(libs), "--rounds", str(rounds), "--steps", str(steps)]
+    return run_worker(__file__, str(threads), threads, args)
 
 
 def fmt(s: dict, digits: int = 2) -> str:
@@ -254,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     for threads in counts:
         print(f"{', '.join(libs)} at {threads} thread(s)...", file=sys.stderr, flush=True)
-        result["threads"][str(threads)] = run_worker(libs, threads, args.rounds, args.steps)
+        result["threads"][str(threads)] = run_at(libs, threads, args.rounds, args.steps)
     print(
         f"MLP {'-'.join(map(str, SIZES))} SGD step, batch {BATCH}, float32: median [range] "
         f"over {args.rounds} rounds"

@@ -20,9 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -30,6 +28,7 @@ from statistics import median, median_high
 from typing import Any
 
 from _rounds import take_turns
+from _workers import run_worker
 
 CONFIG = dict(vocab_size=96, context_length=64, d_model=128, n_layers=2, n_heads=4)
 BATCH = 16
@@ -211,30 +210,9 @@ def speed_worker(libs: list[str], threads: int, steps: int) -> dict:
     return out
 
 
-def run_worker(kind: str, spec: str, threads: int, steps: int) -> dict:
-    env = {
-        **os.environ,
-        "OMP_NUM_THREADS": str(threads),
-        "OPENBLAS_NUM_THREADS": str(threads),
-        "MKL_NUM_THREADS": str(threads),
-    }
-    with tempfile.NamedTemporaryFile(suffix=".json") as out:
-        subprocess.run(
-            [
-                sys.executable,
-                __file__,
-                "--worker",
-                f"{kind}:{spec}:{threads}",
-                "--out",
-                out.name,
-                "--steps",
-                str(steps),
-            ],
-            env=env,
-            check=True,
-        )
-        with open(out.name) as f:
-            return json.load(f)
+def run_at(kind: str, spec: str, threads: int, steps: int) -> dict:
+    """A speed or memory worker's figures at `threads` threads, from a fresh process."""
+    return run_worker(__file__, f"{kind}:{spec}:{threads}", threads, ["--steps", str(steps)])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -276,9 +254,9 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for threads in counts:
         print(f"{' and '.join(libs)} at {threads} thread(s)...", file=sys.stderr, flush=True)
-        speed = run_worker("speed", ",".join(libs), threads, args.steps)
+        speed = run_at("speed", ",".join(libs), threads, args.steps)
         for lib in libs:
-            memory = run_worker("memory", lib, threads, 8)
+            memory = run_at("memory", lib, threads, 8)
             rows.append({"lib": lib, "threads": threads, **speed[lib], **memory})
     print(
         f"{'library':<10}{'threads':>8}{'step ms':>10}{'block range':>16}{'tokens/s':>12}"
