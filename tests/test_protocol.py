@@ -206,3 +206,11 @@ def test_mean_interval_within_clips_a_rate_to_its_range():
     assert low.lo == 0.0 and low.hi == pytest.approx(0.025 + half / 2, rel=1e-6)  # sd halved
     with pytest.raises(ValueError, match="outside within"):
         P.mean_interval([1.5, 1.7], within=P.RATE)
+
+
+def test_require_counts_names_the_first_field_below_one():
+    from types import SimpleNamespace
+
+    P.require_counts(SimpleNamespace(steps=1, seeds=3), ("steps", "seeds"))
+    with pytest.raises(ValueError, match="^seeds must be at least 1, got 0$"):
+        P.require_counts(SimpleNamespace(steps=5, seeds=0, width=-1), ("steps", "seeds", "width"))

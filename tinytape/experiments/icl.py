@@ -53,6 +53,7 @@ from .protocol import (
     paired_interval,
     prepare_run_dir,
     proportion_interval,
+    require_counts,
     target,
     targets_table,
     to_jsonable,
@@ -382,17 +383,18 @@ class CopyConfig:
     shots: tuple[int, ...] = SHOTS
 
     def __post_init__(self) -> None:
-        for name in (
-            "steps",
-            "batch_size",
-            "test_episodes",
-            "eval_episodes",
-            "d_model",
-            "n_layers",
-            "n_heads",
-        ):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        require_counts(
+            self,
+            (
+                "steps",
+                "batch_size",
+                "test_episodes",
+                "eval_episodes",
+                "d_model",
+                "n_layers",
+                "n_heads",
+            ),
+        )
         if not self.lr > 0 or not self.init_scale > 0:
             raise ValueError(
                 f"lr and init_scale must be positive, got {self.lr}, {self.init_scale}"

@@ -35,6 +35,7 @@ from ..nn.transformer import TransformerBlock
 from ..optim import make_optimizer, make_schedule
 from ..tensor import Tensor
 from ..train.trainer import Trainer
+from .protocol import require_counts
 
 
 # ====================================================================== data
@@ -292,9 +293,9 @@ class TradeoffSettings:
     eval_sequences: int = 2000
 
     def __post_init__(self) -> None:
-        for name in ("steps", "batch_size", "eval_sequences", "d_model", "n_layers", "n_heads"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        require_counts(
+            self, ("steps", "batch_size", "eval_sequences", "d_model", "n_layers", "n_heads")
+        )
         if not self.lr > 0 or self.warmup_steps < 0 or not self.weight_decay >= 0:
             raise ValueError(
                 f"need lr > 0, warmup_steps >= 0, weight_decay >= 0, got "

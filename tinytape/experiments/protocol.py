@@ -263,6 +263,16 @@ def target(name: str, interval: Interval, bound: float, higher_is_better: bool =
 # ---------------------------------------------------------------------------- protocol
 
 
+def require_counts(config: Any, names: Iterable[str]) -> None:
+    """Raise ValueError naming the first of the config's fields `names` (steps, sizes,
+    counts) that is below 1."""
+    for name in names:
+        value = getattr(config, name)
+        if value < 1:
+            raise ValueError(f"{name} must be at least 1, got {value}")
+
+
+
 @dataclass(frozen=True)
 class Protocol:
     """How the numbers were obtained: split sizes, seeds, what was tuned on which split,

@@ -48,6 +48,7 @@ from .protocol import (
     mean_interval,
     paired_interval,
     prepare_run_dir,
+    require_counts,
     target,
     write_results,
 )
@@ -144,19 +145,20 @@ class RLHFConfig:
             )
         if min(self.seeds) < 0:
             raise ValueError(f"seeds must be >= 0, got {list(self.seeds)}")
-        for name in (
-            "workers",
-            "threads",
-            "pretrain_steps",
-            "sft_steps",
-            "rm_epochs",
-            "dpo_epochs",
-            "top_sft_steps",
-            "rankings_per_prompt",
-            "heldout_rankings_per_prompt",
-        ):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        require_counts(
+            self,
+            (
+                "workers",
+                "threads",
+                "pretrain_steps",
+                "sft_steps",
+                "rm_epochs",
+                "dpo_epochs",
+                "top_sft_steps",
+                "rankings_per_prompt",
+                "heldout_rankings_per_prompt",
+            ),
+        )
         p = self.ppo
         if p.iterations < 1:
             raise ValueError(f"ppo_iterations must be at least 1, got {p.iterations}")
