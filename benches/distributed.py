@@ -193,6 +193,14 @@ def _mpiexec() -> str | None:
     return local if os.path.exists(local) else shutil.which("mpiexec")
 
 
+def _run_together(layout: str, cmds: list[list[str]], timeout: float) -> None:
+    """Start the commands at once, one thread each, and wait for all of them."""
+    workers = [subprocess.Popen(cmd, env=thread_env(1)) for cmd in cmds]
+    codes = [w.wait(timeout=timeout) for w in workers]
+    if any(codes):
+        raise RuntimeError(f"{layout}: a worker failed (exit codes {codes})")
+
+
 def run_layout(layout: str, steps: int, bucket_mb: float, timeout: float = 600) -> dict:
     """Run one layout in fresh processes; rank 0's measurements."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -202,12 +210,7 @@ def run_layout(layout: str, steps: int, bucket_mb: float, timeout: float = 600) 
         if layout == "2 halves":
             half = me + ["--worker", "tinytape", "--threads", "1", "--batch", str(BATCH)]
             outs = [out, out + ".other"]
-            workers = [
-                subprocess.Popen([o if a == out else a for a in half], env=thread_env(1))
-                for o in outs
-            ]
-            if any(w.wait(timeout=timeout) != 0 for w in workers):
-                raise RuntimeError(f"{layout}: a worker failed")
+            _run_together(layout, [[o if a == out else a for a in half] for o in outs], timeout)
             results = []
             for o in outs:
                 with open(o) as f:
@@ -224,16 +227,11 @@ def run_layout(layout: str, steps: int, bucket_mb: float, timeout: float = 600) 
             subprocess.run(cmd, env=thread_env(threads), check=True, timeout=timeout)
         else:
             port = _free_port()
-            workers = [
-                subprocess.Popen(
-                    me + ["--worker", "torch-ddp", "--rank", str(r), "--port", str(port)],
-                    env=thread_env(1),
-                )
+            ranks = [
+                me + ["--worker", "torch-ddp", "--rank", str(r), "--port", str(port)]
                 for r in range(2)
             ]
-            for w in workers:
-                if w.wait(timeout=timeout) != 0:
-                    raise RuntimeError(f"{layout}: a worker failed")
+            _run_together(layout, ranks, timeout)
         with open(out) as f:
             return json.load(f)
 
