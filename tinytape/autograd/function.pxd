@@ -15,6 +15,6 @@ cdef class Function:
     cpdef release(self)
 
 @cython.locals(ctx=Function, first=TensorBase, second=TensorBase, n=Py_ssize_t)
-cdef object _apply(object cls, tuple inputs, dict params)
+cdef object _apply(type cls, tuple inputs, dict params)  # type: cls.__new__(cls) is tp_new
 
 cdef object _forward(object cls, object ctx, tuple inputs, Py_ssize_t n, dict params)
