@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import backend, profiler
-from ..autograd.function import Function
+from ..autograd.function import Function, apply_op
 from ..autograd.grad_mode import _mode, is_grad_enabled
 from ..backend.gelu import _C2, _C3  # gelu(x) = x * sigmoid(x (C2 + C3 x^2))
 from ..tensor import Tensor, wrap_array
@@ -36,11 +36,12 @@ def _zero_samples(rng, dtype):
 def _unary(cls: type[Function], op: str, x: Tensor) -> Tensor:
     if not (isinstance(x, Tensor) and x.data.dtype.kind == "f"):
         require_float(op, x)  # raises
-    if not _mode.enabled and cls.kernel is not None:
+    grad_enabled = _mode.enabled
+    if not grad_enabled and cls.kernel is not None:
         if profiler.active:
             return profiler.call_unprofiled(cls.__name__, "forward", _unary, cls, op, x)
         return wrap_array(cls.kernel(x.data))  # nothing recorded: no node, no ctx
-    return cls.apply(x)
+    return apply_op(cls, (x,), grad_enabled)
 
 
 class Exp(Function):
