@@ -3,6 +3,8 @@ with messages that name the operation, the shapes and the dtypes at fault."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
@@ -39,5 +41,5 @@ def at_least_1d(op: str, name: str, x: np.ndarray) -> None:
 
 def rows_2d(x: np.ndarray) -> np.ndarray:
     """A C-contiguous (rows, last dim) view or copy of x."""
-    rows = int(np.prod(x.shape[:-1], dtype=np.int64))
+    rows = math.prod(x.shape[:-1])  # not np.prod: 0.1 us against 3.5, on every kernel call
     return np.ascontiguousarray(x).reshape(rows, x.shape[-1])
