@@ -20,18 +20,24 @@ def as_float_array(op: str, name: str, x: object) -> np.ndarray:
 
 def same_dtype(op: str, **arrays: np.ndarray) -> np.dtype:
     """The common dtype of the named arrays; TypeError naming each when they differ."""
-    dtypes = {name: a.dtype for name, a in arrays.items()}
-    if len(set(dtypes.values())) > 1:
-        listed = ", ".join(f"{name} {dt}" for name, dt in dtypes.items())
-        raise TypeError(f"{op}: mixed dtypes ({listed}); convert them to one dtype first")
-    return next(iter(dtypes.values()))
+    first = None
+    for a in arrays.values():  # a loop, not a set: this runs on every kernel call
+        if first is None:
+            first = a.dtype
+        elif a.dtype != first:
+            listed = ", ".join(f"{name} {b.dtype}" for name, b in arrays.items())
+            raise TypeError(f"{op}: mixed dtypes ({listed}); convert them to one dtype first")
+    return first
 
 
 def same_shape(op: str, **arrays: np.ndarray) -> None:
-    shapes = {name: a.shape for name, a in arrays.items()}
-    if len(set(shapes.values())) > 1:
-        listed = ", ".join(f"{name} {shape}" for name, shape in shapes.items())
-        raise ValueError(f"{op}: shapes must match, got {listed}")
+    first = None
+    for a in arrays.values():
+        if first is None:
+            first = a.shape
+        elif a.shape != first:
+            listed = ", ".join(f"{name} {b.shape}" for name, b in arrays.items())
+            raise ValueError(f"{op}: shapes must match, got {listed}")
 
 
 def at_least_1d(op: str, name: str, x: np.ndarray) -> None:
