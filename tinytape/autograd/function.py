@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from .. import profiler
-from .grad_mode import _mode
+from .grad_mode import _grad_enabled
 
 _next_seq = itertools.count().__next__
 _requires_grad = attrgetter("requires_grad")
@@ -57,7 +57,7 @@ class Function:
     def apply(cls, *inputs: Tensor, **params: Any) -> Tensor:
         if profiler.active:
             return profiler.call_unprofiled(cls.__name__, "forward", cls.apply, *inputs, **params)
-        return _apply(cls, inputs, params, _mode.enabled)
+        return _apply(cls, inputs, params, _grad_enabled())
 
     @staticmethod
     def forward(ctx: Function, *inputs: Tensor, **params: Any) -> np.ndarray:
