@@ -8,7 +8,8 @@ return a new array.
 
 sigmoid(x) = 1 / (1 + e^-x) without overflow: the reference as e / (1 + e) with
 e = e^min(x, bound), the kernel as (x >= 0 ? 1 : t) / (1 + t) with t = e^-|x|; both
-within a few ulps of the exact value (the kernel gives 0 where it is subnormal). The
+within a few ulps of the exact value (the kernel gives 0 for most of the subnormal range:
+docs/numerics.md). The
 backwards take the saved output y and use PyTorch's formulas in its order of operations,
 g (1 - y) y and g (1 - y^2), so both paths round alike and NaN and +-inf land where
 PyTorch's do (docs/numerics.md).
