@@ -8,11 +8,10 @@ return a new array.
 
 sigmoid(x) = 1 / (1 + e^-x) without overflow: the reference as e / (1 + e) with
 e = e^min(x, bound), the kernel as (x >= 0 ? 1 : t) / (1 + t) with t = e^-|x|; both
-within a few ulps of the exact value (the kernel gives 0 for most of the subnormal range:
-docs/numerics.md). The
-backwards take the saved output y and use PyTorch's formulas in its order of operations,
-g (1 - y) y and g (1 - y^2), so both paths round alike and NaN and +-inf land where
-PyTorch's do (docs/numerics.md).
+within a few ulps of the exact value (the kernel gives 0 for most of the subnormal range).
+The backwards take the saved output y and use PyTorch's formulas in its order of
+operations, g (1 - y) y and g (1 - y^2), so both paths round alike (bit for bit) and NaN
+and +-inf land where PyTorch's do (docs/numerics.md).
 """
 
 from __future__ import annotations
@@ -39,6 +38,7 @@ _CONSTANTS = {
 
 
 def sigmoid_reference(x: np.ndarray) -> np.ndarray:
+    """sigmoid of a float32/float64 array in numpy (any shape); a new array."""
     # e / (1 + e) with e = e ** x, x clamped from above so that it cannot overflow: a few
     # ulps everywhere, no warning, and e ** x underflows quietly to the right 0 for x << 0.
     high, one = _CONSTANTS[x.dtype]
@@ -47,11 +47,13 @@ def sigmoid_reference(x: np.ndarray) -> np.ndarray:
 
 
 def sigmoid_backward_reference(y: np.ndarray, dy: np.ndarray) -> np.ndarray:
+    """dy (1 - y) y in numpy, y and dy of one shape and dtype."""
     one = _CONSTANTS[y.dtype][1]
     return np.asarray(dy * (one - y) * y)
 
 
 def tanh_backward_reference(y: np.ndarray, dy: np.ndarray) -> np.ndarray:
+    """dy (1 - y^2) in numpy, y and dy of one shape and dtype."""
     one = _CONSTANTS[y.dtype][1]
     return np.asarray(dy * (one - y * y))
 
