@@ -1,5 +1,5 @@
-/* Row kernels (softmax, log-softmax, cross-entropy, layer norm), GELU and Adam: the public
- * entry points declared in tinytape.h.
+/* Row kernels (softmax, log-softmax, cross-entropy, layer norm), the elementwise GELU,
+ * sigmoid and tanh backward, and Adam: the public entry points declared in tinytape.h.
  *
  * Each entry point handles empty shapes and bad targets, cuts the rows into
  * contiguous chunks that the OpenMP threads claim in turn (serial for small
@@ -267,28 +267,35 @@ RO_DEFINE_LN_FWD(tt_layer_norm_fwd_f64, ln_fwd_f64, double)
 RO_DEFINE_LN_BWD(tt_layer_norm_bwd_f32, ln_bwd_f32, float)
 RO_DEFINE_LN_BWD(tt_layer_norm_bwd_f64, ln_bwd_f64, double)
 
-/* ------------------------------------------------------------------ GELU */
-/* Elementwise: each value is a "row" of one, so the chunks split the values. */
+/* ------------------------------------------- elementwise: GELU, sigmoid, tanh */
+/* Each value is a "row" of one, so the chunks split the values. The exp kernels (GELU,
+ * the sigmoid forward) cost RO_COST_EXP a value, the sigmoid and tanh backwards (two
+ * multiplies and a subtraction) RO_COST_PLAIN. */
 
-#define RO_DEFINE_GELU_FWD(name, field, T)                                             \
+#define RO_DEFINE_EW_FWD(name, field, T, cost)                                         \
     void name(const T *x, T *y, int64_t n) {                                          \
         if (n <= 0) return;                                                           \
         const struct tt_rowops *ops = ro_ops();                                       \
-        RO_FOR_CHUNKS(ro_threads(n, 1, RO_COST_EXP), n, ops->field(x + r0, y + r0, nr)); \
+        RO_FOR_CHUNKS(ro_threads(n, 1, cost), n, ops->field(x + r0, y + r0, nr));     \
     }
 
-#define RO_DEFINE_GELU_BWD(name, field, T)                                             \
-    void name(const T *x, const T *dy, T *dx, int64_t n) {                            \
+#define RO_DEFINE_EW_BWD(name, field, T, cost)                                         \
+    void name(const T *a, const T *b, T *dx, int64_t n) {                             \
         if (n <= 0) return;                                                           \
         const struct tt_rowops *ops = ro_ops();                                       \
-        RO_FOR_CHUNKS(ro_threads(n, 1, RO_COST_EXP), n,                               \
-                      ops->field(x + r0, dy + r0, dx + r0, nr));                      \
+        RO_FOR_CHUNKS(ro_threads(n, 1, cost), n, ops->field(a + r0, b + r0, dx + r0, nr)); \
     }
 
-RO_DEFINE_GELU_FWD(tt_gelu_fwd_f32, gelu_fwd_f32, float)
-RO_DEFINE_GELU_FWD(tt_gelu_fwd_f64, gelu_fwd_f64, double)
-RO_DEFINE_GELU_BWD(tt_gelu_bwd_f32, gelu_bwd_f32, float)
-RO_DEFINE_GELU_BWD(tt_gelu_bwd_f64, gelu_bwd_f64, double)
+RO_DEFINE_EW_FWD(tt_gelu_fwd_f32, gelu_fwd_f32, float, RO_COST_EXP)
+RO_DEFINE_EW_FWD(tt_gelu_fwd_f64, gelu_fwd_f64, double, RO_COST_EXP)
+RO_DEFINE_EW_BWD(tt_gelu_bwd_f32, gelu_bwd_f32, float, RO_COST_EXP)
+RO_DEFINE_EW_BWD(tt_gelu_bwd_f64, gelu_bwd_f64, double, RO_COST_EXP)
+RO_DEFINE_EW_FWD(tt_sigmoid_fwd_f32, sigmoid_fwd_f32, float, RO_COST_EXP)
+RO_DEFINE_EW_FWD(tt_sigmoid_fwd_f64, sigmoid_fwd_f64, double, RO_COST_EXP)
+RO_DEFINE_EW_BWD(tt_sigmoid_bwd_f32, sigmoid_bwd_f32, float, RO_COST_PLAIN)
+RO_DEFINE_EW_BWD(tt_sigmoid_bwd_f64, sigmoid_bwd_f64, double, RO_COST_PLAIN)
+RO_DEFINE_EW_BWD(tt_tanh_bwd_f32, tanh_bwd_f32, float, RO_COST_PLAIN)
+RO_DEFINE_EW_BWD(tt_tanh_bwd_f64, tanh_bwd_f64, double, RO_COST_PLAIN)
 
 /* ------------------------------------------------------------------ Adam */
 

@@ -74,6 +74,12 @@ struct tt_rowops {
     void (*gelu_fwd_f64)(const double *x, double *y, int64_t n);
     void (*gelu_bwd_f32)(const float *x, const float *dy, float *dx, int64_t n);
     void (*gelu_bwd_f64)(const double *x, const double *dy, double *dx, int64_t n);
+    void (*sigmoid_fwd_f32)(const float *x, float *y, int64_t n);
+    void (*sigmoid_fwd_f64)(const double *x, double *y, int64_t n);
+    void (*sigmoid_bwd_f32)(const float *y, const float *g, float *dx, int64_t n);
+    void (*sigmoid_bwd_f64)(const double *y, const double *g, double *dx, int64_t n);
+    void (*tanh_bwd_f32)(const float *y, const float *g, float *dx, int64_t n);
+    void (*tanh_bwd_f64)(const double *y, const double *g, double *dx, int64_t n);
     void (*adam_f32)(float *p, const float *g, float *m, float *v, float *vmax, int64_t n,
                      const struct tt_adam_params *hp);
     void (*adam_f64)(double *p, const double *g, double *m, double *v, double *vmax,
@@ -93,6 +99,9 @@ struct tt_rowops {
         tt_ro_ln_bwd_f32_##path, tt_ro_ln_bwd_f64_##path,                                 \
         tt_ro_gelu_fwd_f32_##path, tt_ro_gelu_fwd_f64_##path,                             \
         tt_ro_gelu_bwd_f32_##path, tt_ro_gelu_bwd_f64_##path,                             \
+        tt_ro_sigmoid_fwd_f32_##path, tt_ro_sigmoid_fwd_f64_##path,                       \
+        tt_ro_sigmoid_bwd_f32_##path, tt_ro_sigmoid_bwd_f64_##path,                       \
+        tt_ro_tanh_bwd_f32_##path, tt_ro_tanh_bwd_f64_##path,                             \
         tt_ro_adam_f32_##path, tt_ro_adam_f64_##path                                      \
     }
 

@@ -136,6 +136,18 @@ void tt_gelu_fwd_f64(const double *x, double *y, int64_t n);
 void tt_gelu_bwd_f32(const float *x, const float *dy, float *dx, int64_t n);
 void tt_gelu_bwd_f64(const double *x, const double *dy, double *dx, int64_t n);
 
+/* Sigmoid and the sigmoid and tanh backwards, elementwise over n contiguous values:
+ * y = 1 / (1 + e^-x) (no overflow; 0 below x = -87.5 in float, -708.5 in double, where
+ * y is subnormal), and from the saved output y the gradients dx = g (1 - y) y (sigmoid)
+ * and dx = g (1 - y^2) (tanh), in PyTorch's order of operations. dx may be g or y (in
+ * place). */
+void tt_sigmoid_fwd_f32(const float *x, float *y, int64_t n);
+void tt_sigmoid_fwd_f64(const double *x, double *y, int64_t n);
+void tt_sigmoid_bwd_f32(const float *y, const float *g, float *dx, int64_t n);
+void tt_sigmoid_bwd_f64(const double *y, const double *g, double *dx, int64_t n);
+void tt_tanh_bwd_f32(const float *y, const float *g, float *dx, int64_t n);
+void tt_tanh_bwd_f64(const double *y, const double *g, double *dx, int64_t n);
+
 /* One Adam / AdamW step, in place over n contiguous values of the parameter p,
  * its gradient g and the state m (exp_avg), v (exp_avg_sq) and vmax (AMSGrad's
  * max_exp_avg_sq, or NULL). Per value, in the element type:

@@ -20,6 +20,7 @@ import pytest
 
 import tinytape
 from tinytape import backend
+from tinytape.backend import elementwise
 
 DTYPES = [np.float32, np.float64]
 SPECIALS = np.array([np.nan, np.inf, -np.inf])
@@ -248,6 +249,40 @@ def _gelu_torch(d):
     return {"y": y.detach().numpy(), "dx": x.grad.numpy()}
 
 
+def _sigmoid_tanh_make(rng, dtype):
+    """Specials in x, and in dy: an infinite dy times a y strictly inside (0, 1) must stay
+    infinite (PyTorch's g (1 - y) y), times a y of exactly 0 or 1 it is NaN. The backwards
+    take the saved outputs y (from the numpy reference) and t = tanh(x) as inputs, so that
+    where two sigmoids or tanhs round differently next to 1 the formulas are still compared
+    on the same values."""
+    n = 203  # the vector bodies of every path and a tail
+    x = plant(rng, (8 * rng.standard_normal(n)).astype(dtype), 0.1)
+    x[:4] = [40.0, -120.0, 1e4, -1e4]  # y of exactly 1 and 0 (tanh: +-1)
+    dy = plant(rng, rng.standard_normal(n).astype(dtype), 0.1)
+    dy[:8] = np.array([1, -1, 1, np.nan, 1, -1, 1, -1]) * np.inf  # at those y and in (0, 1)
+    y = elementwise.sigmoid_reference(x)
+    return dict(x=x, dy=dy, y=y, t=np.tanh(x))
+
+
+def _sigmoid_tanh_run(d):
+    return {
+        "y": backend.sigmoid(d["x"]),
+        "dx": backend.sigmoid_backward(d["y"], d["dy"]),
+        "tanh dx": backend.tanh_backward(d["t"], d["dy"]),
+    }
+
+
+def _sigmoid_tanh_torch(d):
+    import torch
+
+    dy = _t(d["dy"])
+    return {
+        "y": torch.sigmoid(_t(d["x"])).numpy(),
+        "dx": torch.ops.aten.sigmoid_backward(dy, _t(d["y"])).numpy(),
+        "tanh dx": torch.ops.aten.tanh_backward(dy, _t(d["t"])).numpy(),
+    }
+
+
 def _attention_make(causal):
     def make(rng, dtype):
         b, t, h, hd = 2, 9, 2, 5
@@ -354,6 +389,7 @@ CASES = [
     Case("cross_entropy_neg_inf", _ce_neg_inf_make, _ce_run, _ce_torch),
     Case("layer_norm", _ln_make, _ln_run, _ln_torch),
     Case("gelu", _gelu_make, _gelu_run, _gelu_torch),
+    Case("sigmoid_tanh", _sigmoid_tanh_make, _sigmoid_tanh_run, _sigmoid_tanh_torch),
     Case("attention", _attention_make(False), _attention_run, _attention_torch),
     Case("attention_causal", _attention_make(True), _attention_run, _attention_torch),
     Case("adam", _adam_make(False), _adam_run, _adam_torch),
@@ -412,6 +448,7 @@ def test_large_rows_at_two_threads(simd):
             backend.log_softmax(x),
             backend.layer_norm(x)[0],
             backend.gelu(x),
+            backend.sigmoid(x),
         ]
     finally:
         tinytape.set_num_threads(saved)
@@ -421,8 +458,10 @@ def test_large_rows_at_two_threads(simd):
             backend.log_softmax(x),
             backend.layer_norm(x)[0],
             backend.gelu(x),
+            backend.sigmoid(x),
         ]
-    for name, g, w in zip(("softmax", "log_softmax", "layer_norm", "gelu"), got, want):
+    names = ("softmax", "log_softmax", "layer_norm", "gelu", "sigmoid")
+    for name, g, w in zip(names, got, want):
         assert_same_nonfinite(g, w, name)
 
 
@@ -465,6 +504,18 @@ def test_rule_by_hand(any_backend, dtype):
         g = np.array([inf, -inf, nan], dtype)
         np.testing.assert_array_equal(backend.gelu(g), [inf, nan, nan])
         np.testing.assert_array_equal(backend.gelu_backward(g, np.ones_like(g)), [nan] * 3)
+        # sigmoid: NaN -> NaN, +-inf -> 1 and 0; its backward dy (1 - y) y and tanh's
+        # dy (1 - y^2): inf times a y inside (0, 1) is inf, times 0 (y of 0 or 1) NaN
+        np.testing.assert_array_equal(backend.sigmoid(g), [1, 0, nan])
+        y = np.array([0.5, 0.5, 1.0, 0.0, nan, 0.25], dtype)
+        dy = np.array([inf, -inf, inf, inf, 1.0, 2.0], dtype)
+        np.testing.assert_array_equal(
+            backend.sigmoid_backward(y, dy), [inf, -inf, nan, nan, nan, 0.375]
+        )
+        t = np.array([0.5, -0.5, 1.0, -1.0, nan, 0.25], dtype)
+        np.testing.assert_array_equal(
+            backend.tanh_backward(t, dy), [inf, -inf, nan, nan, nan, 1.875]
+        )
         # layer norm: a row holding +-inf has NaN statistics, so every output of it is NaN
         y = backend.layer_norm(np.array([[1.0, inf, 2.0], [1.0, 2.0, 3.0]], dtype))[0]
         assert np.isnan(y[0]).all() and np.isfinite(y[1]).all()

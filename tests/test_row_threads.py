@@ -52,6 +52,9 @@ def _run(x, dy):
         "layer_norm rstd": rstd,
         "gelu": backend.gelu(x),
         "gelu_backward": backend.gelu_backward(x, dy),
+        "sigmoid": backend.sigmoid(x),
+        "sigmoid_backward": backend.sigmoid_backward(y, dy),
+        "tanh_backward": backend.tanh_backward(y, dy),
         "loss": np.asarray(loss),
     }
 

@@ -13,6 +13,7 @@ from .attention import (
     attention_reference,
 )
 from .cross_entropy import cross_entropy, cross_entropy_backward
+from .elementwise import sigmoid, sigmoid_backward, tanh_backward
 from .gelu import gelu, gelu_backward, gelu_reference
 from .gemm import gemm, gemm_batched, matmul
 from .layer_norm import layer_norm, layer_norm_backward
@@ -39,7 +40,10 @@ __all__ = [
     "log_softmax_backward",
     "matmul",
     "name",
+    "sigmoid",
+    "sigmoid_backward",
     "softmax",
     "softmax_backward",
+    "tanh_backward",
     "use",
 ]

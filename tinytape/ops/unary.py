@@ -159,9 +159,8 @@ class Tanh(Function):
     def backward(ctx, g):
         if _grad_enabled():  # create_graph: recorded
             y = ctx.output
-            return (g - g * y * y,)  # g (1 - y^2); no Python number: cheaper in numpy
-        y, g = ctx.output_data, g.data
-        return (wrap_array(g - g * y * y),)
+            return (g * (1.0 - y * y),)  # the kernel's formula (PyTorch's tanh_backward)
+        return (wrap_array(backend.tanh_backward(ctx.output_data, g.data)),)
 
 
 def tanh(x: Tensor) -> Tensor:
@@ -169,34 +168,11 @@ def tanh(x: Tensor) -> Tensor:
     return _unary(Tanh, "tanh", x)
 
 
-register(OpInfo("tanh", tanh, np.tanh, _samples()))
-
-
-def _constant(value: float, dtype: type) -> np.ndarray:
-    """A read-only 0-d array: numpy takes it faster than a Python or numpy number."""
-    a = np.asarray(value, dtype)
-    a.flags.writeable = False
-    return a
-
-
-#: per dtype: a bound above which e ** x would overflow (sigmoid is 1 there to working
-#: precision), and 1
-_SIGMOID_CONSTANTS = {
-    np.dtype(np.float32): (_constant(88.0, np.float32), _constant(1.0, np.float32)),
-    np.dtype(np.float64): (_constant(709.0, np.float64), _constant(1.0, np.float64)),
-}
-
-
-def _sigmoid_np(x: np.ndarray) -> np.ndarray:
-    # e / (1 + e) with e = e ** x, x clamped from above so that it cannot overflow: a few
-    # ulps everywhere, no warning, and e ** x underflows quietly to the right 0 for x << 0.
-    high, one = _SIGMOID_CONSTANTS[x.dtype]
-    e = np.exp(np.minimum(x, high))
-    return np.asarray(e / (one + e))
+register(OpInfo("tanh", tanh, np.tanh, _samples(), uses_kernel=True))  # the backward
 
 
 class Sigmoid(Function):
-    kernel = staticmethod(_sigmoid_np)
+    kernel = staticmethod(backend.sigmoid)
 
     @staticmethod
     def forward(ctx, x):
@@ -207,11 +183,8 @@ class Sigmoid(Function):
     def backward(ctx, g):
         if _grad_enabled():  # create_graph: recorded
             y = ctx.output
-            gy = g * y
-            return (gy - gy * y,)  # g y (1 - y); no Python number: cheaper in numpy
-        y = ctx.output_data
-        gy = g.data * y
-        return (wrap_array(gy - gy * y),)
+            return (g * (1.0 - y) * y,)  # the kernel's formula (PyTorch's sigmoid_backward)
+        return (wrap_array(backend.sigmoid_backward(ctx.output_data, g.data)),)
 
 
 def sigmoid(x: Tensor) -> Tensor:
@@ -219,7 +192,9 @@ def sigmoid(x: Tensor) -> Tensor:
     return _unary(Sigmoid, "sigmoid", x)
 
 
-register(OpInfo("sigmoid", sigmoid, lambda x: 1.0 / (1.0 + np.exp(-x)), _samples()))
+register(
+    OpInfo("sigmoid", sigmoid, lambda x: 1.0 / (1.0 + np.exp(-x)), _samples(), uses_kernel=True)
+)
 
 
 class Relu(Function):

@@ -1,0 +1,90 @@
+"""Sigmoid and the sigmoid and tanh backwards, elementwise, each one kernel call.
+
+The tape runs these once per op, often on arrays of a few dozen values, where every numpy
+ufunc call costs about as much as the kernel itself: the numpy references take three or
+four ufunc calls each, the C kernels one call that checks its arguments and allocates
+its output in C (tinytape/_C.pyx). Both take any layout, 0-d and empty arrays, and
+return a new array.
+
+sigmoid(x) = 1 / (1 + e^-x) without overflow: the reference as e / (1 + e) with
+e = e^min(x, bound), the kernel as (x >= 0 ? 1 : t) / (1 + t) with t = e^-|x|; both
+within a few ulps of the exact value (the kernel gives 0 for most of the subnormal range).
+The backwards take the saved output y and use PyTorch's formulas in its order of
+operations, g (1 - y) y and g (1 - y^2), so both paths round alike (bit for bit) and NaN
+and +-inf land where PyTorch's do (docs/numerics.md).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import _state
+from ._checks import as_float_array, same_dtype, same_shape
+
+
+def _constant(value: float, dtype: type) -> np.ndarray:
+    """A read-only 0-d array: numpy takes it faster than a Python or numpy number."""
+    a = np.asarray(value, dtype)
+    a.flags.writeable = False
+    return a
+
+
+#: per dtype: a bound above which e ** x would overflow (sigmoid is 1 there to working
+#: precision), and 1
+_CONSTANTS = {
+    np.dtype(np.float32): (_constant(88.0, np.float32), _constant(1.0, np.float32)),
+    np.dtype(np.float64): (_constant(709.0, np.float64), _constant(1.0, np.float64)),
+}
+
+
+def sigmoid_reference(x: np.ndarray) -> np.ndarray:
+    """sigmoid of a float32/float64 array in numpy (any shape); a new array."""
+    # e / (1 + e) with e = e ** x, x clamped from above so that it cannot overflow: a few
+    # ulps everywhere, no warning, and e ** x underflows quietly to the right 0 for x << 0.
+    high, one = _CONSTANTS[x.dtype]
+    e = np.exp(np.minimum(x, high))
+    return np.asarray(e / (one + e))
+
+
+def sigmoid_backward_reference(y: np.ndarray, dy: np.ndarray) -> np.ndarray:
+    """dy (1 - y) y in numpy, y and dy of one shape and dtype."""
+    one = _CONSTANTS[y.dtype][1]
+    return np.asarray(dy * (one - y) * y)
+
+
+def tanh_backward_reference(y: np.ndarray, dy: np.ndarray) -> np.ndarray:
+    """dy (1 - y^2) in numpy, y and dy of one shape and dtype."""
+    one = _CONSTANTS[y.dtype][1]
+    return np.asarray(dy * (one - y * y))
+
+
+def _backward_args(op: str, y: object, dy: object) -> tuple[np.ndarray, np.ndarray]:
+    y = as_float_array(op, "y", y)
+    dy = as_float_array(op, "dy", dy)
+    same_dtype(op, y=y, dy=dy)
+    same_shape(op, y=y, dy=dy)
+    return y, dy
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    """1 / (1 + e ** -x) of every value of x (any shape, float32 or float64); a new array."""
+    native = _state.native
+    if native is not None:
+        return native.sigmoid_fwd(x)
+    return sigmoid_reference(as_float_array("sigmoid", "x", x))
+
+
+def sigmoid_backward(y: np.ndarray, dy: np.ndarray) -> np.ndarray:
+    """Gradient wrt x of sum(sigmoid(x) * dy), dy (1 - y) y, from the saved output y."""
+    native = _state.native
+    if native is not None:
+        return native.sigmoid_bwd(y, dy)
+    return sigmoid_backward_reference(*_backward_args("sigmoid_backward", y, dy))
+
+
+def tanh_backward(y: np.ndarray, dy: np.ndarray) -> np.ndarray:
+    """Gradient wrt x of sum(tanh(x) * dy), dy (1 - y^2), from the saved output y."""
+    native = _state.native
+    if native is not None:
+        return native.tanh_bwd(y, dy)
+    return tanh_backward_reference(*_backward_args("tanh_backward", y, dy))
