@@ -36,8 +36,19 @@ def _cases(rng: np.random.Generator, dtype) -> dict[str, Callable[[], list[np.nd
     def adam():
         p, m, v = x.copy(), 0.1 * dy, np.abs(0.01 * dy)
         for step in (1, 2):
-            be.adam_step(p, dy, m, v, lr=1e-2, beta1=0.9, beta2=0.999, eps=1e-8,
-                         weight_decay=0.1, decoupled=True, step=step)
+            be.adam_step(
+                p,
+                dy,
+                m,
+                v,
+                lr=1e-2,
+                beta1=0.9,
+                beta2=0.999,
+                eps=1e-8,
+                weight_decay=0.1,
+                decoupled=True,
+                step=step,
+            )
         return [p, m, v]
 
     qkv, g_att = rand(3, 19, 3 * 2 * 7), rand(3, 19, 14)
@@ -56,6 +67,11 @@ def _cases(rng: np.random.Generator, dtype) -> dict[str, Callable[[], list[np.nd
         "cross_entropy": ce,
         "layer_norm": ln,
         "gelu": lambda: [be.gelu(x), be.gelu_backward(x, dy)],
+        "sigmoid, tanh backward": lambda: [
+            y := be.sigmoid(x),
+            be.sigmoid_backward(y, dy),
+            be.tanh_backward(np.tanh(x), dy),
+        ],
         "adam_step": adam,
         "attention": attention,
     }

@@ -58,7 +58,20 @@ def tanh_backward_reference(y: np.ndarray, dy: np.ndarray) -> np.ndarray:
     return np.asarray(dy * (one - y * y))
 
 
+# The numpy path checks its arguments in a few attribute reads when they are what the tape
+# passes (float32/float64 arrays of one dtype and shape), and with the messages of
+# _checks.py otherwise: the full checks alone took 1.9 us, more than the formulas (1.1 us).
+
+
 def _backward_args(op: str, y: object, dy: object) -> tuple[np.ndarray, np.ndarray]:
+    if (
+        type(y) is np.ndarray
+        and type(dy) is np.ndarray
+        and y.dtype in _CONSTANTS
+        and y.dtype == dy.dtype
+        and y.shape == dy.shape
+    ):
+        return y, dy
     y = as_float_array(op, "y", y)
     dy = as_float_array(op, "dy", dy)
     same_dtype(op, y=y, dy=dy)
@@ -71,7 +84,9 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
     native = _state.native
     if native is not None:
         return native.sigmoid_fwd(x)
-    return sigmoid_reference(as_float_array("sigmoid", "x", x))
+    if type(x) is not np.ndarray or x.dtype not in _CONSTANTS:
+        x = as_float_array("sigmoid", "x", x)
+    return sigmoid_reference(x)
 
 
 def sigmoid_backward(y: np.ndarray, dy: np.ndarray) -> np.ndarray:
