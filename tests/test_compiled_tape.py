@@ -72,19 +72,41 @@ def _package_copy(tmp_path):
     return copy
 
 
-def test_stale_sources_names_the_files_edited_after_the_build(tmp_path):
+def _built_layout(tmp_path):
+    """Every tape module's source and (dummy) compiled module, written moments apart."""
     import importlib.machinery
 
-    (tmp_path / "autograd").mkdir()
-    for stem in ("tensor", "autograd/function"):
-        source = tmp_path / (stem + ".py")
-        built = tmp_path / (stem + importlib.machinery.EXTENSION_SUFFIXES[0])
-        source.write_text("x = 1\n")
+    for name in _compiled.TAPE_MODULES:
+        stem = tmp_path.joinpath(*name.split(".")[1:])
+        stem.parent.mkdir(parents=True, exist_ok=True)
+        built = stem.parent / (stem.name + importlib.machinery.EXTENSION_SUFFIXES[0])
+        stem.with_suffix(".py").write_text("x = 1\n")
         built.write_bytes(b"")
         os.utime(built, (1_000_000, 1_000_000))
-    os.utime(tmp_path / "tensor.py", (1_000_001, 1_000_001))  # written moments apart: current
+        os.utime(stem.with_suffix(".py"), (1_000_001, 1_000_001))
+
+
+def test_stale_sources_names_the_files_edited_after_the_build(tmp_path):
+    _built_layout(tmp_path)
+    assert _compiled.stale_sources(str(tmp_path)) == []  # written moments apart: current
     os.utime(tmp_path / "autograd/function.py", (1_000_060, 1_000_060))  # edited later
     assert _compiled.stale_sources(str(tmp_path)) == [str(tmp_path / "autograd/function.py")]
+
+
+def test_stale_sources_names_the_modules_a_partial_build_left_out(tmp_path):
+    import importlib.machinery
+
+    _built_layout(tmp_path)
+    suffix = importlib.machinery.EXTENSION_SUFFIXES[0]
+    for built in (tmp_path / "ops").glob("*" + suffix):
+        built.unlink()
+    assert _compiled.stale_sources(str(tmp_path)) == [
+        str(tmp_path / "ops/arithmetic.py"),
+        str(tmp_path / "ops/unary.py"),
+    ]
+    for built in tmp_path.rglob("*" + suffix):
+        built.unlink()
+    assert _compiled.stale_sources(str(tmp_path)) == []  # nothing built: plain Python
 
 
 def test_one_source_edited_after_the_build_brings_the_whole_tape_from_source(tmp_path):
@@ -108,7 +130,7 @@ def test_one_source_edited_after_the_build_brings_the_whole_tape_from_source(tmp
     assert out.returncode == 0, out.stderr
     compiled, suffixes, tape = out.stdout.splitlines()
     assert compiled == "[]" and suffixes == str(["py"] * len(_compiled.TAPE_MODULES))
-    assert "function.py changed after the tape was compiled" in out.stderr
+    assert "function.py: changed after the tape was compiled" in out.stderr
 
 
 def test_the_compiled_tape_keeps_tensor_slots_and_ctx_state_in_extension_types():

@@ -49,19 +49,32 @@ class _SourceFirst(MetaPathFinder):
         return None
 
 
-def stale_sources(package_dir: str) -> list[str]:
-    """The tape modules' .py files under `package_dir` edited after their compiled module
-    was built (none when nothing is built)."""
-    stale = []
+def _tape_files(package_dir: str) -> list[tuple[str, str | None]]:
+    """(source, its compiled module or None) of each tape module under `package_dir`."""
+    files = []
     for name in TAPE_MODULES:
         stem = os.path.join(package_dir, *name.split(".")[1:])
         built = [stem + s for s in importlib.machinery.EXTENSION_SUFFIXES]
         built = [b for b in built if os.path.isfile(b)]
-        source = stem + ".py"
-        if built and os.path.isfile(source):
-            if os.path.getmtime(source) > os.path.getmtime(built[0]) + STALE_AFTER_S:
-                stale.append(source)
-    return stale
+        files.append((stem + ".py", built[0] if built else None))
+    return files
+
+
+def stale_sources(package_dir: str) -> list[str]:
+    """Why the tape under `package_dir` cannot run compiled, as a list of its .py files:
+    those edited after their module was built, or, when only some modules are built, those
+    that are not. Empty when all are built and current, or none is built."""
+    files = _tape_files(package_dir)
+    unbuilt = [source for source, built in files if built is None]
+    if len(unbuilt) not in (0, len(files)):
+        return unbuilt
+    return [
+        source
+        for source, built in files
+        if built is not None
+        and os.path.isfile(source)
+        and os.path.getmtime(source) > os.path.getmtime(built) + STALE_AFTER_S
+    ]
 
 
 def use_sources_if_asked() -> None:
@@ -78,9 +91,9 @@ def use_sources_if_asked() -> None:
         if not stale:
             return
         warnings.warn(
-            f"{', '.join(stale)} changed after the tape was compiled: importing every "
-            "tape module from its source (rebuild with pip install -e . or python "
-            "setup.py build_ext --inplace)",
+            f"{', '.join(stale)}: changed after the tape was compiled, or not compiled "
+            "with the rest of it: importing every tape module from its source (rebuild "
+            "with pip install -e . or python setup.py build_ext --inplace)",
             RuntimeWarning,
             stacklevel=2,
         )
