@@ -8,6 +8,6 @@ from tinytape.autograd.function cimport Function
 from tinytape.tensor cimport TensorBase, wrap_array
 
 @cython.locals(edge=Py_ssize_t, inp=TensorBase, ig=TensorBase, parent=Function, node=Function,
-               nxt=Function)
+               nxt=Function, profiling=bint)
 cpdef object _run_backward(object roots, object root_grads, object retain_graph,
                            object create_graph, object inputs, object op)

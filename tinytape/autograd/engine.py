@@ -123,6 +123,7 @@ def _run_backward(
     grads: Sequence[Tensor | None] = [_root_grad(op, t, g) for t, g in zip(roots, root_grads)]
     needs: Sequence[bool] = (True,) * len(roots)
     heappush, heappop = heapq.heappush, heapq.heappop
+    profiling = profiler.active  # read once per pass, not per node
     with set_grad_enabled(create_graph):
         while True:
             # Send the gradients on. A leaf's are summed (delivered at the end, or when a
@@ -186,7 +187,7 @@ def _run_backward(
                     f"{op}: {node.name} does not support create_graph=True (its backward is a "
                     "fused kernel that is not itself recorded)"
                 )
-            if profiler.active:
+            if profiling:
                 grads = profiler.call(node.name, "backward", type(node).backward, node, g)
             else:
                 grads = type(node).backward(node, g)
