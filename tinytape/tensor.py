@@ -342,13 +342,15 @@ def make_tensor(
 ) -> Tensor:
     """A Tensor around `data` (no copy, no checks) with the version counter `version`
     (shared with the tensor it views, or a new [0]) made by the recorded op `node`."""
-    return _set_slots(TensorBase.__new__(Tensor), data, version, node, requires_grad)
+    cls = Tensor  # typed `type` when compiled: cls.__new__(cls) is then a direct tp_new call
+    return _set_slots(cls.__new__(cls), data, version, node, requires_grad)
 
 
 def wrap_array(data: np.ndarray) -> Tensor:
     """A leaf around `data` (no copy, no checks): Tensor._wrap, which the compiled tape
     modules call as a C function."""
-    return _set_slots(TensorBase.__new__(Tensor), data, [0], None, False)
+    cls = Tensor
+    return _set_slots(cls.__new__(cls), data, [0], None, False)
 
 
 from .autograd.engine import run_backward  # noqa: E402  (the engine needs Tensor first)

@@ -14,7 +14,10 @@ cdef class Function:
 
     cpdef release(self)
 
+cpdef object apply_op(type cls, tuple inputs, bint grad_enabled)
+
+# cls typed `type`: cls.__new__(cls) compiles to a direct call of the type's tp_new slot
 @cython.locals(ctx=Function, first=TensorBase, second=TensorBase, n=Py_ssize_t)
-cdef object _apply(object cls, tuple inputs, dict params)
+cdef object _apply(type cls, tuple inputs, dict params, bint grad_enabled)
 
 cdef object _forward(object cls, object ctx, tuple inputs, Py_ssize_t n, dict params)

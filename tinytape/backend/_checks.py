@@ -3,6 +3,8 @@ with messages that name the operation, the shapes and the dtypes at fault."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
@@ -18,18 +20,24 @@ def as_float_array(op: str, name: str, x: object) -> np.ndarray:
 
 def same_dtype(op: str, **arrays: np.ndarray) -> np.dtype:
     """The common dtype of the named arrays; TypeError naming each when they differ."""
-    dtypes = {name: a.dtype for name, a in arrays.items()}
-    if len(set(dtypes.values())) > 1:
-        listed = ", ".join(f"{name} {dt}" for name, dt in dtypes.items())
-        raise TypeError(f"{op}: mixed dtypes ({listed}); convert them to one dtype first")
-    return next(iter(dtypes.values()))
+    first = None
+    for a in arrays.values():  # a loop, not a set: this runs on every kernel call
+        if first is None:
+            first = a.dtype
+        elif a.dtype != first:
+            listed = ", ".join(f"{name} {b.dtype}" for name, b in arrays.items())
+            raise TypeError(f"{op}: mixed dtypes ({listed}); convert them to one dtype first")
+    return first
 
 
 def same_shape(op: str, **arrays: np.ndarray) -> None:
-    shapes = {name: a.shape for name, a in arrays.items()}
-    if len(set(shapes.values())) > 1:
-        listed = ", ".join(f"{name} {shape}" for name, shape in shapes.items())
-        raise ValueError(f"{op}: shapes must match, got {listed}")
+    first = None
+    for a in arrays.values():
+        if first is None:
+            first = a.shape
+        elif a.shape != first:
+            listed = ", ".join(f"{name} {b.shape}" for name, b in arrays.items())
+            raise ValueError(f"{op}: shapes must match, got {listed}")
 
 
 def at_least_1d(op: str, name: str, x: np.ndarray) -> None:
@@ -39,5 +47,5 @@ def at_least_1d(op: str, name: str, x: np.ndarray) -> None:
 
 def rows_2d(x: np.ndarray) -> np.ndarray:
     """A C-contiguous (rows, last dim) view or copy of x."""
-    rows = int(np.prod(x.shape[:-1], dtype=np.int64))
+    rows = math.prod(x.shape[:-1])  # not np.prod: 0.1 us against 3.5, on every kernel call
     return np.ascontiguousarray(x).reshape(rows, x.shape[-1])

