@@ -349,3 +349,24 @@ def test_relu_errors(any_backend):
         backend.relu_backward(np.ones((2, 3), bool), np.ones((3, 2)))
     with pytest.raises(ValueError, match=rf"{op}: shapes must match, got mask \(3,\), dy \(\)"):
         backend.relu_backward(np.ones(3, bool), np.ones(()))
+
+
+@pytest.mark.parametrize("create_graph", [False, True])
+def test_relu_op_backward_selects(any_backend, create_graph):
+    """Through the tape, first order and recorded (create_graph): an infinite or NaN
+    upstream gradient where x <= 0 gives 0 (a product with the mask would give NaN), and
+    the recorded gradient differentiates again (relu(x)^2 / 2 -> relu'(x) x -> relu'(x))."""
+    import tinytape as tt
+
+    x = tt.tensor(np.array([-1.0, 0.0, np.nan, 2.0, -np.inf]), requires_grad=True)
+    y = tt.relu(x)
+    upstream = tt.tensor(np.array([np.inf, np.nan, 3.0, -np.inf, 1.0]))
+    (gx,) = tt.grad(y, [x], grad_outputs=[upstream], create_graph=create_graph)
+    np.testing.assert_array_equal(gx.numpy(), [0.0, 0.0, 3.0, -np.inf, 0.0])
+    if create_graph:
+        x2 = tt.tensor(np.array([-1.5, 0.5, 2.0]), requires_grad=True)
+        r = tt.relu(x2)
+        (g1,) = tt.grad((r * r).sum() * 0.5, [x2], create_graph=True)
+        np.testing.assert_array_equal(g1.numpy(), [0.0, 0.5, 2.0])
+        (g2,) = tt.grad(g1.sum(), [x2])
+        np.testing.assert_array_equal(g2.numpy(), [0.0, 1.0, 1.0])
