@@ -36,9 +36,30 @@ def _cases(rng: np.random.Generator, dtype) -> dict[str, Callable[[], list[np.nd
     def adam():
         p, m, v = x.copy(), 0.1 * dy, np.abs(0.01 * dy)
         for step in (1, 2):
-            be.adam_step(p, dy, m, v, lr=1e-2, beta1=0.9, beta2=0.999, eps=1e-8,
-                         weight_decay=0.1, decoupled=True, step=step)
+            be.adam_step(
+                p,
+                dy,
+                m,
+                v,
+                lr=1e-2,
+                beta1=0.9,
+                beta2=0.999,
+                eps=1e-8,
+                weight_decay=0.1,
+                decoupled=True,
+                step=step,
+            )
         return [p, m, v]
+
+    def relu():
+        y, mask = be.relu_with_mask(x)
+        return [y, mask.astype(dtype), be.relu_backward(mask, dy)]
+
+    def sgd():
+        p, buf = x.copy(), None
+        for _ in range(2):  # the first step creates the momentum buffer
+            buf = be.sgd_step(p, dy, buf, lr=1e-2, momentum=0.9, weight_decay=0.1, nesterov=True)
+        return [p, buf]
 
     qkv, g_att = rand(3, 19, 3 * 2 * 7), rand(3, 19, 14)
     keep = ((rng.random((3, 2, 19, 19)) > 0.1) / 0.9).astype(dtype)
@@ -57,6 +78,8 @@ def _cases(rng: np.random.Generator, dtype) -> dict[str, Callable[[], list[np.nd
         "layer_norm": ln,
         "gelu": lambda: [be.gelu(x), be.gelu_backward(x, dy)],
         "adam_step": adam,
+        "relu": relu,
+        "sgd_step": sgd,
         "attention": attention,
     }
 
