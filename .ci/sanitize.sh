@@ -47,7 +47,8 @@ print(f"sanitize: {tinytape.__file__}: {info['build']}")
 PY
 python -m pytest -q -p no:cacheprovider \
     tests/test_gemm.py tests/test_softmax.py tests/test_cross_entropy.py \
-    tests/test_layer_norm.py tests/test_gelu.py tests/test_attention_kernel.py \
+    tests/test_layer_norm.py tests/test_gelu.py tests/test_elementwise.py \
+    tests/test_attention_kernel.py \
     tests/test_adam_kernel.py tests/test_nonfinite.py tests/test_concurrency.py \
     tests/test_row_threads.py
 python fuzz/kernels.py --calls "${SANITIZE_FUZZ_CALLS:-20000}" --seed 1

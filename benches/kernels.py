@@ -22,9 +22,11 @@ is that ratio taken round by round.
 Cases: GEMM (float32 and float64) on square n = 64 to 1024 and on the shapes of the tiny
 GPT of benches/train_step.py (1,024 tokens, d_model 128: the forward products, dW = x^T dy
 and dx = dy W^T); every row kernel forward+backward (softmax, log-softmax, cross-entropy,
-layer norm, GELU) on (4096, 512) and on the GPT's shapes, the fused Adam step, and the
-fused attention kernel. Row kernels are compared with PyTorch (autograd of its fused ops)
-and with the numpy composite of the same maths.
+layer norm, GELU) on (4096, 512) and on the GPT's shapes; the sigmoid forward and the
+sigmoid and tanh backwards, each alone, on 64 values (an op of benches/overhead.py's chain,
+where the cost of a call is all there is) and on 4096 x 512; the fused Adam step, and the
+fused attention kernel. Row kernels are compared with PyTorch (autograd of its fused ops,
+or the one aten kernel) and with the numpy composite of the same maths.
 
 Targets (reported, never asserted in tests), each at 1 and at 2 threads:
   - GEMM float32 at n = 128 and 256: at least 0.9x the speed of the faster of numpy and
@@ -146,6 +148,8 @@ def row_cases(np, backend, torch) -> Iterator[Case]:
             yield _row_case(np, backend, torch, F, name, rows, cols)
     for size in (4096 * 512, GPT_TOKENS * 4 * GPT_WIDTH):  # GELU on the GPT's MLP
         yield _gelu_case(np, backend, torch, size)
+    for size in (64, 4096 * 512):  # the (8, 8) of benches/overhead.py's chain, and large
+        yield from _sigmoid_tanh_cases(np, backend, torch, size)
     yield _adam_case(np, backend, torch, 4096 * 512)
 
 
@@ -243,6 +247,42 @@ def _gelu_case(np, backend, torch, size) -> Case:
         tx, tdy = torch.from_numpy(x).requires_grad_(), torch.from_numpy(dy)
         impls["torch"] = lambda: torch.autograd.grad(F.gelu(tx, approximate="tanh"), tx, tdy)
     return "gelu fwd+bwd", f"{size}", "float32", 0.0, impls
+
+
+def _sigmoid_tanh_cases(np, backend, torch, size) -> Iterator[Case]:
+    """The sigmoid forward and the sigmoid and tanh backwards from their saved outputs,
+    each alone (one kernel each in tinytape and PyTorch; the numpy references take 3-4
+    ufunc calls)."""
+    from tinytape.backend import elementwise as ew
+
+    rng = np.random.default_rng(0)
+    x = (4 * rng.standard_normal(size)).astype("float32")
+    dy = rng.standard_normal(size).astype("float32")
+    y, t = ew.sigmoid_reference(x), np.tanh(x)
+    cases = {
+        "sigmoid": (lambda: backend.sigmoid(x), lambda: ew.sigmoid_reference(x)),
+        "sigmoid_backward": (
+            lambda: backend.sigmoid_backward(y, dy),
+            lambda: ew.sigmoid_backward_reference(y, dy),
+        ),
+        "tanh_backward": (
+            lambda: backend.tanh_backward(t, dy),
+            lambda: ew.tanh_backward_reference(t, dy),
+        ),
+    }
+    if torch is not None:
+        tx, tdy, ty, tt_ = (torch.from_numpy(a) for a in (x, dy, y, t))
+        aten = torch.ops.aten
+        torch_impls = {
+            "sigmoid": lambda: torch.sigmoid(tx),
+            "sigmoid_backward": lambda: aten.sigmoid_backward(tdy, ty),
+            "tanh_backward": lambda: aten.tanh_backward(tdy, tt_),
+        }
+    for name, (ours, reference) in cases.items():
+        impls = {"tinytape": ours, "numpy": reference}
+        if torch is not None:
+            impls["torch"] = torch_impls[name]
+        yield name, f"{size}", "float32", 0.0, impls
 
 
 def _adam_case(np, backend, torch, size) -> Case:
@@ -365,7 +405,8 @@ def _cell(r: dict, lib: str) -> str:
     if lib not in r:
         return "-"
     t = r[lib]
-    return f"{t['median_us']:.0f} [{t['min_us']:.0f}-{t['max_us']:.0f}]"
+    f = ".2f" if t["median_us"] < 10 else ".0f"  # a call on a few dozen values: < 1 us
+    return f"{t['median_us']:{f}} [{t['min_us']:{f}}-{t['max_us']:{f}}]"
 
 
 def print_table(rows: list[dict]) -> None:

@@ -136,10 +136,11 @@ void tt_gelu_fwd_f64(const double *x, double *y, int64_t n);
 void tt_gelu_bwd_f32(const float *x, const float *dy, float *dx, int64_t n);
 void tt_gelu_bwd_f64(const double *x, const double *dy, double *dx, int64_t n);
 
-/* Sigmoid and the tanh backward, elementwise over n contiguous values:
- * y = 1 / (1 + e^-x) (no overflow; 0 where e^x would be subnormal), and from the
- * saved output y the gradients dx = g (1 - y) y (sigmoid) and dx = g (1 - y^2) (tanh),
- * in PyTorch's order of operations. dx may be g or y (in place). */
+/* Sigmoid and the sigmoid and tanh backwards, elementwise over n contiguous values:
+ * y = 1 / (1 + e^-x) (no overflow; 0 below x = -87.5 in float, -708.5 in double, where
+ * y is subnormal), and from the saved output y the gradients dx = g (1 - y) y (sigmoid)
+ * and dx = g (1 - y^2) (tanh), in PyTorch's order of operations. dx may be g or y (in
+ * place). */
 void tt_sigmoid_fwd_f32(const float *x, float *y, int64_t n);
 void tt_sigmoid_fwd_f64(const double *x, double *y, int64_t n);
 void tt_sigmoid_bwd_f32(const float *y, const float *g, float *dx, int64_t n);

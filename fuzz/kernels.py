@@ -23,6 +23,9 @@ Error bounds (u = the dtype's machine epsilon; n = the length of the row or of t
 - GELU: u (32 + 4 |z|) |y| + 2 tiny (1 + |x|) forward (z = 2 sqrt(2/pi) (x + 0.044715 x^3),
   exp's argument; exp flushes below the smallest normal number, tiny, to 0), and
   64 u |dy| (1 + |x|) + 2 tiny backward.
+- sigmoid: 6 u |y| + 2 tiny (the kernel and the float64 reference each within ~2 u; exp
+  flushes below tiny); the sigmoid and tanh backwards: bit-equal to the numpy reference in
+  the same dtype (the same operations in the same order).
 - attention: the bound of tests/test_attention_kernel.py: 2 (d + t + 2) u (1 + a^2
   sqrt(d)), times 2 (1 + a) for the gradient, for inputs in [-a, a].
 - Adam and SGD: bit-equal to the numpy reference in the same dtype (the kernels do the
@@ -313,6 +316,35 @@ def fuzz_gelu(rng, dtype, u):
     return desc
 
 
+def fuzz_sigmoid_tanh(rng, dtype, u):
+    x, _, desc = rows_input(rng, dtype)
+    x = layout(rng, x)
+    tiny = float(np.finfo(dtype).tiny)
+    y = backend.sigmoid(x)
+    # the kernel and the float64 reference each within about 2 u of the exact value, and
+    # exp flushes results below the smallest normal number to 0 (tt_math.h)
+    want = ref(backend.sigmoid, x)
+    check("sigmoid", y, want, 6 * u * np.abs(want) + 2 * tiny)
+    # the backwards: bit-equal to the numpy reference in the same dtype (the same
+    # operations in the same order, no fused multiply-add)
+    dy = layout(rng, rng.standard_normal(x.shape).astype(dtype))
+    t = np.tanh(x)
+    for name, fn, saved in (
+        ("sigmoid_backward", backend.sigmoid_backward, y),
+        ("tanh_backward", backend.tanh_backward, t),
+    ):
+        got = fn(saved, dy)
+        with backend.use("numpy"):
+            want = fn(saved, dy)
+        if got.tobytes() != want.tobytes() or got.shape != want.shape:
+            i = int(np.flatnonzero(got.ravel() != want.ravel())[0])
+            raise Mismatch(
+                f"{name}: element {i} = {got.ravel()[i]!r}, numpy reference "
+                f"{want.ravel()[i]!r} (must be bit-equal)"
+            )
+    return desc
+
+
 def fuzz_attention(rng, dtype, u):
     b, t = int(rng.integers(0, 4)), max(1, dim(rng, 70, 0.0))
     h, d = int(rng.integers(1, 5)), max(1, dim(rng, 40, 0.0))
@@ -442,6 +474,7 @@ KERNELS: dict[str, tuple[Callable, float]] = {  # name: (function, relative freq
     "cross_entropy": (fuzz_cross_entropy, 1.0),
     "layer_norm": (fuzz_layer_norm, 1.0),
     "gelu": (fuzz_gelu, 1.0),
+    "sigmoid_tanh": (fuzz_sigmoid_tanh, 1.0),
     "attention": (fuzz_attention, 1.0),
     "adam": (fuzz_adam, 1.0),
     "relu": (fuzz_relu, 0.5),

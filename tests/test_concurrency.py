@@ -1,10 +1,11 @@
 """Kernels called from several Python threads at once.
 
-The bindings release the GIL around every C call, so Python threads really run kernels at
-the same time (each with its own OpenMP team). Their results must be bit-equal to the same
-calls made one after another, and changing the thread count while another thread is inside
-a kernel must be safe: that call finishes with the count it started with (so its result is
-bit-equal to a serial call at the old or at the new count), later calls use the new one.
+The bindings release the GIL around every C call (the sigmoid and tanh kernels from 8,192
+values on, tinytape/_C.pyx), so Python threads really run kernels at the same time (each
+with its own OpenMP team). Their results must be bit-equal to the same calls made one after
+another, and changing the thread count while another thread is inside a kernel must be
+safe: that call finishes with the count it started with (so its result is bit-equal to a
+serial call at the old or at the new count), later calls use the new one.
 """
 
 from __future__ import annotations
@@ -72,6 +73,12 @@ def _calls(rng: np.random.Generator) -> dict[str, Callable[[], list[np.ndarray]]
         "cross_entropy": cross_entropy,
         "layer_norm": layer_norm,
         "gelu": lambda: [backend.gelu(x), backend.gelu_backward(x, dy)],
+        "sigmoid_tanh": lambda: [
+            backend.sigmoid(x),
+            backend.sigmoid_backward(x, dy),
+            backend.tanh_backward(x, dy),
+            backend.sigmoid(small),  # small: the GIL is kept
+        ],
         "attention": attention,
         "adam": adam,
     }

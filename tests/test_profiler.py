@@ -58,9 +58,9 @@ def test_backward_calls_are_counted_exactly_and_nest_in_the_backward_pass():
     loss = _forward(x, w, b)
     with profiler.profile() as prof:
         loss.backward()
-    # Sum's backward expands (Expand); Tanh's (g - g*y*y) and Mul's (g*h twice) are
-    # written on arrays when nothing is recorded (no op of their own); Mul's two gradients
-    # are summed into Linear's (Add); Linear's backward is two GEMMs.
+    # Sum's backward expands (Expand); Tanh's (one kernel call, tanh_bwd) and Mul's (g*h
+    # twice) are written on arrays when nothing is recorded (no op of their own); Mul's two
+    # gradients are summed into Linear's (Add); Linear's backward is two GEMMs.
     assert _counts(prof) == _with_c(
         {
             ("run_backward", "engine"): 1,
@@ -71,7 +71,7 @@ def test_backward_calls_are_counted_exactly_and_nest_in_the_backward_pass():
             ("Expand", "forward"): 1,
             ("Add", "forward"): 1,
         },
-        {("gemm", "kernel"): 2},
+        {("gemm", "kernel"): 2, ("tanh_bwd", "kernel"): 1},
     )
     rows = prof.rows()
     for r in rows:

@@ -77,6 +77,11 @@ def _cases(rng: np.random.Generator, dtype) -> dict[str, Callable[[], list[np.nd
         "cross_entropy": ce,
         "layer_norm": ln,
         "gelu": lambda: [be.gelu(x), be.gelu_backward(x, dy)],
+        "sigmoid, tanh backward": lambda: [
+            y := be.sigmoid(x),
+            be.sigmoid_backward(y, dy),
+            be.tanh_backward(np.tanh(x), dy),
+        ],
         "adam_step": adam,
         "relu": relu,
         "sgd_step": sgd,
