@@ -202,6 +202,30 @@ def test_no_grad_and_enable_grad_are_thread_local():
     assert not f(x).requires_grad and tt.is_grad_enabled()
 
 
+def test_no_grad_in_one_asyncio_task_does_not_reach_the_others():
+    """The mode is a ContextVar: two tasks interleaved on one thread keep their own."""
+    import asyncio
+
+    x = leaf(2)
+    seen = {}
+
+    async def inside_no_grad():
+        with tt.no_grad():
+            await asyncio.sleep(0)  # the other task runs while this block is open
+            seen["no_grad task"] = (x * 2.0).requires_grad
+
+    async def recording():
+        await asyncio.sleep(0)
+        seen["other task"] = (x * 2.0).requires_grad
+
+    async def both():
+        await asyncio.gather(inside_no_grad(), recording())
+
+    asyncio.run(both())
+    assert seen == {"no_grad task": False, "other task": True}
+    assert tt.is_grad_enabled()
+
+
 def test_detach_requires_grad_and_retain_grad():
     x = leaf(3)
     h = x * 2.0

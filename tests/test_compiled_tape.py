@@ -60,40 +60,77 @@ def test_a_bad_switch_value_is_an_error_naming_it():
     assert out.returncode != 0 and "TINYTAPE_PURE_PYTHON='yes'" in out.stderr
 
 
-def _layout(tmp_path, source_age_s):
-    """A package directory with tensor.py and a (dummy) compiled tensor module."""
+def _package_copy(tmp_path):
+    """A copy of the installed package (sources and built modules, times kept)."""
+    import shutil
+
+    import tinytape
+
+    copy = tmp_path / "tinytape"
+    shutil.copytree(os.path.dirname(tinytape.__file__), copy, ignore=shutil.ignore_patterns(
+        "__pycache__", "*.c"))
+    return copy
+
+
+def _built_layout(tmp_path):
+    """Every tape module's source and (dummy) compiled module, written moments apart."""
     import importlib.machinery
 
-    source = tmp_path / "tensor.py"
-    built = tmp_path / ("tensor" + importlib.machinery.EXTENSION_SUFFIXES[0])
-    source.write_text("x = 1\n")
-    built.write_bytes(b"")
-    os.utime(built, (1_000_000, 1_000_000))
-    os.utime(source, (1_000_000 + source_age_s, 1_000_000 + source_age_s))
-    return str(tmp_path), str(source)
+    for name in _compiled.TAPE_MODULES:
+        stem = tmp_path.joinpath(*name.split(".")[1:])
+        stem.parent.mkdir(parents=True, exist_ok=True)
+        built = stem.parent / (stem.name + importlib.machinery.EXTENSION_SUFFIXES[0])
+        stem.with_suffix(".py").write_text("x = 1\n")
+        built.write_bytes(b"")
+        os.utime(built, (1_000_000, 1_000_000))
+        os.utime(stem.with_suffix(".py"), (1_000_001, 1_000_001))
 
 
-def test_a_source_edited_after_the_build_is_imported_instead_with_a_warning(tmp_path):
-    import pytest
-
-    entry, source = _layout(tmp_path, source_age_s=60.0)
-    finder = _compiled._SourceFirst(always=False)
-    with pytest.warns(RuntimeWarning, match="changed after it was compiled"):
-        spec = finder.find_spec("tinytape.tensor", [entry])
-    assert spec.origin == source
-    # the modules imported after it cimport its extension type: they follow it to source
-    (tmp_path / "unary.py").write_text("x = 1\n")
-    assert finder.find_spec("tinytape.ops.unary", [entry]).origin == str(tmp_path / "unary.py")
+def test_stale_sources_names_the_files_edited_after_the_build(tmp_path):
+    _built_layout(tmp_path)
+    assert _compiled.stale_sources(str(tmp_path)) == []  # written moments apart: current
+    os.utime(tmp_path / "autograd/function.py", (1_000_060, 1_000_060))  # edited later
+    assert _compiled.stale_sources(str(tmp_path)) == [str(tmp_path / "autograd/function.py")]
 
 
-def test_an_up_to_date_build_and_other_modules_are_left_to_the_ordinary_import(tmp_path):
-    entry, source = _layout(tmp_path, source_age_s=1.0)  # written moments apart: current
-    finder = _compiled._SourceFirst(always=False)
-    assert finder.find_spec("tinytape.tensor", [entry]) is None
-    assert finder.find_spec("tinytape.ops.unary", [entry]) is None
-    assert (
-        _compiled._SourceFirst(always=True).find_spec("tinytape.tensor", [entry]).origin == source
+def test_stale_sources_names_the_modules_a_partial_build_left_out(tmp_path):
+    import importlib.machinery
+
+    _built_layout(tmp_path)
+    suffix = importlib.machinery.EXTENSION_SUFFIXES[0]
+    for built in (tmp_path / "ops").glob("*" + suffix):
+        built.unlink()
+    assert _compiled.stale_sources(str(tmp_path)) == [
+        str(tmp_path / "ops/arithmetic.py"),
+        str(tmp_path / "ops/unary.py"),
+    ]
+    for built in tmp_path.rglob("*" + suffix):
+        built.unlink()
+    assert _compiled.stale_sources(str(tmp_path)) == []  # nothing built: plain Python
+
+
+def test_one_source_edited_after_the_build_brings_the_whole_tape_from_source(tmp_path):
+    """The compiled modules cimport each other's types: a compiled engine beside a function
+    module run from its source would not load ("Function size changed"). One edited file
+    must bring every tape module from its source, with a warning naming the file."""
+    if _state._C is None or not _compiled.compiled_modules():
+        return  # nothing compiled: every module already runs from its source
+    copy = _package_copy(tmp_path)
+    edited = copy / "autograd" / "function.py"
+    later = max(p.stat().st_mtime for p in edited.parent.iterdir()) + 60
+    os.utime(edited, (later, later))
+    out = subprocess.run(
+        [sys.executable, "-c", PROBE],
+        env={**os.environ, "PYTHONPATH": str(tmp_path), "TINYTAPE_PURE_PYTHON": "0"},
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=tmp_path,
     )
+    assert out.returncode == 0, out.stderr
+    compiled, suffixes, tape = out.stdout.splitlines()
+    assert compiled == "[]" and suffixes == str(["py"] * len(_compiled.TAPE_MODULES))
+    assert "function.py: changed after the tape was compiled" in out.stderr
 
 
 def test_the_compiled_tape_keeps_tensor_slots_and_ctx_state_in_extension_types():

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .autograd.grad_mode import _mode
+from .autograd.grad_mode import _grad_enabled
 
 if TYPE_CHECKING:
     from .autograd.function import Function
@@ -241,7 +241,7 @@ class Tensor(TensorBase):
 
     # ------------------------------------------------------------ in place
     def _check_inplace(self, op: str) -> None:
-        if self.requires_grad and _mode.enabled:
+        if self.requires_grad and _grad_enabled():
             raise RuntimeError(
                 f"{op}: in-place change of a tensor that requires grad while grad mode is on; "
                 "use the out-of-place op (or masked_fill / where), or wrap in no_grad()"
@@ -306,7 +306,7 @@ class Tensor(TensorBase):
         # x += y is in place when nothing is being recorded for x; while x is part of a
         # recorded graph it rebinds x to the out-of-place result instead (PyTorch would
         # rewrite history in place; tinytape keeps history immutable).
-        if self.requires_grad and _mode.enabled:
+        if self.requires_grad and _grad_enabled():
             return fallback(self, other)
         return self._inplace(op, other, ufunc)
 

@@ -189,7 +189,7 @@ class Tensor(TensorBase):
         ...
 
     def __abs__(self) -> Tensor:
-        """|x| (gradient sign(x), 0 at 0). Saves sign(x)."""
+        """|x| (gradient sign(x): 0 at 0 and at NaN, as PyTorch's). Saves sign(x)."""
         ...
 
     def __add__(self, b: Any) -> Tensor:
@@ -280,7 +280,7 @@ class Tensor(TensorBase):
         ...
 
     def abs(self) -> Tensor:
-        """|x| (gradient sign(x), 0 at 0). Saves sign(x)."""
+        """|x| (gradient sign(x): 0 at 0 and at NaN, as PyTorch's). Saves sign(x)."""
         ...
 
     def add(self, b: Any) -> Tensor:
@@ -418,7 +418,9 @@ class Tensor(TensorBase):
         ...
 
     def relu(self) -> Tensor:
-        """max(x, 0) (gradient 0 at 0). Saves the mask x > 0."""
+        """max(x, 0): NaN stays NaN. Gradient 1 where the output is not 0 (at NaN too, as
+    PyTorch's), 0 at and below 0, whatever the incoming gradient holds there. Saves that
+    mask."""
         ...
 
     def reshape(self, *shape: Any) -> Tensor:

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from .. import profiler
-from .grad_mode import _mode
+from .grad_mode import _grad_enabled
 
 _next_seq = itertools.count().__next__
 _requires_grad = attrgetter("requires_grad")
@@ -57,7 +57,7 @@ class Function:
     def apply(cls, *inputs: Tensor, **params: Any) -> Tensor:
         if profiler.active:
             return profiler.call_unprofiled(cls.__name__, "forward", cls.apply, *inputs, **params)
-        return _apply(cls, inputs, params, _mode.enabled)
+        return _apply(cls, inputs, params, _grad_enabled())
 
     @staticmethod
     def forward(ctx: Function, *inputs: Tensor, **params: Any) -> np.ndarray:
@@ -162,15 +162,15 @@ if "__dict__" in Function.__dict__:  # a Python class: the plain build
         setattr(Function, _name, _value)
 
 
+_NO_PARAMS: dict[str, Any] = {}  # read, never written: _forward copies params it passes on
+
+
 def apply_op(cls: type[Function], inputs: tuple[Tensor, ...], grad_enabled: bool) -> Tensor:
     """cls.apply(*inputs) for the ops' own wrappers, which have read the grad mode already
     (`grad_enabled`): one read and one call less per op (a C call when compiled)."""
     if profiler.active:
         return profiler.call_unprofiled(cls.__name__, "forward", cls.apply, *inputs)
     return _apply(cls, inputs, _NO_PARAMS, grad_enabled)
-
-
-_NO_PARAMS: dict[str, Any] = {}  # read, never written: _forward copies params it passes on
 
 
 def _apply(

@@ -11,7 +11,7 @@ import numpy as np
 
 from .. import profiler
 from ..autograd.function import Function, apply_op
-from ..autograd.grad_mode import _mode
+from ..autograd.grad_mode import _grad_enabled
 from ..tensor import Tensor, make_tensor, wrap_array
 from ._util import binary_operands, broadcast_error
 from .registry import (
@@ -33,7 +33,7 @@ def _binary_op(cls: type[Function], name: str, doc: str) -> Callable[[Any, Any],
     kernel = cls.kernel
 
     def op(a: Any, b: Any) -> Tensor:
-        grad_enabled = _mode.enabled
+        grad_enabled = _grad_enabled()
         if not grad_enabled:
             if profiler.active:
                 return profiler.call_unprofiled(cls.__name__, "forward", op, a, b)
@@ -137,7 +137,7 @@ class Mul(Function):
     @staticmethod
     def backward(ctx, g):
         a, b = ctx.saved_tensors
-        if _mode.enabled:  # create_graph: recorded
+        if _grad_enabled():  # create_graph: recorded
             return (g * b if b is not None else None), (g * a if a is not None else None)
         g = g.data
         return (wrap_array(g * b.data) if b is not None else None), (
@@ -192,7 +192,7 @@ class Neg(Function):
 
 def neg(a: Tensor) -> Tensor:
     """-a."""
-    if not _mode.enabled and isinstance(a, Tensor):
+    if not _grad_enabled() and isinstance(a, Tensor):
         if profiler.active:
             return profiler.call_unprofiled("Neg", "forward", neg, a)
         return wrap_array(Neg.kernel(a.data))  # nothing recorded: no node, no ctx

@@ -16,7 +16,7 @@ import numpy as np
 
 from .. import backend
 from ..autograd.function import Function
-from ..autograd.grad_mode import is_grad_enabled
+from ..autograd.grad_mode import _grad_enabled
 from ..tensor import Tensor
 from ._util import require_float
 from .fused import softmax
@@ -38,7 +38,7 @@ class SelfAttention(Function):
     @staticmethod
     def backward(ctx, g):
         (qkv,) = ctx.saved_tensors
-        if is_grad_enabled():  # create_graph: a recorded composite
+        if _grad_enabled():  # create_graph: a recorded composite
             return (_backward_composite(qkv, g, ctx.n_heads, ctx.causal, ctx.keep),)
         return (Tensor._wrap(backend.attention_backward(
             qkv.data, ctx.n_heads, ctx.keep, ctx.weights, g.data, ctx.causal)),)

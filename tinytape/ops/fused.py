@@ -17,7 +17,7 @@ import numpy as np
 
 from .. import backend
 from ..autograd.function import Function
-from ..autograd.grad_mode import is_grad_enabled
+from ..autograd.grad_mode import _grad_enabled
 from ..tensor import Tensor
 from ._util import as_tensor, require_float
 from .registry import OpInfo, Sample, rand, register
@@ -48,7 +48,7 @@ class Softmax(Function):
     @staticmethod
     def backward(ctx, g):
         y = ctx.output
-        if is_grad_enabled():  # create_graph: a recorded composite
+        if _grad_enabled():  # create_graph: a recorded composite
             return (y * (g - (g * y).sum(axis=-1, keepdims=True)),)
         return (Tensor._wrap(backend.softmax_backward(y.data, g.data)),)
 
@@ -68,7 +68,7 @@ class LogSoftmax(Function):
     @staticmethod
     def backward(ctx, g):
         y = ctx.output
-        if is_grad_enabled():
+        if _grad_enabled():
             return (g - y.exp() * g.sum(axis=-1, keepdims=True),)
         return (Tensor._wrap(backend.log_softmax_backward(y.data, g.data)),)
 
@@ -111,7 +111,7 @@ class LayerNorm(Function):
     @staticmethod
     def backward(ctx, g):
         x, weight = ctx.saved_tensors
-        if is_grad_enabled():  # create_graph: a recorded composite
+        if _grad_enabled():  # create_graph: a recorded composite
             return _layer_norm_backward_composite(g, x, weight, ctx.eps)
         mean, rstd = ctx.stats
         dx, dw, db = backend.layer_norm_backward(g.data, x.data, weight.data, mean, rstd)
@@ -174,7 +174,7 @@ class CrossEntropy(Function):
     @staticmethod
     def backward(ctx, g):
         (logits,) = ctx.saved_tensors
-        if is_grad_enabled():  # create_graph: a recorded composite
+        if _grad_enabled():  # create_graph: a recorded composite
             return (_cross_entropy_backward_composite(g, logits, ctx.targets,
                                                       ctx.ignore_index),)
         d = backend.cross_entropy_backward(logits.data, ctx.targets, ctx.lse,

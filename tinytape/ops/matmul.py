@@ -8,7 +8,7 @@ import numpy as np
 
 from .. import backend
 from ..autograd.function import Function
-from ..autograd.grad_mode import is_grad_enabled
+from ..autograd.grad_mode import _grad_enabled
 from ..tensor import Tensor
 from ._util import binary_operands
 from .registry import OpInfo, Sample, rand, register
@@ -89,7 +89,7 @@ class Linear(Function):
         x, w = ctx.saved_tensors
         needs = ctx.needs_input_grad
         n_out, n_in = w.shape
-        if is_grad_enabled():  # create_graph: recorded tensor ops
+        if _grad_enabled():  # create_graph: recorded tensor ops
             g2, x2 = g.reshape(-1, n_out), x.reshape(-1, n_in)
             grad_x = (g2 @ w).reshape(x.shape) if needs[0] else None
             grad_w = g2.transpose() @ x2 if needs[1] else None

@@ -8,7 +8,7 @@ import numpy as np
 
 from .. import backend, profiler
 from ..autograd.function import Function, apply_op
-from ..autograd.grad_mode import _mode, is_grad_enabled
+from ..autograd.grad_mode import _grad_enabled
 from ..backend.gelu import _C2, _C3  # gelu(x) = x * sigmoid(x (C2 + C3 x^2))
 from ..tensor import Tensor, wrap_array
 from ._util import require_float
@@ -36,7 +36,7 @@ def _zero_samples(rng, dtype):
 def _unary(cls: type[Function], op: str, x: Tensor) -> Tensor:
     if not (isinstance(x, Tensor) and x.data.dtype.kind == "f"):
         require_float(op, x)  # raises
-    grad_enabled = _mode.enabled
+    grad_enabled = _grad_enabled()
     if not grad_enabled and cls.kernel is not None:
         if profiler.active:
             return profiler.call_unprofiled(cls.__name__, "forward", _unary, cls, op, x)
@@ -54,7 +54,7 @@ class Exp(Function):
 
     @staticmethod
     def backward(ctx, g):
-        if _mode.enabled:  # create_graph: recorded
+        if _grad_enabled():  # create_graph: recorded
             return (g * ctx.output,)
         return (wrap_array(g.data * ctx.output_data),)
 
@@ -157,7 +157,7 @@ class Tanh(Function):
 
     @staticmethod
     def backward(ctx, g):
-        if _mode.enabled:  # create_graph: recorded
+        if _grad_enabled():  # create_graph: recorded
             y = ctx.output
             return (g * (1.0 - y * y),)  # the kernel's formula (PyTorch's tanh_backward)
         return (wrap_array(backend.tanh_backward(ctx.output_data, g.data)),)
@@ -181,7 +181,7 @@ class Sigmoid(Function):
 
     @staticmethod
     def backward(ctx, g):
-        if _mode.enabled:  # create_graph: recorded
+        if _grad_enabled():  # create_graph: recorded
             y = ctx.output
             return (g * (1.0 - y) * y,)  # the kernel's formula (PyTorch's sigmoid_backward)
         return (wrap_array(backend.sigmoid_backward(ctx.output_data, g.data)),)
@@ -209,7 +209,7 @@ class Relu(Function):
 
     @staticmethod
     def backward(ctx, g):
-        if _mode.enabled:  # create_graph: a recorded select, 0 where the mask is not set
+        if _grad_enabled():  # create_graph: a recorded select, 0 where the mask is not set
             return (g.masked_fill(wrap_array(~ctx.mask), 0.0),)
         # a select (PyTorch's threshold_backward), not g * mask: inf * 0 would be NaN
         return (wrap_array(backend.relu_backward(ctx.mask, g.data)),)
@@ -248,7 +248,7 @@ class Gelu(Function):
     @staticmethod
     def backward(ctx, g):
         (x,) = ctx.saved_tensors
-        if is_grad_enabled():  # create_graph: a recorded composite, x * sigmoid(z) differentiated
+        if _grad_enabled():  # create_graph: a recorded composite, x * sigmoid(z) differentiated
             x2 = x * x
             s = (x * (x2 * _C3 + _C2)).sigmoid()
             dz = x2 * (3 * _C3) + _C2
