@@ -1,5 +1,6 @@
 /* Row kernels (softmax, log-softmax, cross-entropy, layer norm), the elementwise GELU,
- * sigmoid and tanh backward, and Adam: the public entry points declared in tinytape.h.
+ * sigmoid, tanh backward and ReLU, and Adam and SGD: the public entry points declared in
+ * tinytape.h.
  *
  * Each entry point handles empty shapes and bad targets, cuts the rows into
  * contiguous chunks that the OpenMP threads claim in turn (serial for small
@@ -297,6 +298,29 @@ RO_DEFINE_EW_BWD(tt_sigmoid_bwd_f64, sigmoid_bwd_f64, double, RO_COST_PLAIN)
 RO_DEFINE_EW_BWD(tt_tanh_bwd_f32, tanh_bwd_f32, float, RO_COST_PLAIN)
 RO_DEFINE_EW_BWD(tt_tanh_bwd_f64, tanh_bwd_f64, double, RO_COST_PLAIN)
 
+/* ReLU, forward (the mask is optional) and backward: RO_COST_PLAIN. */
+
+#define RO_DEFINE_RELU_FWD(name, field, T)                                             \
+    void name(const T *x, T *y, uint8_t *mask, int64_t n) {                           \
+        if (n <= 0) return;                                                           \
+        const struct tt_rowops *ops = ro_ops();                                       \
+        RO_FOR_CHUNKS(ro_threads(n, 1, RO_COST_PLAIN), n,                             \
+                      ops->field(x + r0, y + r0, mask ? mask + r0 : NULL, nr));       \
+    }
+
+#define RO_DEFINE_RELU_BWD(name, field, T)                                             \
+    void name(const uint8_t *mask, const T *g, T *dx, int64_t n) {                    \
+        if (n <= 0) return;                                                           \
+        const struct tt_rowops *ops = ro_ops();                                       \
+        RO_FOR_CHUNKS(ro_threads(n, 1, RO_COST_PLAIN), n,                             \
+                      ops->field(mask + r0, g + r0, dx + r0, nr));                    \
+    }
+
+RO_DEFINE_RELU_FWD(tt_relu_fwd_f32, relu_fwd_f32, float)
+RO_DEFINE_RELU_FWD(tt_relu_fwd_f64, relu_fwd_f64, double)
+RO_DEFINE_RELU_BWD(tt_relu_bwd_f32, relu_bwd_f32, float)
+RO_DEFINE_RELU_BWD(tt_relu_bwd_f64, relu_bwd_f64, double)
+
 /* ------------------------------------------------------------------ Adam */
 
 #define RO_DEFINE_ADAM(name, field, T)                                                 \
@@ -311,3 +335,16 @@ RO_DEFINE_EW_BWD(tt_tanh_bwd_f64, tanh_bwd_f64, double, RO_COST_PLAIN)
 
 RO_DEFINE_ADAM(tt_adam_step_f32, adam_f32, float)
 RO_DEFINE_ADAM(tt_adam_step_f64, adam_f64, double)
+
+/* ------------------------------------------------------------------ SGD */
+
+#define RO_DEFINE_SGD(name, field, T)                                                  \
+    void name(T *p, const T *g, T *buf, int64_t n, const struct tt_sgd_params *hp) {  \
+        if (n <= 0) return;                                                           \
+        const struct tt_rowops *ops = ro_ops();                                       \
+        RO_FOR_CHUNKS(ro_threads(n, 1, RO_COST_PLAIN), n,                             \
+                      ops->field(p + r0, g + r0, buf ? buf + r0 : NULL, nr, hp));     \
+    }
+
+RO_DEFINE_SGD(tt_sgd_step_f32, sgd_f32, float)
+RO_DEFINE_SGD(tt_sgd_step_f64, sgd_f64, double)

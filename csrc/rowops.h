@@ -80,10 +80,19 @@ struct tt_rowops {
     void (*sigmoid_bwd_f64)(const double *y, const double *g, double *dx, int64_t n);
     void (*tanh_bwd_f32)(const float *y, const float *g, float *dx, int64_t n);
     void (*tanh_bwd_f64)(const double *y, const double *g, double *dx, int64_t n);
+    /* mask may be NULL (no mask written) */
+    void (*relu_fwd_f32)(const float *x, float *y, uint8_t *mask, int64_t n);
+    void (*relu_fwd_f64)(const double *x, double *y, uint8_t *mask, int64_t n);
+    void (*relu_bwd_f32)(const uint8_t *mask, const float *g, float *dx, int64_t n);
+    void (*relu_bwd_f64)(const uint8_t *mask, const double *g, double *dx, int64_t n);
     void (*adam_f32)(float *p, const float *g, float *m, float *v, float *vmax, int64_t n,
                      const struct tt_adam_params *hp);
     void (*adam_f64)(double *p, const double *g, double *m, double *v, double *vmax,
                      int64_t n, const struct tt_adam_params *hp);
+    void (*sgd_f32)(float *p, const float *g, float *buf, int64_t n,
+                    const struct tt_sgd_params *hp);
+    void (*sgd_f64)(double *p, const double *g, double *buf, int64_t n,
+                    const struct tt_sgd_params *hp);
 };
 
 /* The table of a path whose kernels rowops_impl.inc defined with suffix _<path>. */
@@ -102,7 +111,10 @@ struct tt_rowops {
         tt_ro_sigmoid_fwd_f32_##path, tt_ro_sigmoid_fwd_f64_##path,                       \
         tt_ro_sigmoid_bwd_f32_##path, tt_ro_sigmoid_bwd_f64_##path,                       \
         tt_ro_tanh_bwd_f32_##path, tt_ro_tanh_bwd_f64_##path,                             \
-        tt_ro_adam_f32_##path, tt_ro_adam_f64_##path                                      \
+        tt_ro_relu_fwd_f32_##path, tt_ro_relu_fwd_f64_##path,                             \
+        tt_ro_relu_bwd_f32_##path, tt_ro_relu_bwd_f64_##path,                             \
+        tt_ro_adam_f32_##path, tt_ro_adam_f64_##path,                                     \
+        tt_ro_sgd_f32_##path, tt_ro_sgd_f64_##path                                        \
     }
 
 extern const struct tt_rowops tt_rowops_generic;

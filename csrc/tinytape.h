@@ -148,6 +148,37 @@ void tt_sigmoid_bwd_f64(const double *y, const double *g, double *dx, int64_t n)
 void tt_tanh_bwd_f32(const float *y, const float *g, float *dx, int64_t n);
 void tt_tanh_bwd_f64(const double *y, const double *g, double *dx, int64_t n);
 
+/* ReLU, elementwise over n contiguous values. The forward keeps v where not (v <= 0)
+ * (so NaN stays NaN) and writes +0 elsewhere, and, when mask is not NULL, mask = 1 where
+ * it kept v and 0 elsewhere: PyTorch's threshold_backward test "not (y <= 0)", so the
+ * gradient passes at NaN. The backward is a select, dx = mask ? g : 0, as PyTorch's
+ * threshold_backward: an inf or NaN in g where the mask is 0 gives 0, not NaN. dx may be
+ * g (in place). */
+void tt_relu_fwd_f32(const float *x, float *y, uint8_t *mask, int64_t n);
+void tt_relu_fwd_f64(const double *x, double *y, uint8_t *mask, int64_t n);
+void tt_relu_bwd_f32(const uint8_t *mask, const float *g, float *dx, int64_t n);
+void tt_relu_bwd_f64(const uint8_t *mask, const double *g, double *dx, int64_t n);
+
+/* One SGD step, in place over n contiguous values of the parameter p, its gradient g and
+ * the momentum buffer buf (NULL when momentum is 0), as torch.optim.SGD. Per value, in
+ * the element type, each constant rounded to it first:
+ *   d = grad_sign * g;  d = d + weight_decay * p (when weight_decay != 0)
+ *   buf = d (init_buffer: the first step), else buf = momentum * buf + (1 - dampening) * d
+ *   d = nesterov ? d + momentum * buf : buf (when momentum != 0);  p = p - lr * d */
+struct tt_sgd_params {
+    double grad_sign;           /* -1 to maximize, else 1 */
+    double weight_decay;
+    double momentum;            /* 0: no buffer */
+    double one_minus_dampening; /* 1 - dampening */
+    double lr;
+    int nesterov;
+    int init_buffer;            /* 1 on the first step: buf = d, whatever it held */
+};
+void tt_sgd_step_f32(float *p, const float *g, float *buf, int64_t n,
+                     const struct tt_sgd_params *hp);
+void tt_sgd_step_f64(double *p, const double *g, double *buf, int64_t n,
+                     const struct tt_sgd_params *hp);
+
 /* One Adam / AdamW step, in place over n contiguous values of the parameter p,
  * its gradient g and the state m (exp_avg), v (exp_avg_sq) and vmax (AMSGrad's
  * max_exp_avg_sq, or NULL). Per value, in the element type:

@@ -28,8 +28,9 @@ Error bounds (u = the dtype's machine epsilon; n = the length of the row or of t
   the same dtype (the same operations in the same order).
 - attention: the bound of tests/test_attention_kernel.py: 2 (d + t + 2) u (1 + a^2
   sqrt(d)), times 2 (1 + a) for the gradient, for inputs in [-a, a].
-- Adam: bit-equal to the numpy reference in the same dtype (the kernel does the same
-  operations in the same order, see tinytape/backend/adam.py).
+- Adam and SGD: bit-equal to the numpy reference in the same dtype (the kernels do the
+  same operations in the same order, see tinytape/backend/adam.py and sgd.py).
+- ReLU (forward, mask, backward): bit-equal to the numpy reference (no rounding at all).
 A mismatch prints the call, the element, both values and the bound, and the exit status
 is 1. Non-finite values are the subject of tests/test_nonfinite.py, not of this fuzzer.
 """
@@ -401,6 +402,70 @@ def fuzz_adam(rng, dtype, u):
     return f"n {n} amsgrad {amsgrad} {hp}"
 
 
+def fuzz_relu(rng, dtype, u):
+    x, _, desc = rows_input(rng, dtype)
+    x = layout(rng, x)
+    x[rng.random(x.shape) < 0.05] = 0.0  # zeros of both signs: the mask's edge
+    x[rng.random(x.shape) < 0.02] = -0.0
+    dy = layout(rng, rng.standard_normal(x.shape).astype(dtype))
+    y, mask = backend.relu_with_mask(x)
+    dx = backend.relu_backward(mask, dy)
+    with backend.use("numpy"):
+        want_y, want_mask = backend.relu_with_mask(x)
+        want_dx = backend.relu_backward(want_mask, dy)
+    for name, got, want in (
+        ("relu", y, want_y),
+        ("relu mask", mask, want_mask),
+        ("relu_backward", dx, want_dx),
+    ):
+        if got.shape != want.shape or got.tobytes() != want.tobytes():
+            i = (
+                int(
+                    np.flatnonzero(
+                        got.reshape(-1).view(np.uint8) != want.reshape(-1).view(np.uint8)
+                    )[0]
+                )
+                // got.itemsize
+                if got.size
+                else 0
+            )
+            raise Mismatch(
+                f"{name}: element {i} = {got.reshape(-1)[i]!r}, numpy reference "
+                f"{want.reshape(-1)[i]!r} (must be bit-equal)"
+            )
+    return desc
+
+
+def fuzz_sgd(rng, dtype, u):
+    n = dim(rng, 5000, 0.05) * int(rng.choice([1, 1, 7]))
+    momentum = float(rng.choice([0.0, 0.5, 0.9]))
+    nesterov = bool(momentum != 0 and rng.random() < 0.4)
+    hp = dict(
+        lr=float(rng.choice([1e-3, 0.01, 0.1, 0.3])),
+        momentum=momentum,
+        dampening=0.0 if nesterov else float(rng.choice([0.0, 0.1, 0.5])),
+        weight_decay=float(rng.choice([0.0, 0.01, 0.1])),
+        nesterov=nesterov,
+        maximize=bool(rng.random() < 0.2),
+    )
+    p0, g = (rng.standard_normal(n).astype(dtype) for _ in range(2))
+    buf0 = rng.standard_normal(n).astype(dtype) if rng.random() < 0.5 else None  # first step
+    p, buf = p0.copy(), None if buf0 is None else buf0.copy()
+    buf = backend.sgd_step(p, g, buf, **hp)
+    with backend.use("numpy"):
+        p2, buf2 = p0.copy(), None if buf0 is None else buf0.copy()
+        buf2 = backend.sgd_step(p2, g, buf2, **hp)
+    for name, x, y in (("param", p, p2), ("momentum_buffer", buf, buf2)):
+        if (x is None) != (y is None):
+            raise Mismatch(f"sgd {name}: {x is None=} but the numpy reference's {y is None=}")
+        if x is not None and x.tobytes() != y.tobytes():
+            i = int(np.flatnonzero(x != y)[0])
+            raise Mismatch(
+                f"sgd {name}: element {i} = {x[i]!r}, numpy reference {y[i]!r} (must be bit-equal)"
+            )
+    return f"n {n} first step {buf0 is None} {hp}"
+
+
 KERNELS: dict[str, tuple[Callable, float]] = {  # name: (function, relative frequency)
     "gemm": (fuzz_gemm, 3.0),
     "gemm_batched": (fuzz_gemm_batched, 1.5),
@@ -412,6 +477,8 @@ KERNELS: dict[str, tuple[Callable, float]] = {  # name: (function, relative freq
     "sigmoid_tanh": (fuzz_sigmoid_tanh, 1.0),
     "attention": (fuzz_attention, 1.0),
     "adam": (fuzz_adam, 1.0),
+    "relu": (fuzz_relu, 0.5),
+    "sgd": (fuzz_sgd, 0.5),
 }
 
 

@@ -1,11 +1,12 @@
 """Kernels called from several Python threads at once.
 
-The bindings release the GIL around every C call (the sigmoid and tanh kernels from 8,192
-values on, tinytape/_C.pyx), so Python threads really run kernels at the same time (each
-with its own OpenMP team). Their results must be bit-equal to the same calls made one after
-another, and changing the thread count while another thread is inside a kernel must be
-safe: that call finishes with the count it started with (so its result is bit-equal to a
-serial call at the old or at the new count), later calls use the new one.
+The bindings release the GIL around every C call (the sigmoid, tanh and ReLU kernels and
+the SGD step from 8,192 values on, tinytape/_C.pyx), so Python threads really run kernels
+at the same time (each with its own OpenMP team). Their results must be bit-equal to the
+same calls made one after another, and changing the thread count while another thread is
+inside a kernel must be safe: that call finishes with the count it started with (so its
+result is bit-equal to a serial call at the old or at the new count), later calls use the
+new one.
 """
 
 from __future__ import annotations
@@ -62,6 +63,17 @@ def _calls(rng: np.random.Generator) -> dict[str, Callable[[], list[np.ndarray]]
             backend.adam_step(p, g0, m, v, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, step=step)
         return [p, m, v]
 
+    def relu():
+        y, mask = backend.relu_with_mask(x)
+        small_y, small_mask = backend.relu_with_mask(small)  # small: the GIL is kept
+        return [y, mask, backend.relu_backward(mask, dy), small_y, small_mask]
+
+    def sgd():
+        p, buf = np.repeat(p0, 5), None  # 1M values: over the split size
+        for _ in (1, 2):
+            buf = backend.sgd_step(p, np.repeat(g0, 5), buf, lr=0.1, momentum=0.9, nesterov=True)
+        return [p, buf]
+
     return {
         "gemm": lambda: [
             backend.gemm(a, b),
@@ -81,6 +93,8 @@ def _calls(rng: np.random.Generator) -> dict[str, Callable[[], list[np.ndarray]]
         ],
         "attention": attention,
         "adam": adam,
+        "relu": relu,
+        "sgd": sgd,
     }
 
 

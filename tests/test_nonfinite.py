@@ -365,6 +365,62 @@ def _adam_torch(d):
     return {"p": p.detach().numpy(), "m": st["exp_avg"].numpy(), "v": st["exp_avg_sq"].numpy()}
 
 
+def _relu_make(rng, dtype):
+    """Specials in x and in dy: an inf or NaN in dy where relu's mask is 0 (x <= 0, -inf)
+    must give 0 (PyTorch's threshold_backward selects), not inf * 0 = NaN."""
+    n = 203  # the vector bodies of every path and a tail
+    x = plant(rng, rng.standard_normal(n).astype(dtype), 0.1)
+    x[:6] = [-1.0, 0.0, -np.inf, np.nan, np.inf, 2.0]
+    dy = plant(rng, rng.standard_normal(n).astype(dtype), 0.1)
+    dy[:6] = [np.inf, np.nan, -np.inf, np.inf, np.nan, -np.inf]
+    return dict(x=x, dy=dy)
+
+
+def _relu_run(d):
+    y, mask = backend.relu_with_mask(d["x"])
+    return {"y": y, "dx": backend.relu_backward(mask, d["dy"])}
+
+
+def _relu_torch(d):
+    import torch
+
+    x = _t(d["x"], True)
+    y = torch.relu(x)
+    y.backward(_t(d["dy"]))
+    return {"y": y.detach().numpy(), "dx": x.grad.numpy()}
+
+
+_SGD = dict(lr=0.1, momentum=0.9, dampening=0.0, weight_decay=0.05, nesterov=True)
+
+
+def _sgd_make(maximize):
+    def make(rng, dtype):
+        n = 67
+        p = plant(rng, rng.standard_normal(n).astype(dtype), 0.05)
+        g = plant(rng, rng.standard_normal(n).astype(dtype), 0.1)
+        buf = plant(rng, rng.standard_normal(n).astype(dtype), 0.05)
+        return dict(p=p, g=g, buf=buf, maximize=maximize)
+
+    return make
+
+
+def _sgd_run(d):
+    p, buf = d["p"].copy(), d["buf"].copy()
+    backend.sgd_step(p, d["g"], buf, maximize=d["maximize"], **_SGD)
+    return {"p": p, "buf": buf}
+
+
+def _sgd_torch(d):
+    import torch
+
+    p = torch.nn.Parameter(_t(d["p"]))
+    opt = torch.optim.SGD([p], maximize=d["maximize"], foreach=False, **_SGD)
+    p.grad = _t(d["g"])
+    opt.state[p] = {"momentum_buffer": _t(d["buf"])}
+    opt.step()
+    return {"p": p.detach().numpy(), "buf": opt.state[p]["momentum_buffer"].numpy()}
+
+
 CASES = [
     # the paths of the GEMM: packed with edge tiles, unpacked (direct), matrix-vector
     Case("gemm_packed", _gemm_make(37, 45, 300), _gemm_run, _gemm_torch),
@@ -394,6 +450,9 @@ CASES = [
     Case("attention_causal", _attention_make(True), _attention_run, _attention_torch),
     Case("adam", _adam_make(False), _adam_run, _adam_torch),
     Case("adamw", _adam_make(True), _adam_run, _adam_torch),
+    Case("relu", _relu_make, _relu_run, _relu_torch),
+    Case("sgd", _sgd_make(False), _sgd_run, _sgd_torch),
+    Case("sgd_maximize", _sgd_make(True), _sgd_run, _sgd_torch),
 ]
 IDS = [c.name for c in CASES]
 
@@ -449,6 +508,7 @@ def test_large_rows_at_two_threads(simd):
             backend.layer_norm(x)[0],
             backend.gelu(x),
             backend.sigmoid(x),
+            backend.relu(x),
         ]
     finally:
         tinytape.set_num_threads(saved)
@@ -459,8 +519,9 @@ def test_large_rows_at_two_threads(simd):
             backend.layer_norm(x)[0],
             backend.gelu(x),
             backend.sigmoid(x),
+            backend.relu(x),
         ]
-    names = ("softmax", "log_softmax", "layer_norm", "gelu", "sigmoid")
+    names = ("softmax", "log_softmax", "layer_norm", "gelu", "sigmoid", "relu")
     for name, g, w in zip(names, got, want):
         assert_same_nonfinite(g, w, name)
 
@@ -516,6 +577,19 @@ def test_rule_by_hand(any_backend, dtype):
         np.testing.assert_array_equal(
             backend.tanh_backward(t, dy), [inf, -inf, nan, nan, nan, 1.875]
         )
+        # relu: NaN stays NaN, its gradient passes there; the backward selects, so an
+        # infinite or NaN dy where x <= 0 gives 0
+        x = np.array([nan, inf, -inf, 0.0, -1.0, 2.0], dtype)
+        y, mask = backend.relu_with_mask(x)
+        np.testing.assert_array_equal(y, [nan, inf, 0, 0, 0, 2])
+        np.testing.assert_array_equal(mask, [True, True, False, False, False, True])
+        dy = np.array([inf, -inf, inf, nan, -inf, nan], dtype)
+        np.testing.assert_array_equal(backend.relu_backward(mask, dy), [inf, -inf, 0, 0, 0, nan])
+        # SGD: a NaN or infinite gradient reaches only its own parameter and buffer value
+        p, buf = np.array([1.0, 1.0, 1.0], dtype), np.zeros(3, dtype)
+        backend.sgd_step(p, np.array([nan, inf, 1.0], dtype), buf, lr=0.5, momentum=0.5)
+        np.testing.assert_array_equal(buf, [nan, inf, 1.0])
+        np.testing.assert_array_equal(p, [nan, -inf, 0.5])
         # layer norm: a row holding +-inf has NaN statistics, so every output of it is NaN
         y = backend.layer_norm(np.array([[1.0, inf, 2.0], [1.0, 2.0, 3.0]], dtype))[0]
         assert np.isnan(y[0]).all() and np.isfinite(y[1]).all()

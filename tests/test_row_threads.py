@@ -40,6 +40,7 @@ def _run(x, dy):
     ly = backend.log_softmax(x)
     loss, lse = backend.cross_entropy(x, targets)
     ln, mean, rstd = backend.layer_norm(x)
+    relu, relu_mask = backend.relu_with_mask(x)
     return {
         "softmax": y,
         "softmax_backward": backend.softmax_backward(y, dy),
@@ -55,6 +56,9 @@ def _run(x, dy):
         "sigmoid": backend.sigmoid(x),
         "sigmoid_backward": backend.sigmoid_backward(y, dy),
         "tanh_backward": backend.tanh_backward(y, dy),
+        "relu": relu,
+        "relu mask": relu_mask.astype(x.dtype),
+        "relu_backward": backend.relu_backward(relu_mask, dy),
         "loss": np.asarray(loss),
     }
 
@@ -117,5 +121,25 @@ def test_adam_two_threads_match_one(simd, dtype):
                 step=3,
             )
         out.append((p, m, v))
+    for a, b in zip(*out):
+        assert np.array_equal(a, b, equal_nan=True)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_sgd_two_threads_match_one(simd, dtype):
+    rng = np.random.default_rng(4)
+    n = 1_000_003  # prime, over the split size
+    p0, g, buf0 = (rng.standard_normal(n).astype(dtype) for _ in range(3))
+    g[17] = np.inf
+    g[500_001] = np.nan
+    out = []
+    for threads in (1, 2):
+        p, buf = p0.copy(), buf0.copy()
+        with kernel_threads(threads), np.errstate(all="ignore"):
+            backend.sgd_step(
+                p, g, buf, lr=0.1, momentum=0.9, weight_decay=0.01, nesterov=True, maximize=True
+            )
+            first = backend.sgd_step(p.copy(), g, None, lr=0.1, momentum=0.9, dampening=0.5)
+        out.append((p, buf, first))
     for a, b in zip(*out):
         assert np.array_equal(a, b, equal_nan=True)

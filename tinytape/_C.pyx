@@ -6,12 +6,12 @@ and laid out (float32 or float64, rows with unit stride). The checks here are
 the last line of defence that keeps C inside its buffers: they compare the
 extents the C call will touch with the arrays it was given, and raise
 ValueError("internal: ...") on a mismatch. The GIL is released around every
-kernel call. The exceptions are the elementwise sigmoid and tanh kernels (see
-there), which check and lay out their arguments themselves, and keep the GIL
-for small arrays.
+kernel call. The exceptions are the elementwise sigmoid, tanh and ReLU kernels
+and the SGD step (see there), which check and lay out their arguments
+themselves, and keep the GIL for small arrays.
 """
 
-from libc.stdint cimport int64_t
+from libc.stdint cimport int64_t, uint8_t
 
 cimport numpy as cnp
 
@@ -87,6 +87,10 @@ cdef extern from "tinytape.h" nogil:
     void tt_sigmoid_bwd_f64(const double *, const double *, double *, int64_t)
     void tt_tanh_bwd_f32(const float *, const float *, float *, int64_t)
     void tt_tanh_bwd_f64(const double *, const double *, double *, int64_t)
+    void tt_relu_fwd_f32(const float *, float *, uint8_t *, int64_t)
+    void tt_relu_fwd_f64(const double *, double *, uint8_t *, int64_t)
+    void tt_relu_bwd_f32(const uint8_t *, const float *, float *, int64_t)
+    void tt_relu_bwd_f64(const uint8_t *, const double *, double *, int64_t)
 
     struct tt_adam_params:
         double grad_sign, decay, l2, lerp_weight, beta2, one_minus_beta2
@@ -95,6 +99,12 @@ cdef extern from "tinytape.h" nogil:
                           const tt_adam_params *)
     void tt_adam_step_f64(double *, const double *, double *, double *, double *, int64_t,
                           const tt_adam_params *)
+
+    struct tt_sgd_params:
+        double grad_sign, weight_decay, momentum, one_minus_dampening, lr
+        int nesterov, init_buffer
+    void tt_sgd_step_f32(float *, const float *, float *, int64_t, const tt_sgd_params *)
+    void tt_sgd_step_f64(double *, const double *, double *, int64_t, const tt_sgd_params *)
 
 
 # ----------------------------------------------------------------- config
@@ -547,6 +557,75 @@ def tanh_bwd(y, dy) -> cnp.ndarray:
     """dy (1 - y^2) from tanh's saved output y: a new C-contiguous array."""
     return _ew_backward(_EW_TANH_BWD, "tanh_backward", y, dy)
 
+
+# ReLU: the forward writes the output and, when recorded, the bool mask "not (x <= 0)"
+# in one pass; the backward selects g where the mask is set. Same conventions as above.
+
+def relu_fwd(x, bint with_mask):
+    """max(x, 0) of any float32/float64 array, NaN kept: a new C-contiguous array y, or
+    with with_mask the pair (y, mask), mask a bool array true where not (x <= 0)."""
+    cdef cnp.ndarray xa = _ew_input("relu", "x", x)
+    cdef int t = cnp.PyArray_TYPE(xa)
+    cdef int nd = cnp.PyArray_NDIM(xa)
+    cdef cnp.npy_intp *dims = cnp.PyArray_DIMS(xa)
+    cdef cnp.ndarray y = cnp.PyArray_EMPTY(nd, dims, t, 0)
+    cdef cnp.ndarray mask = None
+    cdef uint8_t *pm = NULL
+    if with_mask:
+        mask = cnp.PyArray_EMPTY(nd, dims, cnp.NPY_BOOL, 0)
+        pm = <uint8_t *>cnp.PyArray_DATA(mask)
+    cdef int64_t n = cnp.PyArray_SIZE(xa)
+    cdef const void *px = cnp.PyArray_DATA(xa)
+    cdef void *py = cnp.PyArray_DATA(y)
+    if n < _EW_NOGIL_MIN:
+        _relu_fwd_run(t == cnp.NPY_FLOAT32, px, py, pm, n)
+    else:
+        with nogil:
+            _relu_fwd_run(t == cnp.NPY_FLOAT32, px, py, pm, n)
+    return (y, mask) if with_mask else y
+
+
+cdef void _relu_fwd_run(bint f32, const void *x, void *y, uint8_t *mask,
+                        int64_t n) noexcept nogil:
+    if f32:
+        tt_relu_fwd_f32(<const float *>x, <float *>y, mask, n)
+    else:
+        tt_relu_fwd_f64(<const double *>x, <double *>y, mask, n)
+
+
+def relu_bwd(mask, dy) -> cnp.ndarray:
+    """dy where mask (a bool array of dy's shape) is true, else 0: a new C-contiguous
+    array."""
+    cdef cnp.ndarray ga = _ew_input("relu_backward", "dy", dy)
+    cdef cnp.ndarray ma = mask if cnp.PyArray_Check(mask) else cnp.PyArray_FROM_O(mask)
+    if cnp.PyArray_TYPE(ma) != cnp.NPY_BOOL:
+        raise TypeError(f"relu_backward: mask must be bool, got dtype {ma.dtype}")
+    if not cnp.PyArray_SAMESHAPE(ma, ga):
+        raise ValueError(f"relu_backward: shapes must match, got mask {(<object>ma).shape}, "
+                         f"dy {(<object>ga).shape}")
+    if not cnp.PyArray_IS_C_CONTIGUOUS(ma):
+        ma = cnp.PyArray_NewCopy(ma, cnp.NPY_CORDER)
+    cdef int t = cnp.PyArray_TYPE(ga)
+    cdef cnp.ndarray out = cnp.PyArray_EMPTY(cnp.PyArray_NDIM(ga), cnp.PyArray_DIMS(ga), t, 0)
+    cdef int64_t n = cnp.PyArray_SIZE(ga)
+    cdef const uint8_t *pm = <const uint8_t *>cnp.PyArray_DATA(ma)
+    cdef const void *pg = cnp.PyArray_DATA(ga)
+    cdef void *po = cnp.PyArray_DATA(out)
+    if n < _EW_NOGIL_MIN:
+        _relu_bwd_run(t == cnp.NPY_FLOAT32, pm, pg, po, n)
+    else:
+        with nogil:
+            _relu_bwd_run(t == cnp.NPY_FLOAT32, pm, pg, po, n)
+    return out
+
+
+cdef void _relu_bwd_run(bint f32, const uint8_t *mask, const void *g, void *dx,
+                        int64_t n) noexcept nogil:
+    if f32:
+        tt_relu_bwd_f32(mask, <const float *>g, <float *>dx, n)
+    else:
+        tt_relu_bwd_f64(mask, <const double *>g, <double *>dx, n)
+
 # ----------------------------------------------------------------- attention
 
 cdef void *_attention_args(cnp.ndarray qkv, int64_t heads, object keep, cnp.ndarray weights,
@@ -694,3 +773,77 @@ def adam_step(cnp.ndarray p, cnp.ndarray g, cnp.ndarray m, cnp.ndarray v, object
         else:
             tt_adam_step_f64(<double *>pp, <const double *>pg, <double *>pm, <double *>pv,
                              <double *>pvmax, n, &hp)
+
+
+# SGD runs once per parameter per step, often on a few hundred values, so like the
+# elementwise kernels it checks its arguments in C-API calls and keeps the GIL for small
+# parameters. It takes the arrays only when p (and the buffer) are aligned, C-contiguous,
+# writable float32/float64 arrays in native byte order, and the gradient an array of
+# their dtype and shape (copied when not aligned and C-contiguous); otherwise it returns
+# NotImplemented before touching anything, and tinytape.backend raises the error or runs
+# the numpy reference.
+
+cdef inline bint _updatable(object a, int t):
+    """a is an aligned, C-contiguous, writable array of type t in native byte order."""
+    return (cnp.PyArray_Check(a) and cnp.PyArray_TYPE(<cnp.ndarray>a) == t
+            and cnp.PyArray_ISNOTSWAPPED(<cnp.ndarray>a)
+            and cnp.PyArray_CHKFLAGS(<cnp.ndarray>a, cnp.NPY_ARRAY_C_CONTIGUOUS
+                                     | cnp.NPY_ARRAY_ALIGNED | cnp.NPY_ARRAY_WRITEABLE))
+
+
+cdef inline bint _same(cnp.ndarray a, object b, int t):
+    """b is an array of a's shape and of type t in native byte order."""
+    return (cnp.PyArray_Check(b) and cnp.PyArray_TYPE(<cnp.ndarray>b) == t
+            and cnp.PyArray_ISNOTSWAPPED(<cnp.ndarray>b)
+            and cnp.PyArray_SAMESHAPE(a, <cnp.ndarray>b))
+
+
+def sgd_step(p, grad, buf, double lr, double momentum, double dampening,
+             double weight_decay, bint nesterov, bint maximize):
+    """One torch.optim.SGD step of the parameter p in place (tinytape/backend/sgd.py).
+    Returns the momentum buffer: buf updated, a new array on the first step (buf None,
+    momentum != 0), or buf untouched without momentum; NotImplemented, with nothing
+    changed, for arguments it does not take (see above)."""
+    if not cnp.PyArray_Check(p):
+        return NotImplemented
+    cdef cnp.ndarray pa = p
+    cdef int t = cnp.PyArray_TYPE(pa)
+    cdef bint use_buf = momentum != 0
+    if ((t != cnp.NPY_FLOAT32 and t != cnp.NPY_FLOAT64) or not _updatable(pa, t)
+            or not _same(pa, grad, t)
+            or (use_buf and buf is not None and not (_updatable(buf, t) and _same(pa, buf, t)))):
+        return NotImplemented
+    cdef cnp.ndarray ga = grad
+    if not cnp.PyArray_CHKFLAGS(ga, cnp.NPY_ARRAY_C_CONTIGUOUS | cnp.NPY_ARRAY_ALIGNED):
+        ga = cnp.PyArray_NewCopy(ga, cnp.NPY_CORDER)
+    cdef cnp.ndarray ba = None
+    cdef void *pb = NULL
+    cdef tt_sgd_params hp
+    hp.init_buffer = 0
+    if use_buf:
+        if buf is None:
+            ba = cnp.PyArray_EMPTY(cnp.PyArray_NDIM(pa), cnp.PyArray_DIMS(pa), t, 0)
+            hp.init_buffer = 1
+        else:
+            ba = buf
+        pb = cnp.PyArray_DATA(ba)
+    hp.grad_sign = -1.0 if maximize else 1.0
+    hp.weight_decay, hp.momentum, hp.one_minus_dampening = weight_decay, momentum, 1 - dampening
+    hp.lr, hp.nesterov = lr, nesterov
+    cdef int64_t n = cnp.PyArray_SIZE(pa)
+    cdef void *pp = cnp.PyArray_DATA(pa)
+    cdef const void *pg = cnp.PyArray_DATA(ga)
+    if n < _EW_NOGIL_MIN:
+        _sgd_run(t == cnp.NPY_FLOAT32, pp, pg, pb, n, &hp)
+    else:
+        with nogil:
+            _sgd_run(t == cnp.NPY_FLOAT32, pp, pg, pb, n, &hp)
+    return ba if use_buf else buf
+
+
+cdef void _sgd_run(bint f32, void *p, const void *g, void *buf, int64_t n,
+                   const tt_sgd_params *hp) noexcept nogil:
+    if f32:
+        tt_sgd_step_f32(<float *>p, <const float *>g, <float *>buf, n, hp)
+    else:
+        tt_sgd_step_f64(<double *>p, <const double *>g, <double *>buf, n, hp)

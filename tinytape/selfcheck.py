@@ -51,6 +51,16 @@ def _cases(rng: np.random.Generator, dtype) -> dict[str, Callable[[], list[np.nd
             )
         return [p, m, v]
 
+    def relu():
+        y, mask = be.relu_with_mask(x)
+        return [y, mask.astype(dtype), be.relu_backward(mask, dy)]
+
+    def sgd():
+        p, buf = x.copy(), None
+        for _ in range(2):  # the first step creates the momentum buffer
+            buf = be.sgd_step(p, dy, buf, lr=1e-2, momentum=0.9, weight_decay=0.1, nesterov=True)
+        return [p, buf]
+
     qkv, g_att = rand(3, 19, 3 * 2 * 7), rand(3, 19, 14)
     keep = ((rng.random((3, 2, 19, 19)) > 0.1) / 0.9).astype(dtype)
 
@@ -73,6 +83,8 @@ def _cases(rng: np.random.Generator, dtype) -> dict[str, Callable[[], list[np.nd
             be.tanh_backward(np.tanh(x), dy),
         ],
         "adam_step": adam,
+        "relu": relu,
+        "sgd_step": sgd,
         "attention": attention,
     }
 

@@ -419,7 +419,8 @@ class Tensor(TensorBase):
 
     def relu(self) -> Tensor:
         """max(x, 0): NaN stays NaN. Gradient 1 where the output is not 0 (at NaN too, as
-    PyTorch's), 0 at and below 0. Saves that mask."""
+    PyTorch's), 0 at and below 0, whatever the incoming gradient holds there. Saves that
+    mask."""
         ...
 
     def reshape(self, *shape: Any) -> Tensor:

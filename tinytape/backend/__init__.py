@@ -13,10 +13,18 @@ from .attention import (
     attention_reference,
 )
 from .cross_entropy import cross_entropy, cross_entropy_backward
-from .elementwise import sigmoid, sigmoid_backward, tanh_backward
+from .elementwise import (
+    relu,
+    relu_backward,
+    relu_with_mask,
+    sigmoid,
+    sigmoid_backward,
+    tanh_backward,
+)
 from .gelu import gelu, gelu_backward, gelu_reference
 from .gemm import gemm, gemm_batched, matmul
 from .layer_norm import layer_norm, layer_norm_backward
+from .sgd import sgd_step, sgd_step_reference
 from .softmax import log_softmax, log_softmax_backward, softmax, softmax_backward
 
 __all__ = [
@@ -40,8 +48,13 @@ __all__ = [
     "log_softmax_backward",
     "matmul",
     "name",
+    "relu",
+    "relu_backward",
+    "relu_with_mask",
     "sigmoid",
     "sigmoid_backward",
+    "sgd_step",
+    "sgd_step_reference",
     "softmax",
     "softmax_backward",
     "tanh_backward",

@@ -1,4 +1,4 @@
-"""Sigmoid and the sigmoid and tanh backwards, elementwise, each one kernel call.
+"""Sigmoid, the sigmoid and tanh backwards and ReLU, elementwise, each one kernel call.
 
 The tape runs these once per op, often on arrays of a few dozen values, where every numpy
 ufunc call costs about as much as the kernel itself: the numpy references take three or
@@ -12,6 +12,11 @@ within a few ulps of the exact value (the kernel gives 0 for most of the subnorm
 The backwards take the saved output y and use PyTorch's formulas in its order of
 operations, g (1 - y) y and g (1 - y^2), so both paths round alike (bit for bit) and NaN
 and +-inf land where PyTorch's do (docs/numerics.md).
+
+relu keeps x where not (x <= 0) and gives +0 elsewhere (NaN stays NaN; -0 gives +0, which
+PyTorch gives as -0); relu_with_mask also returns that test as a bool mask, PyTorch's
+threshold_backward condition, and relu_backward selects dy where the mask is set and 0
+elsewhere, so an inf or NaN in dy where the mask is not set gives 0, as PyTorch's.
 """
 
 from __future__ import annotations
@@ -56,6 +61,22 @@ def tanh_backward_reference(y: np.ndarray, dy: np.ndarray) -> np.ndarray:
     """dy (1 - y^2) in numpy, y and dy of one shape and dtype."""
     one = _CONSTANTS[y.dtype][1]
     return np.asarray(dy * (one - y * y))
+
+
+def relu_reference(x: np.ndarray) -> np.ndarray:
+    """max(x, 0) in numpy (NaN kept, -0 gives +0); a new array."""
+    return np.asarray(np.maximum(x, x.dtype.type(0)))
+
+
+def relu_with_mask_reference(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """relu(x) and the bool mask not (x <= 0) in numpy."""
+    y = relu_reference(x)
+    return y, np.asarray(y != 0)  # y is >= 0 or NaN: y != 0 is "not (x <= 0)"
+
+
+def relu_backward_reference(mask: np.ndarray, dy: np.ndarray) -> np.ndarray:
+    """dy where mask, else 0, in numpy (a select: inf or NaN in dy where not mask gives 0)."""
+    return np.where(mask, dy, dy.dtype.type(0))
 
 
 # The numpy path checks its arguments in a few attribute reads when they are what the tape
@@ -103,3 +124,40 @@ def tanh_backward(y: np.ndarray, dy: np.ndarray) -> np.ndarray:
     if native is not None:
         return native.tanh_bwd(y, dy)
     return tanh_backward_reference(*_backward_args("tanh_backward", y, dy))
+
+
+def relu(x: np.ndarray) -> np.ndarray:
+    """max(x, 0) of every value of x (any shape, float32 or float64; NaN stays NaN); a new
+    array."""
+    native = _state.native
+    if native is not None:
+        return native.relu_fwd(x, False)
+    if type(x) is not np.ndarray or x.dtype not in _CONSTANTS:
+        x = as_float_array("relu", "x", x)
+    return relu_reference(x)
+
+
+def relu_with_mask(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(relu(x), mask): mask a bool array of x's shape, true where not (x <= 0), the
+    values where relu's gradient passes (at NaN too)."""
+    native = _state.native
+    if native is not None:
+        return native.relu_fwd(x, True)
+    if type(x) is not np.ndarray or x.dtype not in _CONSTANTS:
+        x = as_float_array("relu", "x", x)
+    return relu_with_mask_reference(x)
+
+
+def relu_backward(mask: np.ndarray, dy: np.ndarray) -> np.ndarray:
+    """Gradient wrt x of sum(relu(x) * dy): dy where mask (from relu_with_mask) is true,
+    else 0, whatever dy holds there; a new array."""
+    native = _state.native
+    if native is not None:
+        return native.relu_bwd(mask, dy)
+    op = "relu_backward"
+    dy = as_float_array(op, "dy", dy)
+    mask = np.asarray(mask)
+    if mask.dtype != np.bool_:
+        raise TypeError(f"{op}: mask must be bool, got dtype {mask.dtype}")
+    same_shape(op, mask=mask, dy=dy)
+    return relu_backward_reference(mask, dy)

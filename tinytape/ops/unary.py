@@ -198,27 +198,27 @@ register(
 
 
 class Relu(Function):
+    kernel = staticmethod(backend.relu)
+
     @staticmethod
     def forward(ctx, x):
-        # maximum, not where(x > 0, x, 0): NaN stays NaN as in PyTorch, and it is a
-        # faster loop (7 us against 18 on a (64, 256) float32 array)
-        y = np.maximum(x.data, x.data.dtype.type(0))
-        if ctx.record:
-            ctx.mask = y != 0  # PyTorch's "not (y <= 0)": the gradient passes at NaN
-        return y
+        if ctx.record:  # the output and the mask "not (x <= 0)" in one pass
+            y, ctx.mask = backend.relu_with_mask(x.data)
+            return y
+        return ctx.kernel(x.data)
 
     @staticmethod
     def backward(ctx, g):
-        if _grad_enabled():  # create_graph: a recorded product with the mask
-            return (g * wrap_array(ctx.mask.astype(g.data.dtype)),)
-        # numpy multiplies a float array by a bool one in the float dtype, with the values
-        # of a float mask (inf * False is NaN too): one pass, no float copy of the mask
-        return (wrap_array(g.data * ctx.mask),)
+        if _grad_enabled():  # create_graph: a recorded select, 0 where the mask is not set
+            return (g.masked_fill(wrap_array(~ctx.mask), 0.0),)
+        # a select (PyTorch's threshold_backward), not g * mask: inf * 0 would be NaN
+        return (wrap_array(backend.relu_backward(ctx.mask, g.data)),)
 
 
 def relu(x: Tensor) -> Tensor:
     """max(x, 0): NaN stays NaN. Gradient 1 where the output is not 0 (at NaN too, as
-    PyTorch's), 0 at and below 0. Saves that mask."""
+    PyTorch's), 0 at and below 0, whatever the incoming gradient holds there. Saves that
+    mask."""
     return _unary(Relu, "relu", x)
 
 
@@ -230,6 +230,7 @@ register(
         _samples(away_from_zero),
         kink_samples=_zero_samples,
         subgradient=lambda g, x: (g * (x > 0),),
+        uses_kernel=True,
     )
 )
 

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from ..backend.sgd import sgd_step
 from ..tensor import Tensor
 from .optimizer import Optimizer, _flag, _number
 
@@ -20,17 +21,32 @@ class SGD(Optimizer):
         g = g + momentum * buf if nesterov else buf       (if momentum != 0)
         p = p - lr * g
 
-    State per parameter (only when momentum != 0): "momentum_buffer".
+    State per parameter (only when momentum != 0): "momentum_buffer". Each step is one
+    fused kernel per parameter (tinytape/backend/sgd.py).
     """
 
     _array_state = ("momentum_buffer",)
     _required_state = ("momentum_buffer",)
 
-    def __init__(self, params: Iterable[Tensor] | Iterable[dict[str, Any]], lr: float = 1e-3,
-                 momentum: float = 0.0, dampening: float = 0.0, weight_decay: float = 0.0,
-                 nesterov: bool = False, *, maximize: bool = False) -> None:
-        defaults = dict(lr=lr, momentum=momentum, dampening=dampening,
-                        weight_decay=weight_decay, nesterov=nesterov, maximize=maximize)
+    def __init__(
+        self,
+        params: Iterable[Tensor] | Iterable[dict[str, Any]],
+        lr: float = 1e-3,
+        momentum: float = 0.0,
+        dampening: float = 0.0,
+        weight_decay: float = 0.0,
+        nesterov: bool = False,
+        *,
+        maximize: bool = False,
+    ) -> None:
+        defaults = dict(
+            lr=lr,
+            momentum=momentum,
+            dampening=dampening,
+            weight_decay=weight_decay,
+            nesterov=nesterov,
+            maximize=maximize,
+        )
         super().__init__(params, defaults)
 
     def _check_group(self, group: dict[str, Any], where: str) -> None:
@@ -39,23 +55,25 @@ class SGD(Optimizer):
         dampening = _number(group, "dampening", where, minimum=-float("inf"))
         _number(group, "weight_decay", where)
         if _flag(group, "nesterov") and (momentum <= 0 or dampening != 0):
-            raise ValueError(f"{where}: nesterov=True needs momentum > 0 and dampening = 0 "
-                             f"(got momentum={momentum}, dampening={dampening})")
+            raise ValueError(
+                f"{where}: nesterov=True needs momentum > 0 and dampening = 0 "
+                f"(got momentum={momentum}, dampening={dampening})"
+            )
         _flag(group, "maximize")
 
-    def _update(self, param: np.ndarray, grad: np.ndarray, state: dict[str, Any],
-                group: dict[str, Any]) -> None:
-        lr, momentum, dampening = group["lr"], group["momentum"], group["dampening"]
-        weight_decay = group["weight_decay"]
-        d_p = -grad if group["maximize"] else grad
-        if weight_decay != 0:
-            d_p = d_p + weight_decay * param
-        if momentum != 0:
-            buf = state.get("momentum_buffer")
-            if buf is None:
-                buf = state["momentum_buffer"] = np.array(d_p, copy=True)
-            else:
-                buf *= momentum
-                buf += d_p if dampening == 0 else (1 - dampening) * d_p
-            d_p = d_p + momentum * buf if group["nesterov"] else buf
-        param -= lr * d_p
+    def _update(
+        self, param: np.ndarray, grad: np.ndarray, state: dict[str, Any], group: dict[str, Any]
+    ) -> None:
+        buf = sgd_step(
+            param,
+            grad,
+            state.get("momentum_buffer"),
+            lr=group["lr"],
+            momentum=group["momentum"],
+            dampening=group["dampening"],
+            weight_decay=group["weight_decay"],
+            nesterov=group["nesterov"],
+            maximize=group["maximize"],
+        )
+        if buf is not None:
+            state["momentum_buffer"] = buf
