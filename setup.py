@@ -120,7 +120,12 @@ ext = Extension(
     "tinytape._C",
     sources=["tinytape/_C.pyx"] + sorted(glob("csrc/*.c")),
     include_dirs=["csrc", numpy.get_include()],
-    define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
+    # numpy >= 2.0 at run time (pyproject.toml): its C API, PyUFunc_GiveFloatingpointErrors
+    # included (the binary kernels report floating-point errors as numpy's ufuncs do)
+    define_macros=[
+        ("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION"),
+        ("NPY_TARGET_VERSION", "NPY_2_0_API_VERSION"),
+    ],
     depends=sorted(glob("csrc/*.h") + glob("csrc/*.inc")),
 )
 

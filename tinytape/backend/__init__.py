@@ -13,13 +13,14 @@ from .attention import (
     attention_reference,
 )
 from .cross_entropy import cross_entropy, cross_entropy_backward
-from .elementwise import sigmoid, sigmoid_backward, tanh_backward
+from .elementwise import add, div, mul, sigmoid, sigmoid_backward, sub, tanh_backward
 from .gelu import gelu, gelu_backward, gelu_reference
 from .gemm import gemm, gemm_batched, matmul
 from .layer_norm import layer_norm, layer_norm_backward
 from .softmax import log_softmax, log_softmax_backward, softmax, softmax_backward
 
 __all__ = [
+    "add",
     "adam_step",
     "adam_step_reference",
     "attention",
@@ -29,6 +30,7 @@ __all__ = [
     "available",
     "cross_entropy",
     "cross_entropy_backward",
+    "div",
     "gelu",
     "gelu_backward",
     "gelu_reference",
@@ -39,11 +41,13 @@ __all__ = [
     "log_softmax",
     "log_softmax_backward",
     "matmul",
+    "mul",
     "name",
     "sigmoid",
     "sigmoid_backward",
     "softmax",
     "softmax_backward",
+    "sub",
     "tanh_backward",
     "use",
 ]

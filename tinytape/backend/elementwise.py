@@ -1,4 +1,5 @@
-"""Sigmoid and the sigmoid and tanh backwards, elementwise, each one kernel call.
+"""Sigmoid and the sigmoid and tanh backwards, and add, sub, mul and div: elementwise, each
+one kernel call.
 
 The tape runs these once per op, often on arrays of a few dozen values, where every numpy
 ufunc call costs about as much as the kernel itself: the numpy references take three or
@@ -12,6 +13,13 @@ within a few ulps of the exact value (the kernel gives 0 for most of the subnorm
 The backwards take the saved output y and use PyTorch's formulas in its order of
 operations, g (1 - y) y and g (1 - y^2), so both paths round alike (bit for bit) and NaN
 and +-inf land where PyTorch's do (docs/numerics.md).
+
+add, sub, mul and div are numpy's ufuncs, which are their references: the kernels cover the
+tape's common cases (two float arrays of one dtype, aligned and C-contiguous, of one shape
+or one of them a single value) bit for bit, warnings included (divide by zero, overflow and
+invalid under np.errstate, named as numpy names them), and the ufunc takes everything else:
+broadcasting, other dtypes, strided views, and its errors. The kernels' result is always
+an array, where the ufunc gives a numpy scalar for two 0-d arrays.
 """
 
 from __future__ import annotations
@@ -103,3 +111,43 @@ def tanh_backward(y: np.ndarray, dy: np.ndarray) -> np.ndarray:
     if native is not None:
         return native.tanh_bwd(y, dy)
     return tanh_backward_reference(*_backward_args("tanh_backward", y, dy))
+
+
+def add(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a + b, as np.add."""
+    native = _state.native
+    if native is not None:
+        out = native.add(a, b)
+        if out is not None:
+            return out
+    return np.add(a, b)
+
+
+def sub(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a - b, as np.subtract."""
+    native = _state.native
+    if native is not None:
+        out = native.sub(a, b)
+        if out is not None:
+            return out
+    return np.subtract(a, b)
+
+
+def mul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a * b, as np.multiply."""
+    native = _state.native
+    if native is not None:
+        out = native.mul(a, b)
+        if out is not None:
+            return out
+    return np.multiply(a, b)
+
+
+def div(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a / b, as np.true_divide."""
+    native = _state.native
+    if native is not None:
+        out = native.div(a, b)
+        if out is not None:
+            return out
+    return np.true_divide(a, b)
