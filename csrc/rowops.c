@@ -1,5 +1,6 @@
 /* Row kernels (softmax, log-softmax, cross-entropy, layer norm), the elementwise GELU,
- * sigmoid and tanh backward, Adam, and add/sub/mul/div: the public entry points declared in tinytape.h.
+ * sigmoid and tanh backward, Adam, and add/sub/mul/div: the public entry points declared
+ * in tinytape.h.
  *
  * Each entry point handles empty shapes and bad targets, cuts the rows into
  * contiguous chunks that the OpenMP threads claim in turn (serial for small
