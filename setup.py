@@ -79,8 +79,12 @@ class BuildExt(build_ext):
                 raise RuntimeError("TINYTAPE_SANITIZE=1 needs GCC or clang")
             # the optimized code that ships, with frame pointers and line numbers for
             # readable reports; undefined behaviour is fatal, not a warning
-            sanitize = ["-fsanitize=address,undefined", "-fno-sanitize-recover=all",
-                        "-fno-omit-frame-pointer", "-g"]
+            sanitize = [
+                "-fsanitize=address,undefined",
+                "-fno-sanitize-recover=all",
+                "-fno-omit-frame-pointer",
+                "-g",
+            ]
         use_openmp = os.environ.get("TINYTAPE_OPENMP", "1") != "0" and _compiler_accepts(
             self.compiler, openmp
         )
@@ -89,8 +93,7 @@ class BuildExt(build_ext):
         info = "{} {} | {}".format(
             ctype,
             sysconfig.get_config_var("CC") or "",
-            " ".join(cflags + sanitize + openmp)
-            + ("" if use_openmp else " (no OpenMP: serial)"),
+            " ".join(cflags + sanitize + openmp) + ("" if use_openmp else " (no OpenMP: serial)"),
         )
         # A build with other flags (sanitizers, -march=native) must not reuse the objects
         # or the extension of the previous one: force a full rebuild when they change.
