@@ -211,8 +211,9 @@ def _outcome(fn, *args, **errstate):
 @pytest.mark.parametrize("n", [5, 1_000_003])
 def test_floating_point_errors_as_numpy(simd, dtype, case, n):
     """Divide by zero, invalid and overflow warn (or raise, or stay silent) as np.errstate
-    says, with numpy's message: at one and two threads (a million values go over the
-    split size, and the special value sits in the second thread's last chunk)."""
+    says, with numpy's message: at one and two threads (a million values go over the split
+    size; the special value sits in the last chunk, which either thread may claim, so the
+    flags of both threads must be gathered)."""
     op, x, y, category = _fpe_operands(case, dtype, n)
     kernel, ufunc = OPS[op]
     assert _outcome(ufunc, x, y, all="warn")  # the case raises what it says
