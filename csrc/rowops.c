@@ -369,3 +369,5 @@ static void ro_add_fpe(int *flags, int raised) {
 
 RO_DEFINE_BINARY(tt_binary_f32, binary_f32, float)
 RO_DEFINE_BINARY(tt_binary_f64, binary_f64, double)
+
+int tt_binary_threads(int64_t n) { return ro_threads(n, 1, RO_COST_PLAIN); }

@@ -182,6 +182,8 @@ int tt_binary_f32(int op, const float *a, int64_t sa, const float *b, int64_t sb
                   int64_t n);
 int tt_binary_f64(int op, const double *a, int64_t sa, const double *b, int64_t sb,
                   double *out, int64_t n);
+/* The threads tt_binary_* would use for n values (1 below the split size). */
+int tt_binary_threads(int64_t n);
 
 #ifdef __cplusplus
 }

@@ -244,23 +244,35 @@ def test_tape_ops_warn_as_before(any_backend):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_two_threads_match_one_bit_for_bit(simd, dtype):
-    """Over the split size (TT_MT_MIN_WORK): the values split over two threads come out as
-    on one, and as numpy's, for both operand forms."""
+def test_two_threads_match_numpy_bit_for_bit(simd, dtype):
+    """Over the split size (TT_MT_MIN_WORK) the values split over two threads come out as
+    numpy's (which computes them on one thread, the kernel answering None there), for both
+    operand forms."""
     rng = np.random.default_rng(9)
     a, b = _values(rng, (1_000_003,), dtype), _values(rng, (1_000_003,), dtype)
     s = np.asarray(dtype(0.75))
-    with np.errstate(all="ignore"):
+    with np.errstate(all="ignore"), kernel_threads(2):
         for op, (kernel, ufunc) in OPS.items():
             for x, y in ((a, b), (a, s), (s, b)):
-                runs = []
-                for threads in (1, 2):
-                    with kernel_threads(threads):
-                        runs.append(kernel(x, y))
-                np.testing.assert_array_equal(
-                    runs[0].view(UINT[np.dtype(dtype)]), runs[1].view(UINT[np.dtype(dtype)])
-                )
-                assert_same_bits(runs[1], ufunc(x, y), x, y, f"{op} {x.shape} {y.shape}")
+                assert getattr(_state.native, op)(x, y) is not None
+                assert_same_bits(kernel(x, y), ufunc(x, y), x, y, f"{op} {x.shape} {y.shape}")
+
+
+def test_large_arrays_on_one_thread_are_numpys(simd):
+    """From 131,072 values on, on one thread, numpy's loop is as fast (the binding answers
+    None); on two threads from the split size on, and below 131,072 values, the kernel."""
+    big = np.ones(1_000_003, np.float32)
+    for threads, n, kernel in [
+        (1, 131_071, True),
+        (1, 131_072, False),
+        (1, 1_000_003, False),
+        (2, 131_072, False),  # below the split size: one thread
+        (2, 1_000_003, True),
+    ]:
+        with kernel_threads(threads):
+            got = _state.native.add(big[:n], big[:n])
+            assert (got is not None) == kernel, (threads, n)
+            np.testing.assert_array_equal(backend.add(big[:n], big[:n]), np.full(n, 2.0))
 
 
 @settings(max_examples=60, deadline=None)

@@ -16,10 +16,12 @@ and +-inf land where PyTorch's do (docs/numerics.md).
 
 add, sub, mul and div are numpy's ufuncs, which are their references: the kernels cover the
 tape's common cases (two float arrays of one dtype, aligned and C-contiguous, of one shape
-or one of them a single value) bit for bit, warnings included (divide by zero, overflow and
-invalid under np.errstate, named as numpy names them), and the ufunc takes everything else:
-broadcasting, other dtypes, strided views, and its errors. The kernels' result is always
-an array, where the ufunc gives a numpy scalar for two 0-d arrays.
+or one of them a single value; on one thread, fewer than 131,072 values) bit for bit,
+warnings included (divide by zero, overflow and invalid under np.errstate, named as numpy
+names them), and the ufunc takes everything else: broadcasting, other dtypes, strided
+views, large arrays on one thread (where its loop is as fast), and its errors. The
+kernels' result is always an array, where the ufunc gives a numpy scalar for two 0-d
+arrays.
 """
 
 from __future__ import annotations
