@@ -79,8 +79,12 @@ class BuildExt(build_ext):
                 raise RuntimeError("TINYTAPE_SANITIZE=1 needs GCC or clang")
             # the optimized code that ships, with frame pointers and line numbers for
             # readable reports; undefined behaviour is fatal, not a warning
-            sanitize = ["-fsanitize=address,undefined", "-fno-sanitize-recover=all",
-                        "-fno-omit-frame-pointer", "-g"]
+            sanitize = [
+                "-fsanitize=address,undefined",
+                "-fno-sanitize-recover=all",
+                "-fno-omit-frame-pointer",
+                "-g",
+            ]
         use_openmp = os.environ.get("TINYTAPE_OPENMP", "1") != "0" and _compiler_accepts(
             self.compiler, openmp
         )
@@ -89,8 +93,7 @@ class BuildExt(build_ext):
         info = "{} {} | {}".format(
             ctype,
             sysconfig.get_config_var("CC") or "",
-            " ".join(cflags + sanitize + openmp)
-            + ("" if use_openmp else " (no OpenMP: serial)"),
+            " ".join(cflags + sanitize + openmp) + ("" if use_openmp else " (no OpenMP: serial)"),
         )
         # A build with other flags (sanitizers, -march=native) must not reuse the objects
         # or the extension of the previous one: force a full rebuild when they change.
@@ -120,7 +123,12 @@ ext = Extension(
     "tinytape._C",
     sources=["tinytape/_C.pyx"] + sorted(glob("csrc/*.c")),
     include_dirs=["csrc", numpy.get_include()],
-    define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
+    # numpy >= 2.0 at run time (pyproject.toml): its C API, PyUFunc_GiveFloatingpointErrors
+    # included (the binary kernels report floating-point errors as numpy's ufuncs do)
+    define_macros=[
+        ("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION"),
+        ("NPY_TARGET_VERSION", "NPY_2_0_API_VERSION"),
+    ],
     depends=sorted(glob("csrc/*.h") + glob("csrc/*.inc")),
 )
 

@@ -24,8 +24,9 @@ GPT of benches/train_step.py (1,024 tokens, d_model 128: the forward products, d
 and dx = dy W^T); every row kernel forward+backward (softmax, log-softmax, cross-entropy,
 layer norm, GELU) on (4096, 512) and on the GPT's shapes; the sigmoid forward and the
 sigmoid and tanh backwards, each alone, on 64 values (an op of benches/overhead.py's chain,
-where the cost of a call is all there is) and on 4096 x 512; the fused Adam step, and the
-fused attention kernel. Row kernels are compared with PyTorch (autograd of its fused ops,
+where the cost of a call is all there is) and on 4096 x 512; the fused Adam step, the
+fused attention kernel, and add and mul (by a single value) on 64 values, on the GPT's
+residual stream and on 4096 x 512. Row kernels are compared with PyTorch (autograd of its fused ops,
 or the one aten kernel) and with the numpy composite of the same maths.
 
 Targets (reported, never asserted in tests), each at 1 and at 2 threads:
@@ -151,6 +152,9 @@ def row_cases(np, backend, torch) -> Iterator[Case]:
     for size in (64, 4096 * 512):  # the (8, 8) of benches/overhead.py's chain, and large
         yield from _sigmoid_tanh_cases(np, backend, torch, size)
     yield _adam_case(np, backend, torch, 4096 * 512)
+    # the (8, 8) of benches/overhead.py's chain, the GPT's residual adds, and large
+    for size in (64, GPT_TOKENS * GPT_WIDTH, 4096 * 512):
+        yield from _binary_cases(np, backend, torch, size)
 
 
 def _row_case(np, backend, torch, F, name, rows, cols) -> Case:
@@ -278,6 +282,26 @@ def _sigmoid_tanh_cases(np, backend, torch, size) -> Iterator[Case]:
             "sigmoid_backward": lambda: aten.sigmoid_backward(tdy, ty),
             "tanh_backward": lambda: aten.tanh_backward(tdy, tt_),
         }
+    for name, (ours, reference) in cases.items():
+        impls = {"tinytape": ours, "numpy": reference}
+        if torch is not None:
+            impls["torch"] = torch_impls[name]
+        yield name, f"{size}", "float32", 0.0, impls
+
+
+def _binary_cases(np, backend, torch, size) -> Iterator[Case]:
+    """add of two arrays and mul by a single value (a 0-d array, as the tape passes a
+    Python number): one kernel call each, against the numpy ufunc and PyTorch."""
+    rng = np.random.default_rng(0)
+    a, b = (rng.standard_normal(size).astype("float32") for _ in range(2))
+    s = np.asarray(np.float32(0.5))
+    cases = {
+        "add": (lambda: backend.add(a, b), lambda: np.add(a, b)),
+        "mul_by_value": (lambda: backend.mul(a, s), lambda: np.multiply(a, s)),
+    }
+    if torch is not None:
+        ta, tb, ts = (torch.from_numpy(v) for v in (a, b, s))
+        torch_impls = {"add": lambda: torch.add(ta, tb), "mul_by_value": lambda: torch.mul(ta, ts)}
     for name, (ours, reference) in cases.items():
         impls = {"tinytape": ours, "numpy": reference}
         if torch is not None:

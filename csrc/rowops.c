@@ -1,6 +1,6 @@
 /* Row kernels (softmax, log-softmax, cross-entropy, layer norm), the elementwise GELU,
- * sigmoid, tanh backward and ReLU, and Adam and SGD: the public entry points declared in
- * tinytape.h.
+ * sigmoid, tanh backward and ReLU, Adam and SGD, and add/sub/mul/div: the public entry
+ * points declared in tinytape.h.
  *
  * Each entry point handles empty shapes and bad targets, cuts the rows into
  * contiguous chunks that the OpenMP threads claim in turn (serial for small
@@ -10,6 +10,11 @@
  */
 #include <math.h>
 #include "rowops.h"
+#if defined(__x86_64__) || defined(_M_X64)
+#include <xmmintrin.h>
+#else
+#include <fenv.h>
+#endif
 
 /* Work per element in tt_threads_for units (serial below TT_MT_MIN_WORK = 1M),
  * relative costs measured on AVX-512 with 2 threads: the exp kernels go
@@ -348,3 +353,56 @@ RO_DEFINE_ADAM(tt_adam_step_f64, adam_f64, double)
 
 RO_DEFINE_SGD(tt_sgd_step_f32, sgd_f32, float)
 RO_DEFINE_SGD(tt_sgd_step_f64, sgd_f64, double)
+/* ---------------------------------------------------- add, sub, mul, div */
+/* The floating-point exception flags of the calling thread, cleared before a chunk and
+ * read after it, so that the binding can warn (or raise) as numpy's ufuncs do. On x86-64
+ * the arithmetic is SSE/AVX, whose flags live in MXCSR alone: reading and writing it
+ * directly costs a few cycles, fenv's calls (which also save the x87 state) far more. */
+#if defined(__x86_64__) || defined(_M_X64)
+static void ro_fpe_clear(void) { _mm_setcsr(_mm_getcsr() & ~0x3Fu); }
+static int ro_fpe_raised(void) {
+    const unsigned s = _mm_getcsr(); /* IE bit 0, ZE bit 2, OE bit 3, UE bit 4 */
+    return (s & 0x01 ? TT_FPE_INVALID : 0) | (s & 0x04 ? TT_FPE_DIVIDEBYZERO : 0) |
+           (s & 0x08 ? TT_FPE_OVERFLOW : 0) | (s & 0x10 ? TT_FPE_UNDERFLOW : 0);
+}
+#else
+static void ro_fpe_clear(void) { feclearexcept(FE_ALL_EXCEPT); }
+static int ro_fpe_raised(void) {
+    const int s = fetestexcept(FE_ALL_EXCEPT);
+    return (s & FE_INVALID ? TT_FPE_INVALID : 0) | (s & FE_DIVBYZERO ? TT_FPE_DIVIDEBYZERO : 0) |
+           (s & FE_OVERFLOW ? TT_FPE_OVERFLOW : 0) | (s & FE_UNDERFLOW ? TT_FPE_UNDERFLOW : 0);
+}
+#endif
+
+static void ro_add_fpe(int *flags, int raised) {
+    if (raised) {
+#ifdef _OPENMP
+#pragma omp atomic
+#endif
+        *flags |= raised;
+    }
+}
+
+/* One chunk on the calling thread: its flags cleared, the kernel run, the flags read.
+ * Memory-bound, so RO_COST_PLAIN (one op per value) splits it from 1M values. */
+#define RO_DEFINE_BINARY(name, field, T)                                               \
+    static int name##_chunk(const struct tt_rowops *ops, int op, const T *a, int64_t sa, \
+                            const T *b, int64_t sb, T *out, int64_t n) {              \
+        ro_fpe_clear();                                                               \
+        ops->field(op, a, sa, b, sb, out, n);                                         \
+        return ro_fpe_raised();                                                       \
+    }                                                                                 \
+    int name(int op, const T *a, int64_t sa, const T *b, int64_t sb, T *out, int64_t n) { \
+        if (n <= 0) return 0;                                                         \
+        const struct tt_rowops *ops = ro_ops();                                       \
+        int flags = 0;                                                                \
+        RO_FOR_CHUNKS(ro_threads(n, 1, RO_COST_PLAIN), n,                             \
+                      ro_add_fpe(&flags, name##_chunk(ops, op, a + r0 * sa, sa, b + r0 * sb, \
+                                                      sb, out + r0, nr)));            \
+        return flags;                                                                 \
+    }
+
+RO_DEFINE_BINARY(tt_binary_f32, binary_f32, float)
+RO_DEFINE_BINARY(tt_binary_f64, binary_f64, double)
+
+int tt_binary_threads(int64_t n) { return ro_threads(n, 1, RO_COST_PLAIN); }

@@ -93,6 +93,11 @@ struct tt_rowops {
                     const struct tt_sgd_params *hp);
     void (*sgd_f64)(double *p, const double *g, double *buf, int64_t n,
                     const struct tt_sgd_params *hp);
+    /* out = a (op) b over n values; sa, sb: 1 for n values, 0 for one broadcast value. */
+    void (*binary_f32)(int op, const float *a, int64_t sa, const float *b, int64_t sb,
+                       float *out, int64_t n);
+    void (*binary_f64)(int op, const double *a, int64_t sa, const double *b, int64_t sb,
+                       double *out, int64_t n);
 };
 
 /* The table of a path whose kernels rowops_impl.inc defined with suffix _<path>. */
@@ -114,7 +119,8 @@ struct tt_rowops {
         tt_ro_relu_fwd_f32_##path, tt_ro_relu_fwd_f64_##path,                             \
         tt_ro_relu_bwd_f32_##path, tt_ro_relu_bwd_f64_##path,                             \
         tt_ro_adam_f32_##path, tt_ro_adam_f64_##path,                                     \
-        tt_ro_sgd_f32_##path, tt_ro_sgd_f64_##path                                        \
+        tt_ro_sgd_f32_##path, tt_ro_sgd_f64_##path,                                       \
+        tt_ro_binary_f32_##path, tt_ro_binary_f64_##path                                  \
     }
 
 extern const struct tt_rowops tt_rowops_generic;

@@ -201,6 +201,21 @@ void tt_adam_step_f32(float *p, const float *g, float *m, float *v, float *vmax,
 void tt_adam_step_f64(double *p, const double *g, double *m, double *v, double *vmax,
                       int64_t n, const struct tt_adam_params *hp);
 
+/* out = a (op) b elementwise over n values, op one of TT_ADD ... TT_DIV: each of a and b
+ * is either n contiguous values (stride sa or sb = 1) or one value broadcast over all n
+ * (stride 0). One IEEE operation per value, so the results are bit-equal to numpy's
+ * ufuncs on every path. out may be a or b (in place). Returns the floating-point
+ * exceptions the arithmetic raised on any thread, as numpy's NPY_FPE_* bits (TT_FPE_*),
+ * for the caller to report as numpy would (np.errstate). */
+enum { TT_ADD = 0, TT_SUB = 1, TT_MUL = 2, TT_DIV = 3 };
+enum { TT_FPE_DIVIDEBYZERO = 1, TT_FPE_OVERFLOW = 2, TT_FPE_UNDERFLOW = 4, TT_FPE_INVALID = 8 };
+int tt_binary_f32(int op, const float *a, int64_t sa, const float *b, int64_t sb, float *out,
+                  int64_t n);
+int tt_binary_f64(int op, const double *a, int64_t sa, const double *b, int64_t sb,
+                  double *out, int64_t n);
+/* The threads tt_binary_* would use for n values (1 below the split size). */
+int tt_binary_threads(int64_t n);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,7 +1,7 @@
 """Kernels called from several Python threads at once.
 
-The bindings release the GIL around every C call (the sigmoid, tanh and ReLU kernels and
-the SGD step from 8,192 values on, tinytape/_C.pyx), so Python threads really run kernels
+The bindings release the GIL around every C call (the elementwise kernels and the SGD
+step from 8,192 values on, tinytape/_C.pyx), so Python threads really run kernels
 at the same time (each with its own OpenMP team). Their results must be bit-equal to the
 same calls made one after another, and changing the thread count while another thread is
 inside a kernel must be safe: that call finishes with the count it started with (so its
@@ -95,6 +95,13 @@ def _calls(rng: np.random.Generator) -> dict[str, Callable[[], list[np.ndarray]]
         "adam": adam,
         "relu": relu,
         "sgd": sgd,
+        "add_sub_mul_div": lambda: [
+            backend.add(x, dy),
+            backend.sub(x, np.asarray(np.float32(0.5))),
+            backend.mul(np.asarray(np.float32(3.0)), dy),
+            backend.div(dy, x),
+            backend.add(small, small),  # small: the GIL is kept
+        ],
     }
 
 

@@ -283,6 +283,44 @@ def _sigmoid_tanh_torch(d):
     }
 
 
+_BINARY = ("add", "sub", "mul", "div")  # tinytape.backend's names and torch's
+
+
+def _binary_make(rng, dtype):
+    """Specials in both operands, zeros in b (division by +-0), and a single special or
+    ordinary value broadcast over the other operand on either side."""
+    n = 203  # the vector bodies of every path and a tail
+    a = plant(rng, rng.standard_normal(n).astype(dtype), 0.1)
+    b = plant(rng, rng.standard_normal(n).astype(dtype), 0.1)
+    b[rng.random(n) < 0.05] = rng.choice([0.0, -0.0])
+    s = np.asarray(rng.choice(np.concatenate([SPECIALS, [0.0, -0.0, 1.5]])), dtype)
+    return dict(a=a, b=b, s=s)
+
+
+def _binary_run(d):
+    out = {}
+    with np.errstate(all="ignore"):  # the warnings are tests/test_binary_kernels.py's
+        for name in _BINARY:
+            fn = getattr(backend, name)
+            out[name] = fn(d["a"], d["b"])
+            out[name + " a, s"] = fn(d["a"], d["s"])
+            out[name + " s, b"] = fn(d["s"], d["b"])
+    return out
+
+
+def _binary_torch(d):
+    import torch
+
+    a, b, s = _t(d["a"]), _t(d["b"]), _t(d["s"])
+    out = {}
+    for name in _BINARY:
+        fn = getattr(torch, name)
+        out[name] = fn(a, b).numpy()
+        out[name + " a, s"] = fn(a, s).numpy()
+        out[name + " s, b"] = fn(s, b).numpy()
+    return out
+
+
 def _attention_make(causal):
     def make(rng, dtype):
         b, t, h, hd = 2, 9, 2, 5
@@ -453,6 +491,7 @@ CASES = [
     Case("relu", _relu_make, _relu_run, _relu_torch),
     Case("sgd", _sgd_make(False), _sgd_run, _sgd_torch),
     Case("sgd_maximize", _sgd_make(True), _sgd_run, _sgd_torch),
+    Case("add_sub_mul_div", _binary_make, _binary_run, _binary_torch),
 ]
 IDS = [c.name for c in CASES]
 

@@ -40,11 +40,12 @@ def test_forward_calls_are_counted_exactly_and_an_op_contains_its_kernel():
             ("Tanh", "forward"): 1,
             ("Sum", "forward"): 1,
         },
-        {("gemm", "kernel"): 1},
+        {("gemm", "kernel"): 1, ("mul", "kernel"): 1},
     )
     linear = prof.row("Linear", "forward")
     gemm = prof.row("gemm", "kernel")
-    # the only GEMM ran inside Linear's forward: Linear's total is its self time plus it
+    # the only GEMM ran inside Linear's forward (and the mul kernel inside Mul's): Linear's
+    # total is its self time plus the GEMM's
     nested = gemm.total_s if gemm is not None else 0.0
     assert linear.total_s == pytest.approx(linear.self_s + nested, rel=1e-9, abs=1e-12)
     # nothing else is nested: the self times add up to the top-level ops' totals
@@ -59,8 +60,9 @@ def test_backward_calls_are_counted_exactly_and_nest_in_the_backward_pass():
     with profiler.profile() as prof:
         loss.backward()
     # Sum's backward expands (Expand); Tanh's (one kernel call, tanh_bwd) and Mul's (g*h
-    # twice) are written on arrays when nothing is recorded (no op of their own); Mul's two
-    # gradients are summed into Linear's (Add); Linear's backward is two GEMMs.
+    # twice: two mul kernels) are written on arrays when nothing is recorded (no op of their
+    # own); Mul's two gradients are summed into Linear's (Add: the add kernel); Linear's
+    # backward is two GEMMs.
     assert _counts(prof) == _with_c(
         {
             ("run_backward", "engine"): 1,
@@ -71,7 +73,12 @@ def test_backward_calls_are_counted_exactly_and_nest_in_the_backward_pass():
             ("Expand", "forward"): 1,
             ("Add", "forward"): 1,
         },
-        {("gemm", "kernel"): 2, ("tanh_bwd", "kernel"): 1},
+        {
+            ("gemm", "kernel"): 2,
+            ("tanh_bwd", "kernel"): 1,
+            ("mul", "kernel"): 2,
+            ("add", "kernel"): 1,
+        },
     )
     rows = prof.rows()
     for r in rows:
@@ -93,12 +100,15 @@ def test_unrecorded_fast_paths_are_counted_under_no_grad():
     x, w, _ = _leaves()
     with profiler.profile() as prof, tt.no_grad():
         y = -(x.tanh() * 2.0 + 1.0)
-    assert _counts(prof) == {
-        ("Tanh", "forward"): 1,
-        ("Mul", "forward"): 1,
-        ("Add", "forward"): 1,
-        ("Neg", "forward"): 1,
-    }
+    assert _counts(prof) == _with_c(
+        {
+            ("Tanh", "forward"): 1,
+            ("Mul", "forward"): 1,
+            ("Add", "forward"): 1,
+            ("Neg", "forward"): 1,
+        },
+        {("mul", "kernel"): 1, ("add", "kernel"): 1},  # a tensor and a number: the kernels
+    )
     np.testing.assert_allclose(y.numpy(), -(np.tanh(x.numpy()) * 2 + 1), rtol=1e-15)
 
 

@@ -86,6 +86,13 @@ def _cases(rng: np.random.Generator, dtype) -> dict[str, Callable[[], list[np.nd
         "relu": relu,
         "sgd_step": sgd,
         "attention": attention,
+        # both operand forms of the binary kernels: one shape, and a single value
+        "add, sub, mul, div": lambda: [
+            be.add(x, dy),
+            be.sub(x[:1, :1], dy),
+            be.mul(x, dy[0, 0].reshape(())),
+            be.div(x, np.abs(dy) + 1),
+        ],
     }
 
 

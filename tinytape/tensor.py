@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from . import backend
 from .autograd.grad_mode import _grad_enabled
 
 if TYPE_CHECKING:
@@ -214,7 +215,7 @@ class Tensor(TensorBase):
         elif self.grad is None:  # a copy: .grad never aliases another tensor's memory
             self.grad = Tensor._wrap(np.array(g.data, copy=True))
         else:
-            self.grad = Tensor._wrap(self.grad.data + g.data)
+            self.grad = Tensor._wrap(backend.add(self.grad.data, g.data))
 
     def backward(
         self,

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .. import profiler
+from .. import backend, profiler
 from .grad_mode import set_grad_enabled
 from .hooks import leaf_uses, post_accumulate_grad_hooks, run_post_accumulate_grad_hooks
 
@@ -148,7 +148,7 @@ def _run_backward(
                     elif create_graph:
                         entry[1] = entry[1] + ig
                     else:  # the array sum, as _accumulate_grad makes it
-                        entry[1] = wrap_array(entry[1].data + ig.data)
+                        entry[1] = wrap_array(backend.add(entry[1].data, ig.data))
                     if uses and id(inp) in uses:
                         _leaf_use_done(inp, leaves, uses, create_graph)
                 elif parent is nxt:

@@ -14,11 +14,15 @@ from .attention import (
 )
 from .cross_entropy import cross_entropy, cross_entropy_backward
 from .elementwise import (
+    add,
+    div,
+    mul,
     relu,
     relu_backward,
     relu_with_mask,
     sigmoid,
     sigmoid_backward,
+    sub,
     tanh_backward,
 )
 from .gelu import gelu, gelu_backward, gelu_reference
@@ -28,6 +32,7 @@ from .sgd import sgd_step, sgd_step_reference
 from .softmax import log_softmax, log_softmax_backward, softmax, softmax_backward
 
 __all__ = [
+    "add",
     "adam_step",
     "adam_step_reference",
     "attention",
@@ -37,6 +42,7 @@ __all__ = [
     "available",
     "cross_entropy",
     "cross_entropy_backward",
+    "div",
     "gelu",
     "gelu_backward",
     "gelu_reference",
@@ -47,6 +53,7 @@ __all__ = [
     "log_softmax",
     "log_softmax_backward",
     "matmul",
+    "mul",
     "name",
     "relu",
     "relu_backward",
@@ -57,6 +64,7 @@ __all__ = [
     "sgd_step_reference",
     "softmax",
     "softmax_backward",
+    "sub",
     "tanh_backward",
     "use",
 ]

@@ -1,4 +1,5 @@
-"""Sigmoid, the sigmoid and tanh backwards and ReLU, elementwise, each one kernel call.
+"""Sigmoid, the sigmoid and tanh backwards, ReLU, and add, sub, mul and div: elementwise,
+each one kernel call.
 
 The tape runs these once per op, often on arrays of a few dozen values, where every numpy
 ufunc call costs about as much as the kernel itself: the numpy references take three or
@@ -17,6 +18,15 @@ relu keeps x where not (x <= 0) and gives +0 elsewhere (NaN stays NaN; -0 gives 
 PyTorch gives as -0); relu_with_mask also returns that test as a bool mask, PyTorch's
 threshold_backward condition, and relu_backward selects dy where the mask is set and 0
 elsewhere, so an inf or NaN in dy where the mask is not set gives 0, as PyTorch's.
+
+add, sub, mul and div are numpy's ufuncs, which are their references: the kernels cover the
+tape's common cases (two float arrays of one dtype, aligned and C-contiguous, of one shape
+or one of them a single value; on one thread, fewer than 131,072 values) bit for bit,
+warnings included (divide by zero, overflow and invalid under np.errstate, named as numpy
+names them), and the ufunc takes everything else: broadcasting, other dtypes, strided
+views, large arrays on one thread (where its loop is as fast), and its errors. The
+kernels' result is always an array, where the ufunc gives a numpy scalar for two 0-d
+arrays.
 """
 
 from __future__ import annotations
@@ -161,3 +171,41 @@ def relu_backward(mask: np.ndarray, dy: np.ndarray) -> np.ndarray:
         raise TypeError(f"{op}: mask must be bool, got dtype {mask.dtype}")
     same_shape(op, mask=mask, dy=dy)
     return relu_backward_reference(mask, dy)
+def add(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a + b, as np.add."""
+    native = _state.native
+    if native is not None:
+        out = native.add(a, b)
+        if out is not None:
+            return out
+    return np.add(a, b)
+
+
+def sub(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a - b, as np.subtract."""
+    native = _state.native
+    if native is not None:
+        out = native.sub(a, b)
+        if out is not None:
+            return out
+    return np.subtract(a, b)
+
+
+def mul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a * b, as np.multiply."""
+    native = _state.native
+    if native is not None:
+        out = native.mul(a, b)
+        if out is not None:
+            return out
+    return np.multiply(a, b)
+
+
+def div(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a / b, as np.true_divide."""
+    native = _state.native
+    if native is not None:
+        out = native.div(a, b)
+        if out is not None:
+            return out
+    return np.true_divide(a, b)

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import profiler
+from .. import backend, profiler
 from ..autograd.function import Function, apply_op
 from ..autograd.grad_mode import _grad_enabled
 from ..tensor import Tensor, make_tensor, wrap_array
@@ -28,8 +28,9 @@ from .registry import (
 
 def _binary_op(cls: type[Function], name: str, doc: str) -> Callable[[Any, Any], Tensor]:
     """The function of a binary elementwise op (add, mul ...; also Tensor's operator):
-    a (op) b by the Function cls, whose kernel is a numpy ufunc, with broadcasting; a
-    Python number takes the dtype of the tensor operand."""
+    a (op) b by the Function cls, whose kernel is a numpy ufunc or its backend function
+    (tinytape.backend.add ...: a C kernel where it applies, else the ufunc), with
+    broadcasting; a Python number takes the dtype of the tensor operand."""
     kernel = cls.kernel
 
     def op(a: Any, b: Any) -> Tensor:
@@ -91,7 +92,7 @@ def _pair_samples(make_b=rand, make_a=rand):
 
 # ------------------------------------------------------------------ add
 class Add(Function):
-    kernel = np.add
+    kernel = staticmethod(backend.add)
 
     @staticmethod
     def forward(ctx, a, b):
@@ -104,11 +105,20 @@ class Add(Function):
 
 add = _binary_op(Add, "add", "a + b (broadcasting).")
 
-register(OpInfo("add", add, np.add, _pair_samples(), aliases=("__add__", "__radd__")))
+register(
+    OpInfo(
+        "add",
+        add,
+        np.add,
+        _pair_samples(),
+        uses_kernel=True,
+        aliases=("__add__", "__radd__"),
+    )
+)
 
 
 class Sub(Function):
-    kernel = np.subtract
+    kernel = staticmethod(backend.sub)
 
     @staticmethod
     def forward(ctx, a, b):
@@ -121,11 +131,20 @@ class Sub(Function):
 
 sub = _binary_op(Sub, "sub", "a - b (broadcasting).")
 
-register(OpInfo("sub", sub, np.subtract, _pair_samples(), aliases=("__sub__", "__rsub__")))
+register(
+    OpInfo(
+        "sub",
+        sub,
+        np.subtract,
+        _pair_samples(),
+        uses_kernel=True,
+        aliases=("__sub__", "__rsub__"),
+    )
+)
 
 
 class Mul(Function):
-    kernel = np.multiply
+    kernel = staticmethod(backend.mul)
 
     @staticmethod
     def forward(ctx, a, b):
@@ -140,18 +159,27 @@ class Mul(Function):
         if _grad_enabled():  # create_graph: recorded
             return (g * b if b is not None else None), (g * a if a is not None else None)
         g = g.data
-        return (wrap_array(g * b.data) if b is not None else None), (
-            wrap_array(g * a.data) if a is not None else None
+        return (wrap_array(backend.mul(g, b.data)) if b is not None else None), (
+            wrap_array(backend.mul(g, a.data)) if a is not None else None
         )
 
 
 mul = _binary_op(Mul, "mul", "a * b (broadcasting).")
 
-register(OpInfo("mul", mul, np.multiply, _pair_samples(), aliases=("__mul__", "__rmul__")))
+register(
+    OpInfo(
+        "mul",
+        mul,
+        np.multiply,
+        _pair_samples(),
+        uses_kernel=True,
+        aliases=("__mul__", "__rmul__"),
+    )
+)
 
 
 class Div(Function):
-    kernel = np.true_divide
+    kernel = staticmethod(backend.div)
 
     @staticmethod
     def forward(ctx, a, b):
@@ -173,6 +201,7 @@ register(
         div,
         np.true_divide,
         _pair_samples(away_from_zero),
+        uses_kernel=True,
         aliases=("__truediv__", "__rtruediv__"),
     )
 )
