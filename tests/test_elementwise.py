@@ -116,18 +116,16 @@ def test_backward(simd, rng, dtype, shape, name):
     np.testing.assert_allclose(got, exact, rtol=tol, atol=tol * np.abs(dy).max(initial=0))
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
-def test_any_layout(simd, rng, dtype):
-    """Views that are not C-contiguous, read-only and misaligned arrays, 0-d arrays and
-    numbers: copied or read where they are, never misread."""
-    base = (4 * rng.standard_normal((20, 30))).astype(dtype)
+def odd_layouts(base: np.ndarray) -> list[np.ndarray]:
+    """base (20, 30) as the kernels' awkward inputs: transposed, strided, reversed,
+    Fortran-order, read-only and misaligned arrays, a 0-d view and a broadcast one."""
     readonly = base.copy()
     readonly.flags.writeable = False
     raw = np.zeros(base.nbytes + 1, np.uint8)
-    misaligned = np.frombuffer(raw.data, dtype, base.size, offset=1).reshape(base.shape)
+    misaligned = np.frombuffer(raw.data, base.dtype, base.size, offset=1).reshape(base.shape)
     assert not misaligned.flags.aligned
     misaligned[...] = base
-    views = [
+    return [
         base.T,
         base[::2, 1::3],
         base[:, ::-1],
@@ -137,6 +135,14 @@ def test_any_layout(simd, rng, dtype):
         base[3, 4:5].reshape(()),
         np.broadcast_to(base[0], (4, 30)),
     ]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_any_layout(simd, rng, dtype):
+    """Views that are not C-contiguous, read-only and misaligned arrays, 0-d arrays and
+    numbers: copied or read where they are, never misread."""
+    base = (4 * rng.standard_normal((20, 30))).astype(dtype)
+    views = odd_layouts(base)
     for x in views:
         y = elementwise.sigmoid_reference(x)
         got = backend.sigmoid(x)
@@ -278,21 +284,7 @@ def test_relu_any_layout(simd, rng, dtype):
     """Views that are not C-contiguous, read-only and misaligned arrays, a non-contiguous
     mask, 0-d arrays and lists."""
     base, dy_base = _relu_inputs(rng, (20, 30), dtype)
-    raw = np.zeros(base.nbytes + 1, np.uint8)
-    misaligned = np.frombuffer(raw.data, dtype, base.size, offset=1).reshape(base.shape)
-    misaligned[...] = base
-    readonly = base.copy()
-    readonly.flags.writeable = False
-    views = [
-        base.T,
-        base[::2, 1::3],
-        base[:, ::-1],
-        np.asfortranarray(base),
-        readonly,
-        misaligned,
-        base[3, 4:5].reshape(()),
-        np.broadcast_to(base[0], (4, 30)),
-    ]
+    views = odd_layouts(base)
     for x in views:
         dy = np.resize(dy_base, x.shape)  # C-contiguous, specials included
         want_y, want_mask, want_dx = relu_by_hand(np.asarray(x), dy)
