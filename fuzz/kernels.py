@@ -228,11 +228,15 @@ def fuzz_cross_entropy(rng, dtype, u):
     row = u * (16 + 2 * r + n / 8) + u * np.abs(wlse)
     check("cross_entropy lse", lse, wlse, row)
     keep = t != -100
+    # the mean of the kept rows' losses: each row's bound, plus the sum of K non-negative
+    # row losses in double, (K - 1) u times their sum (Higham's bound for recursive
+    # summation), over K: (K - 1) u |loss|
+    summed = max(int(keep.sum()) - 1, 0) * u * np.abs(wloss)
     check(
         "cross_entropy loss",
         loss,
         wloss,
-        u * (1 + np.abs(wloss)) + (row[keep].mean() if keep.any() else 0.0),
+        u * (1 + np.abs(wloss)) + (row[keep].mean() if keep.any() else 0.0) + summed,
     )
     d = backend.cross_entropy_backward(x, t, lse, 1.0)
     wd = ref(backend.cross_entropy_backward, x, t, lse, 1.0)
