@@ -12,6 +12,8 @@ FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 def as_float_array(op: str, name: str, x: object) -> np.ndarray:
     """x as a float32/float64 numpy array; TypeError naming the dtype otherwise."""
+    if type(x) is np.ndarray and x.dtype in FLOAT_DTYPES:  # what the tape passes: as is
+        return x
     arr = np.asarray(x)
     if arr.dtype not in FLOAT_DTYPES:
         raise TypeError(f"{op}: {name} must be float32 or float64, got dtype {arr.dtype}")

@@ -91,7 +91,8 @@ def relu_backward_reference(mask: np.ndarray, dy: np.ndarray) -> np.ndarray:
 
 # The numpy path checks its arguments in a few attribute reads when they are what the tape
 # passes (float32/float64 arrays of one dtype and shape), and with the messages of
-# _checks.py otherwise: the full checks alone took 1.9 us, more than the formulas (1.1 us).
+# _checks.py otherwise: the full checks take about three times as long (0.8 us against
+# 0.27), most of the formulas' own 1.1 us.
 
 
 def _backward_args(op: str, y: object, dy: object) -> tuple[np.ndarray, np.ndarray]:
@@ -115,8 +116,7 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
     native = _state.native
     if native is not None:
         return native.sigmoid_fwd(x)
-    if type(x) is not np.ndarray or x.dtype not in _CONSTANTS:
-        x = as_float_array("sigmoid", "x", x)
+    x = as_float_array("sigmoid", "x", x)
     return sigmoid_reference(x)
 
 
@@ -142,8 +142,7 @@ def relu(x: np.ndarray) -> np.ndarray:
     native = _state.native
     if native is not None:
         return native.relu_fwd(x, False)
-    if type(x) is not np.ndarray or x.dtype not in _CONSTANTS:
-        x = as_float_array("relu", "x", x)
+    x = as_float_array("relu", "x", x)
     return relu_reference(x)
 
 
@@ -153,8 +152,7 @@ def relu_with_mask(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     native = _state.native
     if native is not None:
         return native.relu_fwd(x, True)
-    if type(x) is not np.ndarray or x.dtype not in _CONSTANTS:
-        x = as_float_array("relu", "x", x)
+    x = as_float_array("relu", "x", x)
     return relu_with_mask_reference(x)
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _state
-from ._checks import FLOAT_DTYPES, as_float_array, same_dtype
+from ._checks import as_float_array, same_dtype
 
 OP = "gemm"
 
@@ -54,10 +54,8 @@ def _check(a, b, c, trans_a: bool, trans_b: bool, batched: bool):
     op = "gemm_batched" if batched else OP
     # The common case (two float ndarrays of one dtype) costs a few comparisons; the
     # shared checks run, and raise, only when one of them fails.
-    if not (type(a) is np.ndarray and a.dtype in FLOAT_DTYPES):
-        a = as_float_array(op, "a", a)
-    if not (type(b) is np.ndarray and b.dtype in FLOAT_DTYPES):
-        b = as_float_array(op, "b", b)
+    a = as_float_array(op, "a", a)
+    b = as_float_array(op, "b", b)
     ndims = (3, 4) if batched else (2,)
     if a.ndim not in ndims or b.ndim not in ndims:
         want = "3-D or 4-D (one or two batch dims)" if batched else "2-D"
