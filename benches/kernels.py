@@ -14,7 +14,8 @@ the second core from whichever library came next); within its block each library
 its own wait policy. PyTorch and tinytape share one OpenMP runtime in a process (the
 first libgomp loaded), so both run with tinytape's OMP_WAIT_POLICY=PASSIVE here. While
 other processes keep a core busy, 2-thread figures of sleeping workers vary from run to
-run (a woken worker may land on its waker's core). A library's figure is the median over
+run (a woken worker may land on its waker's core), and on a virtual machine that packs its
+vCPUs they may show no speed-up even when idle (README, "Backends, SIMD paths and threads"). A library's figure is the median over
 the rounds of its time per call, with the range (fastest, slowest round). "x best" is
 the faster reference's median time over tinytape's (> 1: tinytape is faster); its range
 is that ratio taken round by round.

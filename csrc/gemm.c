@@ -18,7 +18,8 @@
  * Packing absorbs the transposes and zero-pads partial panels. Edge tiles
  * either run a kernel variant for their exact size with masked accesses
  * (AVX-512) or compute the full tile into a local buffer and copy the valid
- * part (AVX2, generic). Register tiles and blocking (MR x NR, KC, MC, NC):
+ * part (AVX2, where masked loads in the k loop cost more than the copy, and
+ * generic). Register tiles and blocking (MR x NR, KC, MC, NC):
  *   AVX-512  float 14x32, 384, 2016, 512     double 14x16, 256, 2016, 384
  *   AVX2     float  6x16, 256, 2016, 512     double  6x8,  256, 1008, 256
  *   generic  float  4x8,  256,  512, 256     double  4x4,  256,  256, 256
@@ -30,8 +31,8 @@
  *   - m == 1 or n == 1: matrix-vector kernels (dots of rows, or sums of rows),
  *     memory bound, no packing.
  *   - small products, or n <= NR (packed A panels would be used once), with B
- *     not transposed: the AVX-512 strided kernel reads A and B in place
- *     (gemm_direct, see use_direct for the measured limits).
+ *     not transposed: the strided kernel (AVX-512, AVX2) reads A and B in
+ *     place (gemm_direct; the limits, measured per kernel set, live with it).
  *
  * Threads (OpenMP): a tm x tn grid of whole micro-tiles (tm * tn = threads)
  * is chosen for balanced work and little packing. When it cuts C by rows
@@ -50,14 +51,6 @@
  * place.
  */
 #include "gemm_ukernels.h"
-
-/* Limits of the unpacked (direct) path: m*n*k, and bytes of B per k block. */
-#ifndef TT_GEMM_DIRECT_MAX
-#define TT_GEMM_DIRECT_MAX (256.0 * 256.0 * 256.0)
-#endif
-#ifndef TT_GEMM_DIRECT_BBLOCK
-#define TT_GEMM_DIRECT_BBLOCK (512.0 * 1024.0)
-#endif
 
 /* Threads for `work` flops: serial below TT_GEMM_MT_MIN (tt_internal.h). */
 static int tt_gemm_threads(double work) {

@@ -57,6 +57,9 @@ typedef struct {
     int nc;       /* columns of B packed per block (kc x nc lives in L2) */
     tt_ukr_f32 ukr;
     tt_ukr_strided_f32 ukr_strided; /* may be NULL: edges via a tile buffer, no direct path */
+    int strided_edges;    /* edge tiles of packed panels on ukr_strided, not a tile buffer */
+    double direct_max;    /* the direct path: m*n*k at most this (and n <= NR always) ... */
+    double direct_bblock; /* ... and at most these bytes of B rows per k block */
     tt_pack_f32 pack_a, pack_b;
     tt_gemv_f32 gemv;
 } tt_gemm_kernels_f32;
@@ -65,6 +68,8 @@ typedef struct {
     int mr, nr, kc, mc, nc;
     tt_ukr_f64 ukr;
     tt_ukr_strided_f64 ukr_strided;
+    int strided_edges;
+    double direct_max, direct_bblock;
     tt_pack_f64 pack_a, pack_b;
     tt_gemv_f64 gemv;
 } tt_gemm_kernels_f64;

@@ -217,13 +217,20 @@ TT_DEFINE_GEMV_DISPATCH(TT_TARGET_AVX512, dots_f32, dots_f64)
  * (MR x KC) is reused from L1 across the B micro-panels that stream from the
  * KC x NC block in L2; MC rows of A (a few MB) sit in L3, so B is packed only
  * once for m <= MC. */
+/* Limits of the unpacked (direct) path, measured on Zen 4: m*n*k, and bytes of B
+ * rows per k block (half its 1 MB L2). */
+#define DIRECT_MAX (256.0 * 256.0 * 256.0)
+#define DIRECT_BBLOCK (512.0 * 1024.0)
+
 static const tt_gemm_kernels_f32 k_f32 = {
     .mr = MR_F32, .nr = NR_F32, .kc = 384, .mc = 2016, .nc = 512,
-    .ukr = ukr_f32, .ukr_strided = ukr_strided_f32,
+    .ukr = ukr_f32, .ukr_strided = ukr_strided_f32, .strided_edges = 1,
+    .direct_max = DIRECT_MAX, .direct_bblock = DIRECT_BBLOCK,
     .pack_a = pack_a_f32, .pack_b = pack_b_f32, .gemv = gemv_f32};
 static const tt_gemm_kernels_f64 k_f64 = {
     .mr = MR_F64, .nr = NR_F64, .kc = 256, .mc = 2016, .nc = 384,
-    .ukr = ukr_f64, .ukr_strided = ukr_strided_f64,
+    .ukr = ukr_f64, .ukr_strided = ukr_strided_f64, .strided_edges = 1,
+    .direct_max = DIRECT_MAX, .direct_bblock = DIRECT_BBLOCK,
     .pack_a = pack_a_f64, .pack_b = pack_b_f64, .gemv = gemv_f64};
 
 const tt_gemm_kernels_f32 *tt_gemm_kernels_avx512_f32(void) { return &k_f32; }

@@ -100,11 +100,13 @@ TT_DEFINE_GEMV_DISPATCH(, tt_gemv_body_f32_dots, tt_gemv_body_f64_dots)
 /* Modest blocking that suits typical 32-48 KB L1 / 256 KB-1 MB L2 caches. */
 static const tt_gemm_kernels_f32 k_f32 = {
     .mr = MR_F32, .nr = NR_F32, .kc = 256, .mc = 512, .nc = 256,
-    .ukr = ukr_f32, .ukr_strided = NULL,
+    .ukr = ukr_f32, .ukr_strided = NULL, .strided_edges = 0,
+    .direct_max = 0.0, .direct_bblock = 0.0,
     .pack_a = pack_a_f32, .pack_b = pack_b_f32, .gemv = gemv_f32};
 static const tt_gemm_kernels_f64 k_f64 = {
     .mr = MR_F64, .nr = NR_F64, .kc = 256, .mc = 256, .nc = 256,
-    .ukr = ukr_f64, .ukr_strided = NULL,
+    .ukr = ukr_f64, .ukr_strided = NULL, .strided_edges = 0,
+    .direct_max = 0.0, .direct_bblock = 0.0,
     .pack_a = pack_a_f64, .pack_b = pack_b_f64, .gemv = gemv_f64};
 
 const tt_gemm_kernels_f32 *tt_gemm_kernels_generic_f32(void) { return &k_f32; }

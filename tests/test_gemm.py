@@ -182,6 +182,33 @@ def test_gemm_claimed_rows_match_one_thread(rng, dtype, simd, m, n, k, trans_a, 
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("trans_a", [False, True])
+@pytest.mark.parametrize("n", [32, 96])
+def test_gemm_unpacked_matches_packed(simd, one_kernel_thread, rng, dtype, trans_a, n):
+    """Two implementations of one product: a small product runs unpacked (the strided
+    kernel reading A and B in place, on SIMD paths that have it), the same rows inside a
+    product too big for that path run packed, and both sum each element in the same
+    order and end it the same way, so their rows agree bit for bit. k = 300 spans two k
+    blocks on AVX2; 31 rows end in a partial row tile where the packed product has a
+    full one; n is a whole number of register tiles on every path (the packed edge
+    columns of AVX2 round alpha and beta apart, in a tile buffer)."""
+    k, m_small, m_big = 300, 31, 2000  # 2000 x n x 300 is over every set's direct limit
+    alpha, beta = 0.3, -0.7
+    a = rng.standard_normal((m_big, k)).astype(dtype)
+    b = rng.standard_normal((k, n)).astype(dtype)
+    c = rng.standard_normal((m_big, n)).astype(dtype)
+
+    def product(rows):
+        # a transposed view reaches the kernel as trans_a over the (k, rows) array
+        op_a = np.ascontiguousarray(a[:rows].T).T if trans_a else a[:rows]
+        return backend.gemm(op_a, b, alpha=alpha, beta=beta, c=c[:rows].copy())
+
+    small, big = product(m_small), product(m_big)
+    np.testing.assert_array_equal(small, big[:m_small])
+    _check(a[:m_small], b, alpha=alpha, beta=beta, c=c[:m_small])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("batch_a,batch_b", [(6, 6), (1, 5), (4, 1), (0, 0), (1, 1)])
 @pytest.mark.parametrize("trans_a,trans_b", [(False, False), (True, False), (False, True)])
 def test_gemm_batched(simd, rng, dtype, batch_a, batch_b, trans_a, trans_b):
@@ -233,13 +260,23 @@ def test_gemm_batched_two_levels_in_place(simd, rng, dtype, threads):
         tinytape.set_num_threads(saved)
 
 
-def test_gemm_batched_rejects_self_overlapping_output():
-    if "c" not in backend.available():
-        pytest.skip("the C extension is not built")
+def test_gemm_rejects_self_overlapping_output(any_backend):
+    """An output whose elements share memory is refused on both backends (on numpy, the
+    writes of c[...] = result would land on one another and leave a wrong answer)."""
     base = np.zeros(64)
-    c = np.lib.stride_tricks.as_strided(base, (2, 3, 4, 4), (8, 8, 32, 8), writeable=True)
-    with pytest.raises(ValueError, match="overlap"):
-        backend.gemm_batched(np.ones((2, 3, 4, 5)), np.ones((2, 3, 5, 4)), c=c)
+    strided = np.lib.stride_tricks.as_strided
+    batched = strided(base, (2, 3, 4, 4), (8, 8, 32, 8), writeable=True)  # batches 1 apart
+    with pytest.raises(ValueError, match=r"gemm_batched: c overlaps itself .*strides \(8, 8"):
+        backend.gemm_batched(np.ones((2, 3, 4, 5)), np.ones((2, 3, 5, 4)), c=batched)
+    rows = strided(base, (4, 4), (8, 8), writeable=True)  # each row starts 1 element on
+    with pytest.raises(ValueError, match="gemm: c overlaps itself"):
+        backend.gemm(np.ones((4, 5)), np.ones((5, 4)), c=rows)
+    assert not base.any()  # nothing was written
+    # the same memory without overlap is accepted: the check is not a blanket refusal
+    disjoint = strided(base, (4, 4), (128, 8), writeable=True)  # rows 16 elements apart
+    out = backend.gemm(np.ones((4, 5)), np.full((5, 4), 2.0), beta=0.0, c=disjoint)
+    np.testing.assert_array_equal(base.reshape(4, 16)[:, :4], np.full((4, 4), 10.0))
+    assert out is disjoint
 
 
 def test_gemm_many_small_batches_threaded(simd, rng):

@@ -42,6 +42,26 @@ def same_shape(op: str, **arrays: np.ndarray) -> None:
             raise ValueError(f"{op}: shapes must match, got {listed}")
 
 
+def not_self_overlapping(op: str, name: str, x: np.ndarray) -> None:
+    """ValueError when two elements of x may share memory, e.g. an output made with
+    np.lib.stride_tricks.as_strided: writes through it would overwrite one another. The
+    test is the kernels' own (tt_gemm_c_disjoint): with the axes sorted by stride, each
+    stride must exceed the span of the smaller ones, which rejects a few exotic
+    interleaved layouts that do not overlap."""
+    if x.size == 0:
+        return
+    span = 0
+    for step, size in sorted((abs(st), n) for st, n in zip(x.strides, x.shape)):
+        if size <= 1:
+            continue
+        if step <= span or step == 0:
+            raise ValueError(
+                f"{op}: {name} overlaps itself (shape {x.shape}, strides {x.strides}):"
+                " its elements would overwrite one another; pass a copy"
+            )
+        span += (size - 1) * step
+
+
 def at_least_1d(op: str, name: str, x: np.ndarray) -> None:
     if x.ndim == 0:
         raise ValueError(f"{op}: {name} must have at least one dimension, got a 0-d array")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _state
-from ._checks import as_float_array, same_dtype
+from ._checks import as_float_array, not_self_overlapping, same_dtype
 
 OP = "gemm"
 
@@ -84,6 +84,7 @@ def _check(a, b, c, trans_a: bool, trans_b: bool, batched: bool):
         same_dtype(op, a=a, b=b, c=c)
         if not c.flags.writeable:
             raise ValueError(f"{op}: c is read-only")
+        not_self_overlapping(op, "c", c)
     return a, b, shape
 
 
