@@ -15,6 +15,10 @@
  *           for jr in 0..NC step NR    B micro-panels stream from L2
  *             microkernel
  *
+ * When n <= NC, B is one block per k block and the nest turns around: for each
+ * k block, B is packed once and A goes under it in blocks of about 192 rows
+ * (TT_GEMM_A_ROWS, gemm_impl.inc), so the A buffer stays small whatever m.
+ *
  * Packing absorbs the transposes and zero-pads partial panels. Edge tiles
  * either run a kernel variant for their exact size with masked accesses
  * (AVX-512) or compute the full tile into a local buffer and copy the valid
@@ -25,7 +29,7 @@
  *   generic  float  4x8,  256,  512, 256     double  4x4,  256,  256, 256
  *            (4x16 and 4x8 on AArch64, which has 32 vector registers)
  * (the values live with each kernel set in gemm_ukr_*.c). MC is large so
- * that B is packed only once for m <= MC.
+ * that a wider B is packed only once for m <= MC.
  *
  * Shapes that packing does not suit:
  *   - m == 1 or n == 1: matrix-vector kernels (dots of rows, or sums of rows),
