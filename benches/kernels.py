@@ -15,10 +15,10 @@ its own wait policy. PyTorch and tinytape share one OpenMP runtime in a process 
 first libgomp loaded), so both run with tinytape's OMP_WAIT_POLICY=PASSIVE here. While
 other processes keep a core busy, 2-thread figures of sleeping workers vary from run to
 run (a woken worker may land on its waker's core), and on a virtual machine that packs its
-vCPUs they may show no speed-up even when idle (README, "Backends, SIMD paths and threads"). A library's figure is the median over
-the rounds of its time per call, with the range (fastest, slowest round). "x best" is
-the faster reference's median time over tinytape's (> 1: tinytape is faster); its range
-is that ratio taken round by round.
+vCPUs they may show no speed-up even when idle (README, "Backends, SIMD paths and
+threads"). A library's figure is the median over the rounds of its time per call, with
+the range (fastest, slowest round). "x best" is the faster reference's median time over
+tinytape's (> 1: tinytape is faster); its range is that ratio taken round by round.
 
 Cases: GEMM (float32 and float64) on square n = 64 to 1024 and on the shapes of the tiny
 GPT of benches/train_step.py (1,024 tokens, d_model 128: the forward products, dW = x^T dy
